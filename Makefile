@@ -1,0 +1,28 @@
+# Costboard: `make demo` and `make test` do all set-up on a fresh machine with Python 3.11.
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+export UV_PYTHON := $(shell command -v $(PYTHON) || command -v python3)
+
+.PHONY: install demo test lint check bench clean
+
+$(UV):
+	$(UV_PYTHON) -m venv .uv
+	.uv/bin/pip install --quiet uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --frozen --quiet
+
+demo: install
+	bash deploy/demo.sh
+
+test: install
+	.venv/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy .
+
+clean:
+	rm -rf var .venv .uv

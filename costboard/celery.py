@@ -1,0 +1,17 @@
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "costboard.settings")
+
+app = Celery("costboard")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+app.conf.beat_schedule = {
+    "roll-up-pending": {"task": "rollups.tasks.roll_up_everything_pending", "schedule": 30.0},
+    "delete-expired-events": {
+        "task": "rollups.tasks.delete_expired_events",
+        "schedule": crontab(minute=17, hour=3),
+    },
+}

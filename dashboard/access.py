@@ -1,0 +1,37 @@
+"""The base of every page: signed in, in a tenant, with the role the page needs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+from tenants.context import TenantContext, tenant_context
+from tenants.models import Role
+
+View = Callable[..., HttpResponse]
+
+
+def member_view(role: Role = Role.VIEWER) -> Callable[[View], View]:
+    """Wrap a page: 302 to login when signed out, 404 outside any tenant, 403 below `role`.
+
+    The view receives the `TenantContext` and must read through it, so every query it makes
+    is scoped to the tenant the person is in.
+    """
+
+    def decorate(view: View) -> View:
+        @login_required
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            ctx: TenantContext = tenant_context(request)
+            if not ctx.allows(role):
+                raise PermissionDenied(f"this page needs the {role.label} role")
+            return view(request, ctx, *args, **kwargs)
+
+        return wrapped
+
+    return decorate

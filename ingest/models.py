@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from django.db import models
+
+from tenants.scoping import TenantOwned
+
+MONEY = {"max_digits": 28, "decimal_places": 12}
+
+
+class UsageEvent(TenantOwned):
+    """One LLM call as a service reported it, priced at ingest.
+
+    Rows are written by `ingest.services.store_events` with one multi-row INSERT per request;
+    `batch_id` ties them to the `PendingBatch` that the rollup worker consumes.
+    """
+
+    event_id = models.CharField(max_length=128)
+    batch_id = models.BigIntegerField()
+    timestamp = models.DateTimeField()
+    # The UTC hour of `timestamp`, stored so rollups group without database date functions.
+    hour = models.DateTimeField()
+    received_at = models.DateTimeField()
+    team = models.ForeignKey("tenants.Team", null=True, on_delete=models.SET_NULL, related_name="+")
+    api_key = models.ForeignKey(
+        "tenants.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128)
+    input_tokens = models.BigIntegerField()
+    output_tokens = models.BigIntegerField()
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    feature = models.CharField(max_length=128, default="")
+    endpoint = models.CharField(max_length=128, default="")
+    user_id = models.CharField(max_length=128, default="")
+    environment = models.CharField(max_length=64, default="production")
+    latency_ms = models.FloatField(null=True)
+    status_code = models.IntegerField(default=200)
+    client_cost_usd = models.DecimalField(null=True, **MONEY)
+    cost_usd = models.DecimalField(**MONEY)
+    cost_source = models.CharField(max_length=16)
+    tags = models.JSONField(default=dict)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "event_id"], name="event_unique_id_per_tenant"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "timestamp"], name="event_tenant_time"),
+            models.Index(fields=["batch_id"], name="event_batch"),
+        ]
+
+
+class PendingBatch(TenantOwned):
+    """An ingest request whose events are stored but not yet in the rollups.
+
+    Written in the same transaction as its events and deleted in the same transaction that
+    adds them to the rollups, so every event is rolled up exactly once, however late it
+    commits or however often a worker dies.
+    """
+
+    created_at = models.DateTimeField()
+    events = models.PositiveIntegerField(default=0)
+
+    # The primary key is the batch id stamped on the batch's events.

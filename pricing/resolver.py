@@ -1,0 +1,115 @@
+"""Choose each event's cost in SPEC.md's order and record where it came from.
+
+tenant override at the event's time -> bundled catalog at the event's time -> the client's
+cost_usd -> unpriced (cost 0, reported as unpriced usage, never as free).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import models
+
+from pricing.catalog import ZERO, TokenCounts, catalog_price
+from pricing.models import PriceOverride
+
+MTOK = Decimal(1_000_000)
+PROVIDER_ALIASES = {
+    "bedrock": "aws",
+    "amazon": "aws",
+    "gemini": "google",
+    "vertex": "google",
+    "vertex_ai": "google",
+    "google-vertex": "google",
+    "xai": "x-ai",
+    "azure_openai": "azure",
+    "azure-openai": "azure",
+}
+
+
+class CostSource(models.TextChoices):
+    OVERRIDE = "override", "Tenant price"
+    CATALOG = "catalog", "Catalog price"
+    CLIENT = "client", "Client-reported"
+    UNPRICED = "unpriced", "Unpriced"
+
+
+@dataclass(frozen=True)
+class OverridePrice:
+    effective_from: datetime
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None
+    cache_write: Decimal | None
+
+    def cost(self, t: TokenCounts) -> Decimal:
+        read = self.cache_read if self.cache_read is not None else self.input
+        write = self.cache_write if self.cache_write is not None else self.input
+        uncached = t.input - t.cache_read - t.cache_write
+        total = uncached * self.input + t.cache_read * read + t.cache_write * write
+        return (total + t.output * self.output) / MTOK
+
+
+def normalise_provider(provider: str) -> str:
+    key = provider.strip().lower()
+    return PROVIDER_ALIASES.get(key, key)
+
+
+class TenantPricer:
+    """Prices events for one tenant; build one per tenant and pricing version, then reuse."""
+
+    def __init__(self, overrides: list[PriceOverride]) -> None:
+        self._overrides: dict[tuple[str, str], list[OverridePrice]] = {}
+        for row in sorted(overrides, key=lambda o: o.effective_from):
+            key = (normalise_provider(row.provider), row.model.strip().lower())
+            self._overrides.setdefault(key, []).append(
+                OverridePrice(
+                    row.effective_from,
+                    row.input_per_mtok,
+                    row.output_per_mtok,
+                    row.cache_read_per_mtok,
+                    row.cache_write_per_mtok,
+                )
+            )
+
+    def _override(self, provider: str, model: str, at: datetime) -> OverridePrice | None:
+        history = self._overrides.get((provider, model))
+        if not history:
+            return None
+        index = bisect.bisect_right([o.effective_from for o in history], at) - 1
+        return history[index] if index >= 0 else None
+
+    def price(
+        self,
+        provider: str,
+        model: str,
+        tokens: TokenCounts,
+        at: datetime,
+        client_cost: Decimal | None = None,
+    ) -> tuple[Decimal, str]:
+        provider, model_key = normalise_provider(provider), model.strip().lower()
+        override = self._override(provider, model_key, at)
+        if override is not None:
+            return override.cost(tokens), CostSource.OVERRIDE
+        catalog = catalog_price(provider, model_key, at)
+        if catalog is not None:
+            return catalog.cost(tokens), CostSource.CATALOG
+        if client_cost is not None:
+            return client_cost, CostSource.CLIENT
+        return ZERO, CostSource.UNPRICED
+
+
+_pricers: dict[int, tuple[int, TenantPricer]] = {}
+
+
+def pricer_for(tenant_id: int, pricing_version: int) -> TenantPricer:
+    """A cached pricer; a new `pricing_version` (bumped on every override change) rebuilds it."""
+    cached = _pricers.get(tenant_id)
+    if cached is not None and cached[0] == pricing_version:
+        return cached[1]
+    pricer = TenantPricer(list(PriceOverride.objects.for_tenant(tenant_id)))
+    _pricers[tenant_id] = (pricing_version, pricer)
+    return pricer

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+
+from pricing.models import PriceOverride
+from tenants.models import Tenant
+
+
+@transaction.atomic
+def set_price_override(
+    tenant: Tenant,
+    *,
+    provider: str,
+    model: str,
+    effective_from: datetime,
+    input_per_mtok: Decimal,
+    output_per_mtok: Decimal,
+    cache_read_per_mtok: Decimal | None = None,
+    cache_write_per_mtok: Decimal | None = None,
+) -> PriceOverride:
+    """Create or update the override starting at `effective_from`.
+
+    Events already stored keep their cost: a price change never rewrites history silently;
+    `rollup --since` re-prices on purpose.
+    """
+    override, _ = PriceOverride.objects.for_tenant(tenant).update_or_create(
+        provider=provider.strip().lower(),
+        model=model.strip().lower(),
+        effective_from=effective_from,
+        defaults={
+            "tenant": tenant,
+            "input_per_mtok": input_per_mtok,
+            "output_per_mtok": output_per_mtok,
+            "cache_read_per_mtok": cache_read_per_mtok,
+            "cache_write_per_mtok": cache_write_per_mtok,
+        },
+    )
+    _bump_pricing_version(tenant)
+    return override
+
+
+@transaction.atomic
+def delete_price_override(tenant: Tenant, override_id: int) -> None:
+    PriceOverride.objects.for_tenant(tenant).filter(pk=override_id).delete()
+    _bump_pricing_version(tenant)
+
+
+def _bump_pricing_version(tenant: Tenant) -> None:
+    Tenant.objects.filter(pk=tenant.pk).update(pricing_version=F("pricing_version") + 1)
+    tenant.refresh_from_db(fields=["pricing_version"])

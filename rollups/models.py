@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from django.db import models
+
+from ingest.models import MONEY
+from tenants.scoping import TenantOwned
+
+# Latency histogram bucket upper bounds in milliseconds; the last bucket is everything above.
+LATENCY_BOUNDS_MS = (10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000)
+LATENCY_FIELDS = tuple(f"lat_{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1))
+NO_TEAM = 0  # team_pk of usage that no team owns ("unallocated")
+
+
+class Measures(models.Model):
+    """What every rollup row sums. All of it is additive, so merging is plain addition."""
+
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(default=0, **MONEY)
+    cost_override = models.DecimalField(default=0, **MONEY)
+    cost_catalog = models.DecimalField(default=0, **MONEY)
+    cost_client = models.DecimalField(default=0, **MONEY)
+    unpriced_requests = models.BigIntegerField(default=0)
+    unpriced_tokens = models.BigIntegerField(default=0)
+    latency_sum_ms = models.FloatField(default=0)
+    latency_count = models.BigIntegerField(default=0)
+    # Latency histogram: lat_i counts calls in (LATENCY_BOUNDS_MS[i-1], LATENCY_BOUNDS_MS[i]].
+    lat_0 = models.BigIntegerField(default=0)
+    lat_1 = models.BigIntegerField(default=0)
+    lat_2 = models.BigIntegerField(default=0)
+    lat_3 = models.BigIntegerField(default=0)
+    lat_4 = models.BigIntegerField(default=0)
+    lat_5 = models.BigIntegerField(default=0)
+    lat_6 = models.BigIntegerField(default=0)
+    lat_7 = models.BigIntegerField(default=0)
+    lat_8 = models.BigIntegerField(default=0)
+    lat_9 = models.BigIntegerField(default=0)
+    lat_10 = models.BigIntegerField(default=0)
+    lat_11 = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+DIMENSIONS = ("team_pk", "feature", "provider", "model", "environment")
+
+
+class HourlyRollup(TenantOwned, Measures):
+    hour = models.DateTimeField()
+    team_pk = models.BigIntegerField(default=NO_TEAM)
+    feature = models.CharField(max_length=128)
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128)
+    environment = models.CharField(max_length=64)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "hour", *DIMENSIONS], name="hourly_rollup_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "hour"], name="hourly_tenant_hour")]
+
+
+class DailyRollup(TenantOwned, Measures):
+    day = models.DateField()
+    team_pk = models.BigIntegerField(default=NO_TEAM)
+    feature = models.CharField(max_length=128)
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128)
+    environment = models.CharField(max_length=64)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", *DIMENSIONS], name="daily_rollup_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "day"], name="daily_tenant_day")]
+
+
+class ConsumerDailyRollup(TenantOwned):
+    """Daily spend per end user and per API key, for top-consumer tables."""
+
+    class Kind(models.TextChoices):
+        USER = "user", "End user"
+        KEY = "key", "API key"
+
+    day = models.DateField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    consumer = models.CharField(max_length=128)  # the user_id, or the API key's pk
+    team_pk = models.BigIntegerField(default=NO_TEAM)
+    environment = models.CharField(max_length=64)
+    requests = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(default=0, **MONEY)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "day", "kind", "consumer", "team_pk", "environment"],
+                name="consumer_rollup_unique_key",
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "kind", "day"], name="consumer_tenant_kind_day")]

@@ -1,0 +1,35 @@
+"""Debounced per-tenant rollup scheduling: one task per tenant per few seconds, not per event."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.cache import cache
+
+log = logging.getLogger(__name__)
+
+
+def _flag(tenant_id: int) -> str:
+    return f"costboard:rollup-scheduled:{tenant_id}"
+
+
+def schedule_rollup(tenant_id: int) -> None:
+    """Enqueue a rollup for the tenant unless one is already waiting.
+
+    Called after the ingest transaction commits. If the broker or cache is down the events
+    are still safe: the beat sweep rolls up whatever is pending.
+    """
+    from rollups.tasks import roll_up_tenant
+
+    delay = settings.ROLLUP_DEBOUNCE_SECONDS
+    try:
+        if cache.add(_flag(tenant_id), 1, timeout=delay + 60):
+            roll_up_tenant.apply_async((tenant_id,), countdown=delay)
+    except Exception:  # the request already succeeded; never turn that into an error
+        log.warning("could not schedule a rollup for tenant %s", tenant_id, exc_info=True)
+
+
+def clear_schedule(tenant_id: int) -> None:
+    """Called as a rollup starts, so events arriving during the run schedule the next one."""
+    cache.delete(_flag(tenant_id))

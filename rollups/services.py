@@ -1,0 +1,264 @@
+"""Rollup writes: fold pending ingest batches into the rollup tables, exactly once.
+
+Ingest writes each request's events together with a `PendingBatch` row. `roll_up_pending`
+reads the events of some pending batches, adds their sums to the rollups and deletes those
+batches, all in one transaction. A crash rolls all of it back; a rerun finds only batches
+not yet folded in; an event that arrives hours late just brings its own batch. There is no
+id watermark to overtake, because each batch is consumed by deleting its own row.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, F, Min, Q, QuerySet, Sum
+from django.utils import timezone
+
+from ingest.models import PendingBatch, UsageEvent
+from pricing.catalog import TokenCounts
+from pricing.resolver import CostSource, pricer_for
+from rollups.models import (
+    DIMENSIONS,
+    LATENCY_BOUNDS_MS,
+    LATENCY_FIELDS,
+    NO_TEAM,
+    ConsumerDailyRollup,
+    DailyRollup,
+    HourlyRollup,
+)
+from tenants.models import Tenant
+
+MAX_BATCHES_PER_RUN = 500
+Row = dict[str, Any]
+
+
+def _measures() -> dict[str, Any]:
+    src = CostSource
+    measures: dict[str, Any] = {
+        "requests": Count("id"),
+        "errors": Count("id", filter=Q(status_code__gte=400)),
+        "input_tokens": Sum("input_tokens"),
+        "output_tokens": Sum("output_tokens"),
+        "cache_read_tokens": Sum("cache_read_tokens"),
+        "cache_write_tokens": Sum("cache_write_tokens"),
+        "cost_usd": Sum("cost_usd"),
+        "cost_override": Sum("cost_usd", filter=Q(cost_source=src.OVERRIDE)),
+        "cost_catalog": Sum("cost_usd", filter=Q(cost_source=src.CATALOG)),
+        "cost_client": Sum("cost_usd", filter=Q(cost_source=src.CLIENT)),
+        "unpriced_requests": Count("id", filter=Q(cost_source=src.UNPRICED)),
+        "unpriced_tokens": Sum(
+            F("input_tokens") + F("output_tokens"), filter=Q(cost_source=src.UNPRICED)
+        ),
+        "latency_sum_ms": Sum("latency_ms"),
+        "latency_count": Count("latency_ms"),
+    }
+    lower = None
+    for name, upper in zip(LATENCY_FIELDS, (*LATENCY_BOUNDS_MS, None), strict=True):
+        bucket = Q(latency_ms__isnull=False)
+        bucket &= Q(latency_ms__gt=lower) if lower is not None else Q()
+        bucket &= Q(latency_ms__lte=upper) if upper is not None else Q()
+        measures[name] = Count("id", filter=bucket)
+        lower = upper
+    return measures
+
+
+MEASURES = tuple(_measures())
+CONSUMER_MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
+
+
+def _annotated(grouped: QuerySet[Any], measures: dict[str, Any]) -> Iterable[Row]:
+    """Annotate under prefixed names (a sum may not shadow its own field), then unprefix."""
+    for row in grouped.annotate(**{f"m_{k}": v for k, v in measures.items()}).order_by():
+        out = {k: v for k, v in row.items() if not k.startswith("m_")}
+        for name in measures:
+            value = row[f"m_{name}"]
+            out[name] = value if value is not None else (Decimal(0) if "cost" in name else 0)
+        yield out
+
+
+def _hourly_rows(events: QuerySet[UsageEvent]) -> list[Row]:
+    grouped = events.values("hour", "team_id", "feature", "provider", "model", "environment")
+    rows = []
+    for row in _annotated(grouped, _measures()):
+        row["team_pk"] = row.pop("team_id") or NO_TEAM
+        rows.append(row)
+    return rows
+
+
+def _daily_rows(hourly: list[Row]) -> list[Row]:
+    days: dict[tuple[Any, ...], Row] = {}
+    for row in hourly:
+        day = timezone.localtime(row["hour"], UTC).date()
+        key = (day, *(row[d] for d in DIMENSIONS))
+        target = days.setdefault(key, {"day": day, **{d: row[d] for d in DIMENSIONS}})
+        for name in MEASURES:
+            target[name] = target.get(name, 0) + row[name]
+    return list(days.values())
+
+
+def _consumer_rows(events: QuerySet[UsageEvent], kind: str, field: str) -> list[Row]:
+    grouped = events.exclude(**{field: None})
+    grouped = grouped.exclude(**{field: ""}) if field == "user_id" else grouped
+    grouped = grouped.values("hour", field, "team_id", "environment")
+    sums = {"requests": Count("id"), **{m: Sum(m) for m in CONSUMER_MEASURES[1:]}}
+    days: dict[tuple[Any, ...], Row] = {}
+    for row in _annotated(grouped, sums):
+        day = timezone.localtime(row["hour"], UTC).date()
+        key = (day, str(row[field]), row["team_id"] or NO_TEAM, row["environment"])
+        target = days.setdefault(
+            key,
+            {
+                "day": day,
+                "kind": kind,
+                "consumer": key[1],
+                "team_pk": key[2],
+                "environment": key[3],
+            },
+        )
+        for name in CONSUMER_MEASURES:
+            target[name] = target.get(name, 0) + row[name]
+    return list(days.values())
+
+
+def _upsert_add(
+    model: type, tenant_id: int, keys: tuple[str, ...], measures: Iterable[str], rows: list[Row]
+) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE SET m = m + excluded.m: addition, so merges commute."""
+    if not rows:
+        return
+    table = model._meta.db_table
+    measures = tuple(measures)
+    columns = ("tenant_id", *keys, *measures)
+    updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in measures)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
+        f"ON CONFLICT (tenant_id, {', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+    # Sorted, so two writers touching the same rows always lock them in the same order.
+    rows = sorted(rows, key=lambda r: tuple(str(r[k]) for k in keys))
+    params = [(tenant_id, *(r[k] for k in keys), *(r[m] for m in measures)) for r in rows]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def add_to_rollups(tenant_id: int, events: QuerySet[UsageEvent]) -> int:
+    """Add the sums of `events` to every rollup table; returns the number of events."""
+    hourly = _hourly_rows(events)
+    _upsert_add(HourlyRollup, tenant_id, ("hour", *DIMENSIONS), MEASURES, hourly)
+    _upsert_add(DailyRollup, tenant_id, ("day", *DIMENSIONS), MEASURES, _daily_rows(hourly))
+    consumer_keys = ("day", "kind", "consumer", "team_pk", "environment")
+    for kind, field in (("user", "user_id"), ("key", "api_key_id")):
+        rows = _consumer_rows(events, kind, field)
+        _upsert_add(ConsumerDailyRollup, tenant_id, consumer_keys, CONSUMER_MEASURES, rows)
+    return sum(row["requests"] for row in hourly)
+
+
+def _lock_tenant(tenant_id: int) -> None:
+    """Serialise rollup writers of one tenant (PostgreSQL; SQLite serialises all writers)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            key = zlib.crc32(f"costboard-rollup-{tenant_id}".encode())
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def roll_up_pending(tenant_id: int, max_batches: int = MAX_BATCHES_PER_RUN) -> int:
+    """Fold up to `max_batches` pending batches of a tenant into the rollups; returns events."""
+    with transaction.atomic():
+        _lock_tenant(tenant_id)
+        pending = PendingBatch.objects.for_tenant(tenant_id).select_for_update(skip_locked=True)
+        batch_ids = list(pending.order_by("pk").values_list("pk", flat=True)[:max_batches])
+        if not batch_ids:
+            return 0
+        events = UsageEvent.objects.for_tenant(tenant_id).filter(batch_id__in=batch_ids)
+        count = add_to_rollups(tenant_id, events)
+        PendingBatch.objects.for_tenant(tenant_id).filter(pk__in=batch_ids).delete()
+    return count
+
+
+def roll_up_all_pending(tenant_id: int) -> int:
+    total = 0
+    while events := roll_up_pending(tenant_id):
+        total += events
+    return total
+
+
+def tenants_with_pending() -> list[int]:
+    # Operator-wide sweep: which tenants have anything waiting, whoever they are.
+    rows = PendingBatch.unscoped_all_tenants.values_list("tenant_id", flat=True).distinct()
+    return list(rows)
+
+
+def rollup_lag_seconds(tenant_id: int | None = None) -> float:
+    """Age of the oldest stored event not yet in the rollups (0 when all are rolled up)."""
+    # With no tenant this is the operator-wide figure for /metrics and /readyz.
+    pending = (
+        PendingBatch.unscoped_all_tenants.all()
+        if tenant_id is None
+        else PendingBatch.objects.for_tenant(tenant_id)
+    )
+    oldest = pending.aggregate(oldest=Min("created_at"))["oldest"]
+    return 0.0 if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
+
+
+def _day_start(since: date | datetime) -> datetime:
+    day = since.date() if isinstance(since, datetime) else since
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def reprice_events(
+    tenant: Tenant,
+    since: datetime,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = 5000,
+) -> int:
+    """Re-price stored events from `since` with today's prices (on purpose, never silently)."""
+    pricer = pricer_for(tenant.pk, tenant.pricing_version)
+    events = UsageEvent.objects.for_tenant(tenant).filter(timestamp__gte=since).order_by("pk")
+    done, last_pk = 0, 0
+    while batch := list(events.filter(pk__gt=last_pk)[:chunk]):
+        for e in batch:
+            tokens = TokenCounts(
+                e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
+            )
+            e.cost_usd, e.cost_source = pricer.price(
+                e.provider, e.model, tokens, e.timestamp, e.client_cost_usd
+            )
+        UsageEvent.objects.for_tenant(tenant).bulk_update(batch, ["cost_usd", "cost_source"])
+        done, last_pk = done + len(batch), batch[-1].pk
+        if progress:
+            progress(done)
+    return done
+
+
+def recompute(tenant: Tenant, since: date | datetime) -> int:
+    """Rebuild the rollups of `tenant` from raw events, from the start of `since`'s UTC day.
+
+    Events of still-pending batches are left out here: their batch adds them when it is
+    merged, so nothing is counted twice. Runs under the tenant's rollup lock.
+    """
+    start = _day_start(since)
+    with transaction.atomic():
+        _lock_tenant(tenant.pk)
+        HourlyRollup.objects.for_tenant(tenant).filter(hour__gte=start).delete()
+        DailyRollup.objects.for_tenant(tenant).filter(day__gte=start.date()).delete()
+        ConsumerDailyRollup.objects.for_tenant(tenant).filter(day__gte=start.date()).delete()
+        pending = PendingBatch.objects.for_tenant(tenant).values("pk")
+        events = UsageEvent.objects.for_tenant(tenant).filter(hour__gte=start)
+        return add_to_rollups(tenant.pk, events.exclude(batch_id__in=pending))
+
+
+def delete_expired_events(retention_days: int, chunk: int = 5000) -> int:
+    """Delete raw events older than the retention, a chunk per transaction; rollups stay."""
+    cutoff = timezone.now() - timedelta(days=retention_days)
+    deleted = 0
+    # Retention is an operator-wide policy, applied to every tenant alike.
+    expired = UsageEvent.unscoped_all_tenants.filter(timestamp__lt=cutoff)
+    pending = PendingBatch.unscoped_all_tenants.values("pk")
+    while ids := list(expired.exclude(batch_id__in=pending).values_list("pk", flat=True)[:chunk]):
+        deleted += UsageEvent.unscoped_all_tenants.filter(pk__in=ids).delete()[0]
+    return deleted

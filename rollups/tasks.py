@@ -1,0 +1,28 @@
+"""Celery tasks: they take ids and call services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from rollups import services
+from rollups.scheduling import clear_schedule
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def roll_up_tenant(tenant_id: int) -> int:
+    clear_schedule(tenant_id)
+    return services.roll_up_all_pending(tenant_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def roll_up_everything_pending() -> int:
+    """Beat safety net: whatever a lost task or a down broker left behind."""
+    return sum(
+        services.roll_up_all_pending(tenant_id) for tenant_id in services.tenants_with_pending()
+    )
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def delete_expired_events() -> int:
+    return services.delete_expired_events(settings.RAW_EVENT_RETENTION_DAYS)

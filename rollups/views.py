@@ -1,0 +1,109 @@
+"""`GET /api/v1/usage`: usage from the rollups for a read-scope key or a signed-in member."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import authentication, permissions
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from rollups.selectors import GRANULARITIES, GROUPS, UsageQuery, usage_rows
+from tenants.auth import ApiKeyAuthentication, ApiKeyRateThrottle
+from tenants.context import tenant_context
+from tenants.models import ApiKey, Scope, Tenant
+
+DEFAULT_RANGE = timedelta(days=7)
+
+
+class ReadAccess(permissions.BasePermission):
+    """A key with scope read, or a signed-in person (any role) in the session's tenant."""
+
+    message = "this endpoint needs an API key with scope 'read' or a signed-in member"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if isinstance(request.auth, ApiKey):
+            return request.auth.scope == Scope.READ
+        return bool(request.user and request.user.is_authenticated)
+
+
+class ReadView(APIView):
+    authentication_classes = [ApiKeyAuthentication, authentication.SessionAuthentication]
+    permission_classes = [ReadAccess]
+    throttle_classes = [ApiKeyRateThrottle]
+
+    def tenant(self, request: Request) -> Tenant:
+        if isinstance(request.auth, ApiKey):
+            return request.auth.tenant
+        return tenant_context(request._request).tenant
+
+
+def parse_instant(value: str | None, name: str, default: datetime) -> datetime:
+    if not value:
+        return default
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationError({name: ["must be a date (YYYY-MM-DD) or an RFC 3339 time"]}) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def usage_query(params: Any) -> UsageQuery:
+    today = datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC) + timedelta(days=1)
+    end = parse_instant(params.get("to"), "to", today)
+    start = parse_instant(params.get("from"), "from", end - DEFAULT_RANGE)
+    if start >= end:
+        raise ValidationError({"from": ["must be before to"]})
+    group_by = tuple(g.strip() for g in params.get("group_by", "").split(",") if g.strip())
+    unknown = [g for g in group_by if g not in GROUPS]
+    if unknown:
+        raise ValidationError({"group_by": [f"unknown {unknown}; choose from {', '.join(GROUPS)}"]})
+    granularity = params.get("granularity", "day")
+    if granularity not in GRANULARITIES:
+        raise ValidationError({"granularity": ["must be hour, day or month"]})
+    _check_user_grouping(group_by, granularity)
+    return UsageQuery(start=start, end=end, group_by=group_by, granularity=granularity)
+
+
+def _check_user_grouping(group_by: tuple[str, ...], granularity: str) -> None:
+    # Per-user figures are kept per day, by team and environment (not by model or feature).
+    if "user" not in group_by:
+        return
+    if granularity == "hour":
+        raise ValidationError({"granularity": ["group_by=user is available per day or month"]})
+    extra = set(group_by) - {"user", "team", "environment"}
+    if extra:
+        raise ValidationError(
+            {"group_by": [f"user can be combined with team and environment, not {sorted(extra)}"]}
+        )
+
+
+class UsageView(ReadView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.STR, description="start, date or RFC 3339"),
+            OpenApiParameter("to", OpenApiTypes.STR, description="end (exclusive)"),
+            OpenApiParameter("group_by", OpenApiTypes.STR, description=",".join(GROUPS)),
+            OpenApiParameter("granularity", OpenApiTypes.STR, enum=list(GRANULARITIES)),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        query = usage_query(request.query_params)
+        rows = usage_rows(self.tenant(request), query)
+        return Response(
+            {
+                "from": query.start.isoformat(),
+                "to": query.end.isoformat(),
+                "granularity": query.granularity,
+                "group_by": list(query.group_by),
+                "rows": rows,
+            }
+        )

@@ -1,0 +1,110 @@
+"""Fixtures: one owner (admin), one member (viewer) and one outsider per fixture set."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+
+from tenants.models import ApiKey, Role, Scope, Team, Tenant  # noqa: E402
+from tenants.services import add_member, create_api_key, create_team, create_tenant  # noqa: E402
+
+PASSWORD = "correct-horse-battery"
+requires_postgres = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="needs PostgreSQL (DATABASE_URL=postgres://...)",
+)
+
+
+@dataclass
+class KeyHolder:
+    key: ApiKey
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"HTTP_AUTHORIZATION": f"Bearer {self.token}"}
+
+
+@dataclass
+class World:
+    tenant: Tenant
+    team: Team
+    other_tenant: Tenant
+    other_team: Team
+    ingest: KeyHolder
+    read: KeyHolder
+    other_ingest: KeyHolder
+    other_read: KeyHolder
+
+
+def _key(tenant: Tenant, team: Team | None, scope: Scope) -> KeyHolder:
+    key, token = create_api_key(tenant, team=team, scope=scope)
+    return KeyHolder(key, token)
+
+
+@pytest.fixture
+def world(db: Any) -> World:
+    acme = create_tenant("acme", "Acme")
+    other = create_tenant("globex", "Globex")
+    search = create_team(acme, "search", "Search", "CC-1")
+    other_team = create_team(other, "search", "Globex Search", "G-1")
+    add_member(acme, "owner", Role.ADMIN, PASSWORD)
+    add_member(acme, "finance", Role.FINANCE, PASSWORD)
+    add_member(acme, "member", Role.VIEWER, PASSWORD)
+    add_member(other, "outsider", Role.ADMIN, PASSWORD)
+    return World(
+        tenant=acme,
+        team=search,
+        other_tenant=other,
+        other_team=other_team,
+        ingest=_key(acme, search, Scope.INGEST),
+        read=_key(acme, None, Scope.READ),
+        other_ingest=_key(other, other_team, Scope.INGEST),
+        other_read=_key(other, None, Scope.READ),
+    )
+
+
+def login(username: str) -> Client:
+    client = Client()
+    assert client.login(username=username, password=PASSWORD)
+    return client
+
+
+def post_json(client: Client, url: str, body: Any, holder: KeyHolder | None = None, **extra: Any):
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    headers = holder.auth if holder else {}
+    return client.post(url, data, content_type="application/json", **headers, **extra)
+
+
+def event(n: int | str, **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "event_id": f"evt-{n}",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "input_tokens": 1000,
+        "output_tokens": 500,
+    }
+    base.update(fields)
+    return base
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords_and_clean_cache(settings: Any) -> Any:
+    # Real hashing costs ~0.3 s a user; tests are about access, not hash strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
