@@ -16,6 +16,7 @@ install: $(UV)
 demo: install
 	bash deploy/demo.sh
 
+test: export SECRET_KEY ?= test-only-secret-key
 test: install
 	.venv/bin/pytest $(PYTEST_ARGS)
 

@@ -69,7 +69,7 @@ def _hour(ts: datetime) -> datetime:
 
 
 def _rows(key: ApiKey, batch_id: int, events: list[tuple[ValidEvent, int | None]], now: datetime):
-    pricer = pricer_for(key.tenant_id, key.tenant.pricing_version)
+    pricer = pricer_for(key.tenant)
     for e, team_id in events:
         tokens = TokenCounts(
             e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens

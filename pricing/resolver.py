@@ -15,6 +15,7 @@ from django.db import models
 
 from pricing.catalog import ZERO, TokenCounts, catalog_price
 from pricing.models import PriceOverride
+from tenants.models import Tenant
 
 MTOK = Decimal(1_000_000)
 PROVIDER_ALIASES = {
@@ -102,14 +103,18 @@ class TenantPricer:
         return ZERO, CostSource.UNPRICED
 
 
-_pricers: dict[int, tuple[int, TenantPricer]] = {}
+_pricers: dict[int, tuple[tuple[object, ...], TenantPricer]] = {}
 
 
-def pricer_for(tenant_id: int, pricing_version: int) -> TenantPricer:
-    """A cached pricer; a new `pricing_version` (bumped on every override change) rebuilds it."""
-    cached = _pricers.get(tenant_id)
-    if cached is not None and cached[0] == pricing_version:
+def pricer_for(tenant: Tenant) -> TenantPricer:
+    """A cached pricer; a new `pricing_version` (bumped on every override change) rebuilds it.
+
+    The creation time is part of the key so a reused id (SQLite) never sees old prices.
+    """
+    version = (tenant.created_at, tenant.pricing_version)
+    cached = _pricers.get(tenant.pk)
+    if cached is not None and cached[0] == version:
         return cached[1]
-    pricer = TenantPricer(list(PriceOverride.objects.for_tenant(tenant_id)))
-    _pricers[tenant_id] = (pricing_version, pricer)
+    pricer = TenantPricer(list(PriceOverride.objects.for_tenant(tenant)))
+    _pricers[tenant.pk] = (version, pricer)
     return pricer

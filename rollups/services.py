@@ -217,7 +217,7 @@ def reprice_events(
     chunk: int = 5000,
 ) -> int:
     """Re-price stored events from `since` with today's prices (on purpose, never silently)."""
-    pricer = pricer_for(tenant.pk, tenant.pricing_version)
+    pricer = pricer_for(tenant)
     events = UsageEvent.objects.for_tenant(tenant).filter(timestamp__gte=since).order_by("pk")
     done, last_pk = 0, 0
     while batch := list(events.filter(pk__gt=last_pk)[:chunk]):

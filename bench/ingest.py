@@ -1,0 +1,786 @@
+#!/usr/bin/env python
+"""Ingest benchmark against PostgreSQL: COPY limit vs. the real HTTP ingest path.
+
+Run by hand from the project root:
+
+    .venv/bin/python bench/ingest.py                 # ~15 s per final phase
+    .venv/bin/python bench/ingest.py --seconds 5 --sweep-seconds 2 --configs 2x1,4x1
+
+What it does, all in one run:
+
+1. drops and recreates the database `costboard_bench`, runs `manage.py migrate`, creates a
+   tenant, a team and an ingest key with the management commands;
+2. (a) the physical limit: psycopg COPY of N event rows, built by the app's own validation and
+   pricing code (`ingest.validation.validate_event`, `ingest.services._rows`), into the real
+   `ingest_usageevent` table (all its indexes and foreign keys) under a second tenant. For
+   reference it also runs the app's exact per-request SQL (pending batch + INSERT ... unnest
+   + UPDATE + COMMIT) straight from psycopg, with no HTTP or Django in the way;
+3. (b) starts gunicorn (several worker / thread configurations are swept, the best is run
+   again for `--seconds`) and POSTs batches of 100 events from several keep-alive client
+   connections in separate processes (a raw-socket HTTP/1.1 client, so the client costs a few
+   tens of microseconds of CPU per request; its CPU use is measured and printed);
+4. (c) the same with one event per request;
+5. checks that the database holds exactly the events the 202 answers said were accepted;
+6. prints a table of a, b, c, b/a and pass/fail against the targets.
+
+CPU use per process group (gunicorn, postgres, redis, client) is sampled from /proc over each
+measured window, so you can see who used the two cores. Server processes are killed on exit,
+including Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# `bench/ingest.py` would shadow the app's `ingest` package: put the project root first.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
+sys.path.insert(0, str(ROOT))
+
+TARGET_RATIO = 0.35
+TARGET_P99_MS = 50.0
+TARGET_SINGLE_RPS = 1500.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def pct(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    i = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[i]
+
+
+def fmt_int(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def bench_env(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.db}",
+        REDIS_URL=args.redis_url,
+        SECRET_KEY="bench-secret",
+        INGEST_RATE_LIMIT_PER_MINUTE="100000000",
+        DJANGO_SETTINGS_MODULE="costboard.settings",
+        LOG_LEVEL="WARNING",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.pop("DEBUG", None)
+    return env
+
+
+def manage(args: argparse.Namespace, *cmd: str) -> str:
+    out = subprocess.run(
+        [str(VENV_BIN / "python"), "manage.py", *cmd],
+        cwd=ROOT,
+        env=bench_env(args),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout
+
+
+def make_event(event_id: str, rnd: random.Random, ts: str) -> dict[str, Any]:
+    """One event as a client sends it (SPEC.md, Ingest)."""
+    return {
+        "event_id": event_id,
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "input_tokens": rnd.randint(50, 4000),
+        "output_tokens": rnd.randint(10, 1000),
+        "feature": rnd.choice(["chat", "search", "summarise", "classify"]),
+        "user_id": f"user-{rnd.randint(1, 500)}",
+        "latency_ms": rnd.randint(80, 4000),
+        "timestamp": ts,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# CPU accounting from /proc
+# --------------------------------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[str, int, float] | None:
+    """(comm, ppid, cpu seconds user+system) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    comm = data[data.index("(") + 1 : data.rindex(")")]
+    fields = data[data.rindex(")") + 2 :].split()
+    return comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def cpu_snapshot(server_pid: int | None, client_pids: list[int]) -> dict[str, float]:
+    stats = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = _proc_stat(int(name))
+            if st is not None:
+                stats[int(name)] = st
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def tree(root: int) -> set[int]:
+        seen, todo = set(), [root]
+        while todo:
+            p = todo.pop()
+            if p in stats and p not in seen:
+                seen.add(p)
+                todo.extend(children.get(p, []))
+        return seen
+
+    server = tree(server_pid) if server_pid else set()
+    clients = set().union(*(tree(p) for p in client_pids)) if client_pids else set()
+    groups = {"gunicorn": 0.0, "postgres": 0.0, "redis": 0.0, "client": 0.0}
+    for pid, (comm, _, cpu) in stats.items():
+        if pid in server:
+            groups["gunicorn"] += cpu
+        elif pid in clients:
+            groups["client"] += cpu
+        elif comm == "postgres":
+            groups["postgres"] += cpu
+        elif comm.startswith("redis-server"):
+            groups["redis"] += cpu
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    idle = parts[3] + parts[4]
+    groups["machine"] = (sum(parts[:8]) - idle) / CLK_TCK
+    return groups
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:
+    return {k: max(0.0, after[k] - before[k]) / wall for k in before}
+
+
+def fmt_cpu(cores: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.2f}" for k, v in cores.items()) + f"  (of {os.cpu_count()} cores)"
+
+
+# --------------------------------------------------------------------------------------------
+# setup
+# --------------------------------------------------------------------------------------------
+
+
+def setup_database(args: argparse.Namespace) -> dict[str, Any]:
+    import psycopg
+    import redis
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{args.db}"')
+    log(f"created database {args.db}; migrating")
+    manage(args, "migrate", "--no-input", "-v", "0")
+    redis.Redis.from_url(args.redis_url).flushdb()  # only the bench's own Redis database
+    keys = {}
+    for tenant in ("bench", "bench-copy"):
+        manage(args, "create_tenant", tenant)
+        manage(args, "create_team", tenant, "core")
+        keys[tenant] = manage(args, "create_api_key", tenant, "--team", "core").strip().splitlines()[-1]
+    log(f"tenant 'bench' (HTTP phases) and 'bench-copy' (COPY phase) ready, ingest keys created")
+    return keys
+
+
+# --------------------------------------------------------------------------------------------
+# (a) COPY: the physical limit
+# --------------------------------------------------------------------------------------------
+
+
+def phase_copy(args: argparse.Namespace, copy_key: str) -> dict[str, Any]:
+    env = bench_env(args)
+    for k in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "LOG_LEVEL"):
+        os.environ[k] = env[k]
+    import django
+
+    django.setup()
+    import psycopg
+    from django.db import connections
+    from django.utils import timezone
+
+    from ingest.services import COLUMNS, PG_TYPES, TABLE, _rows
+    from ingest.validation import validate_event
+    from tenants.selectors import api_key_from_token
+
+    key = api_key_from_token(copy_key)
+    assert key is not None
+    n = args.copy_rows
+    rnd = random.Random(1)
+    now = timezone.now()
+    ts = (now - timedelta(seconds=30)).isoformat()
+
+    def build(prefix: str, count: int) -> tuple[list[tuple[Any, ...]], float, float]:
+        raws = [make_event(f"{prefix}-{i:09d}", rnd, ts) for i in range(count)]
+        t0 = time.perf_counter()
+        valid = []
+        for raw in raws:
+            event, errors = validate_event(raw, now)
+            assert event is not None and not errors, errors
+            valid.append((event, key.team_id))
+        t1 = time.perf_counter()
+        rows = list(_rows(key, 0, valid, now))
+        t2 = time.perf_counter()
+        return rows, (t1 - t0) / count * 1e6, (t2 - t1) / count * 1e6
+
+    url = f"postgresql://postgres@127.0.0.1:5432/{args.db}"
+    cols = ", ".join(COLUMNS)
+    results: dict[str, Any] = {}
+    with psycopg.connect(url) as conn:
+        for fmt in ("text", "binary"):
+            rows, us_validate, us_rows = build(f"copy-{fmt}", n)
+            conn.execute("CHECKPOINT")
+            conn.commit()
+            t0 = time.perf_counter()
+            with conn.cursor() as cur:
+                stmt = f"COPY {TABLE} ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if fmt == "binary" else "")
+                with cur.copy(stmt) as copy:
+                    if fmt == "binary":
+                        copy.set_types(list(PG_TYPES))
+                    for row in rows:
+                        copy.write_row(row)
+            conn.commit()
+            dt = time.perf_counter() - t0
+            results[fmt] = n / dt
+            log(f"(a) COPY {fmt:6s}: {n:,} rows in {dt:.2f} s = {fmt_int(n / dt)} rows/s")
+        results["us_validate"] = us_validate
+        results["us_rows"] = us_rows
+        log(
+            f"    app CPU per event outside the database (this process): validate_event "
+            f"{us_validate:.1f} µs, price + build row {us_rows:.1f} µs"
+        )
+
+        # Reference: the app's own SQL for one request, run straight from psycopg.
+        batches = max(1, args.sql_batches)
+        rows, _, _ = build("sql", batches * args.batch)
+        unnest = ", ".join(f"%s::{t}[]" for t in PG_TYPES)
+        insert = (
+            f"INSERT INTO {TABLE} ({cols}) SELECT * FROM unnest({unnest}) "
+            "ON CONFLICT (tenant_id, event_id) DO NOTHING"
+        )
+        lat = []
+        t0 = time.perf_counter()
+        for b in range(batches):
+            part = rows[b * args.batch : (b + 1) * args.batch]
+            s = time.perf_counter()
+            with conn.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO ingest_pendingbatch (tenant_id, created_at, events) "
+                    "VALUES (%s, now(), 0) RETURNING id",
+                    [key.tenant_id],
+                )
+                (batch_id,) = cur.fetchone()
+                part = [(r[0], batch_id, *r[2:]) for r in part]
+                cur.execute(insert, [list(c) for c in zip(*part, strict=True)])
+                cur.execute(
+                    "UPDATE ingest_pendingbatch SET events = %s WHERE id = %s AND tenant_id = %s",
+                    [cur.rowcount, batch_id, key.tenant_id],
+                )
+            conn.commit()
+            lat.append(time.perf_counter() - s)
+        dt = time.perf_counter() - t0
+        lat.sort()
+        results["sql_rate"] = batches * args.batch / dt
+        results["sql_p50"] = pct(lat, 50) * 1e3
+        results["sql_p99"] = pct(lat, 99) * 1e3
+        log(
+            f"(a') app SQL per {args.batch}-event request from psycopg, 1 connection: "
+            f"{fmt_int(results['sql_rate'])} events/s, {results['sql_p50']:.2f} ms p50 / "
+            f"{results['sql_p99']:.2f} ms p99 per batch"
+        )
+    connections.close_all()
+    results["a"] = max(results["text"], results["binary"])
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP load client (runs in separate processes)
+# --------------------------------------------------------------------------------------------
+
+
+class Conn:
+    """A minimal HTTP/1.1 client: one socket, keep-alive when the server allows it."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.buf = b""
+
+    def _connect(self) -> None:
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock, self.buf = s, b""
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = None
+
+    def request(self, data: bytes) -> tuple[int, bytes]:
+        if self.sock is None:
+            self._connect()
+        assert self.sock is not None
+        self.sock.sendall(data)
+        buf = self.buf
+        while b"\r\n\r\n" not in buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length, close = 0, False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        while len(rest) < length:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection mid-body")
+            rest += chunk
+        body, self.buf = rest[:length], rest[length:]
+        if close:
+            self.close()
+        return status, body
+
+
+class BodyTemplate:
+    """Pre-rendered request bytes; only the event ids change (fixed width, same length)."""
+
+    def __init__(self, port: int, key: str, prefix: str, batch: int, seed: int) -> None:
+        rnd = random.Random(seed)
+        ts = (datetime.now(UTC) - timedelta(seconds=30)).isoformat()
+        events = []
+        for i in range(batch):
+            doc = json.dumps(make_event("@@ID@@", rnd, ts), separators=(",", ":"))
+            events.append(doc.replace("%", "%%").replace("@@ID@@", f"{prefix}-%(n)s-{i:04d}"))
+        body = events[0] if batch == 1 else '{"events":[' + ",".join(events) + "]}"
+        length = len((body % {"n": "0" * 10}).encode())
+        head = (
+            "POST /api/v1/events HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {key}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n"
+        )
+        self.template = (head.replace("%", "%%") + body).encode()
+
+    def render(self, n: int) -> bytes:
+        return self.template % {b"n": b"%010d" % n}
+
+
+def client_process(cfg: dict[str, Any], out: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent cleans up on Ctrl-C
+    start_at, warmup, seconds = cfg["start_at"], cfg["warmup"], cfg["seconds"]
+    measure_from = start_at + warmup
+    measure_to = measure_from + seconds
+    results: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def run(tid: int) -> None:
+        prefix = f"{cfg['prefix']}-{tid:02d}"
+        tpl = BodyTemplate(cfg["port"], cfg["key"], prefix, cfg["batch"], hash(prefix) & 0xFFFF)
+        conn = Conn(cfg["port"])
+        lat: list[float] = []
+        r = {"requests": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "errors": 0,
+             "unknown": 0, "all_requests": 0, "status": {}, "accepted_measured": 0, "first_error": ""}  # fmt: skip
+        n = 0
+        while time.time() < start_at:
+            time.sleep(0.001)
+        while True:
+            now = time.time()
+            if now >= measure_to:
+                break
+            data = tpl.render(n)
+            n += 1
+            r["all_requests"] += 1
+            t0 = time.perf_counter()
+            try:
+                status, body = conn.request(data)
+            except OSError as exc:  # sent or not, we cannot tell what the server stored
+                conn.close()
+                r["errors"] += 1
+                r["unknown"] += 1
+                r["first_error"] = r["first_error"] or repr(exc)
+                time.sleep(0.01)
+                continue
+            dt = time.perf_counter() - t0
+            r["status"][status] = r["status"].get(status, 0) + 1
+            if status in (200, 202, 400):
+                doc = json.loads(body)
+                acc = doc.get("accepted", 0)
+                r["accepted"] += acc
+                r["duplicates"] += doc.get("duplicates", 0)
+                r["rejected"] += len(doc.get("rejected", []))
+            else:
+                acc = 0
+                r["first_error"] = r["first_error"] or f"{status} {body[:200]!r}"
+            if now >= measure_from:
+                lat.append(dt)
+                r["requests"] += 1
+                r["accepted_measured"] += acc
+        conn.close()
+        r["lat"] = lat
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(cfg["threads"])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    merged: dict[str, Any] = {"lat": [], "status": {}, "first_error": ""}
+    for r in results:
+        merged["lat"].extend(r.pop("lat"))
+        for s, c in r.pop("status").items():
+            merged["status"][s] = merged["status"].get(s, 0) + c
+        merged["first_error"] = merged["first_error"] or r.pop("first_error")
+        r.pop("first_error", None)
+        for k, v in r.items():
+            merged[k] = merged.get(k, 0) + v
+    merged["cpu"] = time.process_time()
+    out.put(merged)
+
+
+# --------------------------------------------------------------------------------------------
+# server management
+# --------------------------------------------------------------------------------------------
+
+
+class Servers:
+    """Every gunicorn we start, killed (by its own process group) on exit or Ctrl-C."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: argparse.Namespace, workers: int, threads: int) -> subprocess.Popen[bytes]:
+        cmd = [
+            str(VENV_BIN / "gunicorn"), "costboard.wsgi", "--bind", f"127.0.0.1:{args.port}",
+            "--workers", str(workers), "--log-level", "warning",
+            "--error-logfile", str(args.server_log),
+        ]  # fmt: skip
+        if threads > 1:
+            cmd += ["--threads", str(threads)]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=bench_env(args), start_new_session=True)
+        self.procs.append(proc)
+        wait_ready(args, proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+        # give the port back before the next start
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", proc_port(proc)), timeout=0.2).close()
+                time.sleep(0.1)
+            except OSError:
+                break
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(self.procs):
+            self.stop(proc)
+
+
+def proc_port(proc: subprocess.Popen[bytes]) -> int:
+    return int(str(proc.args[proc.args.index("--bind") + 1]).rsplit(":", 1)[1])  # type: ignore[index, union-attr]
+
+
+def wait_ready(args: argparse.Namespace, proc: subprocess.Popen[bytes]) -> None:
+    probe = (
+        "POST /api/v1/events HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {args.key}\r\nContent-Type: application/json\r\n"
+        'Content-Length: 13\r\n\r\n{"events":[]}'
+    ).encode()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}; see {args.server_log}")
+        try:
+            status, body = Conn(args.port).request(probe)
+            if status == 400:  # "no events in the body": authenticated, nothing stored
+                return
+            raise RuntimeError(f"readiness probe got {status}: {body[:300]!r}")
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not become ready in 30 s")
+
+
+# --------------------------------------------------------------------------------------------
+# one load run
+# --------------------------------------------------------------------------------------------
+
+RUN_COUNTER = [0]
+
+
+def load(
+    args: argparse.Namespace, server: subprocess.Popen[bytes], batch: int, seconds: float,
+    label: str,
+) -> dict[str, Any]:  # fmt: skip
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    RUN_COUNTER[0] += 1
+    out = ctx.Queue()
+    procs = []
+    start_at = time.time() + 1.5
+    conns = args.connections
+    nproc = max(1, min(args.client_procs, conns))
+    for p in range(nproc):
+        threads = conns // nproc + (1 if p < conns % nproc else 0)
+        cfg = {
+            "port": args.port, "key": args.key, "batch": batch, "threads": threads,
+            "start_at": start_at, "warmup": args.warmup, "seconds": seconds,
+            "prefix": f"r{RUN_COUNTER[0]:03d}p{p}",
+        }  # fmt: skip
+        proc = ctx.Process(target=client_process, args=(cfg, out), daemon=True)
+        proc.start()
+        procs.append(proc)
+    client_pids = [p.pid for p in procs if p.pid]
+    measure_from = start_at + args.warmup
+    time.sleep(max(0.0, measure_from - time.time()))
+    cpu0 = cpu_snapshot(server.pid, client_pids)
+    t0 = time.time()
+    time.sleep(max(0.0, measure_from + seconds - time.time()))
+    cpu1 = cpu_snapshot(server.pid, client_pids)
+    wall_cpu = time.time() - t0
+    parts = [out.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=10)
+    lat = sorted(x for part in parts for x in part["lat"])
+    total = {k: sum(part[k] for part in parts) for k in (
+        "requests", "accepted", "accepted_measured", "duplicates", "rejected", "errors",
+        "unknown", "cpu", "all_requests")}  # fmt: skip
+    status: dict[int, int] = {}
+    for part in parts:
+        for s, c in part["status"].items():
+            status[s] = status.get(s, 0) + c
+    first_error = next((p["first_error"] for p in parts if p["first_error"]), "")
+    wall = seconds  # requests are counted when issued inside the window
+    res = {
+        "label": label,
+        "batch": batch,
+        "rps": total["requests"] / wall,
+        "eps": total["accepted_measured"] / wall,
+        "p50": pct(lat, 50) * 1e3,
+        "p90": pct(lat, 90) * 1e3,
+        "p99": pct(lat, 99) * 1e3,
+        "max": (lat[-1] if lat else float("nan")) * 1e3,
+        "cpu": cpu_delta(cpu0, cpu1, wall_cpu),
+        "client_us_per_req": total["cpu"] / max(1, total["all_requests"]) * 1e6,
+        "status": status,
+        "first_error": first_error,
+        **total,
+    }
+    bad = {s: c for s, c in status.items() if s not in (200, 202)}
+    log(
+        f"{label:>26s}: {fmt_int(res['rps']):>6s} req/s {fmt_int(res['eps']):>7s} events/s  "
+        f"p50 {res['p50']:6.1f}  p90 {res['p90']:6.1f}  p99 {res['p99']:6.1f}  max {res['max']:6.1f} ms"
+        + (f"  non-2xx {bad}" if bad else "")
+        + (f"  errors {total['errors']} ({first_error})" if total["errors"] else "")
+    )
+    log(f"{'':>26s}  cpu cores: {fmt_cpu(res['cpu'])}")
+    return res
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+
+
+def parse_configs(text: str) -> list[tuple[int, int]]:
+    out = []
+    for item in text.split(","):
+        w, _, t = item.strip().partition("x")
+        out.append((int(w), int(t or 1)))
+    return out
+
+
+def verify(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    import psycopg
+
+    claimed = sum(r["accepted"] for r in runs)
+    unknown = sum(r["unknown"] for r in runs)
+    dups = sum(r["duplicates"] for r in runs)
+    url = f"postgresql://postgres@127.0.0.1:5432/{args.db}"
+    with psycopg.connect(url) as conn:
+        (tenant_id,) = conn.execute("SELECT id FROM tenants_tenant WHERE slug = 'bench'").fetchone()
+        stored, distinct = conn.execute(
+            "SELECT count(*), count(DISTINCT event_id) FROM ingest_usageevent WHERE tenant_id = %s",
+            [tenant_id],
+        ).fetchone()
+        batch_events, batches = conn.execute(
+            "SELECT coalesce(sum(events), 0), count(*) FROM ingest_pendingbatch WHERE tenant_id = %s",
+            [tenant_id],
+        ).fetchone()
+    ok = stored == claimed == distinct == batch_events and unknown == 0 and dups == 0
+    log(
+        f"verify: 202 answers accepted {claimed:,} (duplicates {dups}, unknown outcomes {unknown}); "
+        f"database holds {stored:,} events ({distinct:,} distinct ids), pending batches "
+        f"{batches:,} totalling {batch_events:,} events -> {'OK' if ok else 'MISMATCH'}"
+    )
+    return {"ok": ok, "claimed": claimed, "stored": stored}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=15, help="measured seconds of each final phase")
+    ap.add_argument("--sweep-seconds", type=float, default=5, help="measured seconds per config in the sweep")
+    ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each run")
+    ap.add_argument("--configs", default="2x1,3x1,4x1,2x2,2x4,3x2",
+                    help="gunicorn WORKERSxTHREADS to sweep (comma separated); '' = no sweep")  # fmt: skip
+    ap.add_argument("--final", default="", help="WxT for the final runs (default: best of the sweep)")
+    ap.add_argument("--connections", type=int, default=8, help="concurrent client connections")
+    ap.add_argument("--client-procs", type=int, default=2, help="client processes")
+    ap.add_argument("--batch", type=int, default=100, help="events per request in phase b")
+    ap.add_argument("--copy-rows", type=int, default=200_000, help="rows per COPY in phase a")
+    ap.add_argument("--sql-batches", type=int, default=300, help="batches for the a' reference")
+    ap.add_argument("--port", type=int, default=8123)
+    ap.add_argument("--db", default="costboard_bench")
+    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
+    ap.add_argument("--server-log", default=str(ROOT / "var" / "bench-gunicorn.log"))
+    ap.add_argument("--keep", action="store_true", help="leave the last server running (prints its pid)")
+    args = ap.parse_args()
+    Path(args.server_log).parent.mkdir(parents=True, exist_ok=True)
+
+    servers = Servers()
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    runs: list[dict[str, Any]] = []
+    try:
+        keys = setup_database(args)
+        args.key = keys["bench"]
+        a = phase_copy(args, keys["bench-copy"])
+
+        sweep: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
+        for workers, threads in parse_configs(args.configs) if args.configs else []:
+            server = servers.start(args, workers, threads)
+            cfg = f"{workers}w x {threads}t"
+            sweep[(workers, threads)] = {
+                "b": load(args, server, args.batch, args.sweep_seconds, f"sweep {cfg} batch"),
+                "c": load(args, server, 1, args.sweep_seconds, f"sweep {cfg} single"),
+            }
+            runs += sweep[(workers, threads)].values()
+            servers.stop(server)
+
+        def best(phase: str, metric: str) -> tuple[int, int]:
+            if args.final:
+                return parse_configs(args.final)[0]
+            if not sweep:
+                return (2, 1)
+            return max(sweep, key=lambda c: sweep[c][phase][metric])
+
+        finals = {}
+        for phase, batch, metric in (("b", args.batch, "eps"), ("c", 1, "rps")):
+            workers, threads = best(phase, metric)
+            server = servers.start(args, workers, threads)
+            label = f"final {workers}w x {threads}t {'batch' if batch > 1 else 'single'}"
+            finals[phase] = load(args, server, batch, args.seconds, label)
+            finals[phase]["config"] = f"--workers {workers}" + (f" --threads {threads}" if threads > 1 else "")
+            runs.append(finals[phase])
+            if not (args.keep and phase == "c"):
+                servers.stop(server)
+            else:
+                servers.procs.remove(server)
+                log(f"server left running: pid {server.pid}, port {args.port}")
+
+        check = verify(args, runs)
+        print_summary(args, a, sweep, finals, check)
+        return 0 if check["ok"] else 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        servers.stop_all()
+
+
+def print_summary(
+    args: argparse.Namespace, a: dict[str, Any], sweep: dict[tuple[int, int], dict[str, Any]],
+    finals: dict[str, dict[str, Any]], check: dict[str, Any],
+) -> None:  # fmt: skip
+    b, c = finals["b"], finals["c"]
+    ratio = b["eps"] / a["a"]
+    b_ok = ratio >= TARGET_RATIO and b["p99"] < TARGET_P99_MS
+    c_ok = c["rps"] >= TARGET_SINGLE_RPS
+    print()
+    if sweep:
+        print(f"Sweep ({args.sweep_seconds:g} s each, {args.connections} connections from "
+              f"{args.client_procs} client processes):")  # fmt: skip
+        print(f"  {'gunicorn':<12s} {'batch ev/s':>11s} {'p50':>6s} {'p99':>6s}   {'single req/s':>12s} {'p50':>6s} {'p99':>6s}")
+        for (w, t), r in sweep.items():
+            print(
+                f"  {f'{w}w x {t}t':<12s} {fmt_int(r['b']['eps']):>11s} {r['b']['p50']:6.1f} "
+                f"{r['b']['p99']:6.1f}   {fmt_int(r['c']['rps']):>12s} {r['c']['p50']:6.1f} {r['c']['p99']:6.1f}"
+            )
+        print()
+    rows = [
+        ("a  COPY, physical limit", f"{fmt_int(a['a'])} rows/s", "", ""),
+        ("   (text / binary COPY)", f"{fmt_int(a['text'])} / {fmt_int(a['binary'])}", "", ""),
+        ("a' app SQL, 1 conn, no HTTP", f"{fmt_int(a['sql_rate'])} ev/s", f"p99 {a['sql_p99']:.1f} ms", ""),
+        (f"b  HTTP batches of {args.batch}", f"{fmt_int(b['eps'])} ev/s",
+         f">= {fmt_int(TARGET_RATIO * a['a'])}", "PASS" if ratio >= TARGET_RATIO else "FAIL"),
+        ("   b latency p50 / p99", f"{b['p50']:.1f} / {b['p99']:.1f} ms", f"p99 < {TARGET_P99_MS:g} ms",
+         "PASS" if b["p99"] < TARGET_P99_MS else "FAIL"),
+        ("   ratio b / a", f"{ratio:.3f}", f">= {TARGET_RATIO}", "PASS" if b_ok else "FAIL"),
+        ("c  HTTP single events", f"{fmt_int(c['rps'])} req/s", f">= {fmt_int(TARGET_SINGLE_RPS)}",
+         "PASS" if c_ok else "FAIL"),
+        ("   c latency p50 / p99", f"{c['p50']:.1f} / {c['p99']:.1f} ms", "", ""),
+        ("no loss, no doubles", f"{check['stored']:,} stored", f"= {check['claimed']:,} accepted",
+         "PASS" if check["ok"] else "FAIL"),
+    ]  # fmt: skip
+    print(f"Result ({args.seconds:g} s per final phase, {args.connections} connections, "
+          f"{args.client_procs} client processes, {os.cpu_count()} cores)")  # fmt: skip
+    w = max(len(r[0]) for r in rows)
+    for name, value, target, verdict in rows:
+        print(f"  {name:<{w}s}  {value:>22s}  {target:<18s} {verdict}")
+    print(f"  b config: gunicorn {b['config']};  c config: gunicorn {c['config']}")
+    for name, r in (("b", b), ("c", c)):
+        print(f"  {name} cpu cores: {fmt_cpu(r['cpu'])}; client {r['client_us_per_req']:.0f} µs CPU/request")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Ingest through the real production server: storage outages and racing clients."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from django.db import connection
+
+from ingest.models import UsageEvent
+from tests.conftest import World, event, requires_postgres
+from tests.server import gunicorn
+
+
+def test_it_answers_503_with_retry_after_when_the_database_is_unreachable() -> None:
+    # A real server whose database is a closed port: nothing is accepted, nothing is a 500.
+    env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:1/costboard"}
+    with gunicorn(env, workers=1) as base:
+        response = httpx.post(
+            f"{base}/api/v1/events",
+            json=event(1),
+            headers={"Authorization": "Bearer cb_abc_def"},
+            timeout=30,
+        )
+        ready = httpx.get(f"{base}/readyz", timeout=30)
+        alive = httpx.get(f"{base}/healthz", timeout=30)
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert ready.status_code == 503 and "database" in ready.text
+    assert alive.status_code == 200
+
+
+def _server_env() -> dict[str, str]:
+    return {"DATABASE_URL": _test_database_url()}
+
+
+def _test_database_url() -> str:
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_it_stores_an_event_id_once_when_two_clients_race(world: World) -> None:
+    batch = {"events": [event(i) for i in range(200)]}
+    results: list[dict[str, Any]] = []
+
+    def send(base: str) -> None:
+        headers = {"Authorization": f"Bearer {world.ingest.token}"}
+        response = httpx.post(f"{base}/api/v1/events", json=batch, headers=headers, timeout=30)
+        results.append(response.json())
+
+    with gunicorn(_server_env(), workers=4) as base:
+        threads = [threading.Thread(target=send, args=(base,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sum(r["accepted"] for r in results) == 200
+    assert sum(r["duplicates"] for r in results) == 600
+    assert UsageEvent.objects.for_tenant(world.tenant).count() == 200
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_it_serves_the_api_from_the_production_server(world: World) -> None:
+    with gunicorn(_server_env(), workers=1) as base:
+        headers = {"Authorization": f"Bearer {world.ingest.token}"}
+        body = json.dumps({"events": [event(1), event(2, model="gpt-4o-mini")]})
+        response = httpx.post(f"{base}/api/v1/events", content=body, headers=headers)
+        schema = httpx.get(f"{base}/api/schema/")
+        docs = httpx.get(f"{base}/api/docs/")
+    assert response.status_code == 202 and response.json()["accepted"] == 2
+    assert "/api/v1/events" in schema.text
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower()
