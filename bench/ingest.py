@@ -203,8 +203,10 @@ def setup_database(args: argparse.Namespace) -> dict[str, Any]:
     for tenant in ("bench", "bench-copy"):
         manage(args, "create_tenant", tenant)
         manage(args, "create_team", tenant, "core")
-        keys[tenant] = manage(args, "create_api_key", tenant, "--team", "core").strip().splitlines()[-1]
-    log(f"tenant 'bench' (HTTP phases) and 'bench-copy' (COPY phase) ready, ingest keys created")
+        keys[tenant] = (
+            manage(args, "create_api_key", tenant, "--team", "core").strip().splitlines()[-1]
+        )
+    log("tenant 'bench' (HTTP phases) and 'bench-copy' (COPY phase) ready, ingest keys created")
     return keys
 
 
@@ -258,7 +260,9 @@ def phase_copy(args: argparse.Namespace, copy_key: str) -> dict[str, Any]:
             conn.commit()
             t0 = time.perf_counter()
             with conn.cursor() as cur:
-                stmt = f"COPY {TABLE} ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if fmt == "binary" else "")
+                stmt = f"COPY {TABLE} ({cols}) FROM STDIN" + (
+                    " (FORMAT BINARY)" if fmt == "binary" else ""
+                )
                 with cur.copy(stmt) as copy:
                     if fmt == "binary":
                         copy.set_types(list(PG_TYPES))
@@ -483,7 +487,9 @@ class Servers:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, args: argparse.Namespace, workers: int, threads: int) -> subprocess.Popen[bytes]:
+    def start(
+        self, args: argparse.Namespace, workers: int, threads: int
+    ) -> subprocess.Popen[bytes]:
         cmd = [
             str(VENV_BIN / "gunicorn"), "costboard.wsgi", "--bind", f"127.0.0.1:{args.port}",
             "--workers", str(workers), "--log-level", "warning",
@@ -664,13 +670,21 @@ def verify(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, An
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=15, help="measured seconds of each final phase")
-    ap.add_argument("--sweep-seconds", type=float, default=5, help="measured seconds per config in the sweep")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--seconds", type=float, default=15, help="measured seconds of each final phase"
+    )
+    ap.add_argument(
+        "--sweep-seconds", type=float, default=5, help="measured seconds per config in the sweep"
+    )
     ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each run")
     ap.add_argument("--configs", default="2x1,3x1,4x1,2x2,2x4,3x2",
                     help="gunicorn WORKERSxTHREADS to sweep (comma separated); '' = no sweep")  # fmt: skip
-    ap.add_argument("--final", default="", help="WxT for the final runs (default: best of the sweep)")
+    ap.add_argument(
+        "--final", default="", help="WxT for the final runs (default: best of the sweep)"
+    )
     ap.add_argument("--connections", type=int, default=8, help="concurrent client connections")
     ap.add_argument("--client-procs", type=int, default=2, help="client processes")
     ap.add_argument("--batch", type=int, default=100, help="events per request in phase b")
@@ -680,7 +694,9 @@ def main() -> int:
     ap.add_argument("--db", default="costboard_bench")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
     ap.add_argument("--server-log", default=str(ROOT / "var" / "bench-gunicorn.log"))
-    ap.add_argument("--keep", action="store_true", help="leave the last server running (prints its pid)")
+    ap.add_argument(
+        "--keep", action="store_true", help="leave the last server running (prints its pid)"
+    )
     args = ap.parse_args()
     Path(args.server_log).parent.mkdir(parents=True, exist_ok=True)
 
@@ -720,7 +736,9 @@ def main() -> int:
             server = servers.start(args, workers, threads)
             label = f"final {workers}w x {threads}t {'batch' if batch > 1 else 'single'}"
             finals[phase] = load(args, server, batch, args.seconds, label)
-            finals[phase]["config"] = f"--workers {workers}" + (f" --threads {threads}" if threads > 1 else "")
+            finals[phase]["config"] = f"--workers {workers}" + (
+                f" --threads {threads}" if threads > 1 else ""
+            )
             runs.append(finals[phase])
             if not (args.keep and phase == "c"):
                 servers.stop(server)
@@ -750,7 +768,9 @@ def print_summary(
     if sweep:
         print(f"Sweep ({args.sweep_seconds:g} s each, {args.connections} connections from "
               f"{args.client_procs} client processes):")  # fmt: skip
-        print(f"  {'gunicorn':<12s} {'batch ev/s':>11s} {'p50':>6s} {'p99':>6s}   {'single req/s':>12s} {'p50':>6s} {'p99':>6s}")
+        print(
+            f"  {'gunicorn':<12s} {'batch ev/s':>11s} {'p50':>6s} {'p99':>6s}   {'single req/s':>12s} {'p50':>6s} {'p99':>6s}"
+        )
         for (w, t), r in sweep.items():
             print(
                 f"  {f'{w}w x {t}t':<12s} {fmt_int(r['b']['eps']):>11s} {r['b']['p50']:6.1f} "
@@ -779,7 +799,9 @@ def print_summary(
         print(f"  {name:<{w}s}  {value:>22s}  {target:<18s} {verdict}")
     print(f"  b config: gunicorn {b['config']};  c config: gunicorn {c['config']}")
     for name, r in (("b", b), ("c", c)):
-        print(f"  {name} cpu cores: {fmt_cpu(r['cpu'])}; client {r['client_us_per_req']:.0f} µs CPU/request")
+        print(
+            f"  {name} cpu cores: {fmt_cpu(r['cpu'])}; client {r['client_us_per_req']:.0f} µs CPU/request"
+        )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import bisect
 import itertools
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -58,6 +58,7 @@ HOUR_OF_DAY = (
 DAY_OF_WEEK = (1.00, 1.05, 1.05, 1.00, 0.90, 0.35, 0.30)
 # The runaway loop ignores office hours: a flat rate per hour on the scale of HOUR_OF_DAY.
 INCIDENT_RATE = 0.30
+INCIDENT_LENGTH = timedelta(days=3, hours=1)  # Friday 10:00 to the Monday 11:00 fix
 INCIDENT_OUTPUT_MEDIAN = 2_500
 USERS = 300
 
@@ -113,6 +114,7 @@ FEATURES = (
             ((UNPRICED_MODEL[1], 0.5), ("gemini-2.0-flash", 0.3), ("gpt-4o-mini", 0.2)),
             450, 12, 0.0, False),
 )  # fmt: skip
+SMART_REPLY_INDEX = [f.name for f in FEATURES].index(SMART_REPLY)
 
 
 @dataclass
@@ -148,8 +150,9 @@ def reset() -> bool:
     if tenant is None:
         return False
     with transaction.atomic():
-        # The big tables go first as one scoped DELETE each; left to the tenant's cascade,
-        # Django would collect every row, and ApiKey.team (PROTECT) would block deleting teams.
+        # Scoped deletes, no unscoped manager needed. The big tables go first as one DELETE
+        # each (the tenant's cascade would collect every row), then the keys, because
+        # ApiKey.team is PROTECT: with keys left, tenant.delete() raises ProtectedError.
         for model in (UsageEvent, PendingBatch, HourlyRollup, DailyRollup, ConsumerDailyRollup):
             model.objects.for_tenant(tenant).delete()
         ApiKey.objects.for_tenant(tenant).delete()
@@ -170,10 +173,12 @@ def set_up_tenant() -> DemoTenant:
             teams[slug] = create_team(tenant, slug, name, cost_center)
     keys: dict[str | None, ApiKey] = {}
     tokens: dict[str, str] = {}
-    for slug in [*(t[0] for t in TEAMS), None]:
-        team = teams[slug] if slug else None
-        keys[slug], token = create_api_key(tenant, team=team, name=f"demo {slug or 'shared'} ingest")
-        if slug == "search":
+    key_teams: list[str | None] = [*(t[0] for t in TEAMS), None]  # None: unallocated usage
+    for key_team in key_teams:
+        team = teams[key_team] if key_team else None
+        name = f"demo {key_team or 'shared'} ingest"
+        keys[key_team], token = create_api_key(tenant, team=team, name=name)
+        if key_team == "search":
             tokens["ingest (team search)"] = token
     _, tokens["read"] = create_api_key(tenant, name="demo dashboards", scope=Scope.READ)
     return DemoTenant(tenant, {s: t.pk for s, t in teams.items()}, keys, tokens)
@@ -194,9 +199,9 @@ def _hour_weights(hour: datetime, start: datetime, rng: random.Random) -> float:
 def _feature_weights(hour: datetime, base: float, launch: datetime) -> list[float]:
     weights = [f.share * base for f in FEATURES]
     if hour < launch:
-        weights[0] = 0.0  # smart-reply did not exist yet
-    elif hour < launch + timedelta(days=3, hours=1):  # until the Monday 11:00 fix
-        weights[0] = INCIDENT_RATE
+        weights[SMART_REPLY_INDEX] = 0.0  # not launched yet
+    elif hour < launch + INCIDENT_LENGTH:
+        weights[SMART_REPLY_INDEX] = INCIDENT_RATE
     return weights
 
 
@@ -231,15 +236,22 @@ class Generator:
         day0 = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         self.start = day0 - timedelta(days=DAYS - 1)  # 35 calendar days, today included
         self.launch = launch_friday(now)
-        self.fixed = self.launch + timedelta(days=3, hours=1)
+        self.fixed = self.launch + INCIDENT_LENGTH
         # Zipf-like end users: a few heavy users, a long tail.
         self.users = [f"user-{i:03d}" for i in range(1, USERS + 1)]
         self.user_cum = _cumulative([1 / rank**1.1 for rank in range(1, USERS + 1)])
-        self.team_cum = [_cumulative([w for _, w in f.teams]) for f in FEATURES]
-        self.model_cum = [_cumulative([w for _, w in f.models]) for f in FEATURES]
+        # Per feature: choices and cumulative weights, built once instead of per event.
+        self.teams = [
+            ([t for t, _ in f.teams], _cumulative([w for _, w in f.teams])) for f in FEATURES
+        ]
+        self.models = [
+            ([MODELS[m] for m, _ in f.models], _cumulative([w for _, w in f.models]))
+            for f in FEATURES
+        ]
 
     def _hours(self) -> list[tuple[datetime, float, list[float]]]:
-        hours, hour = [], self.start
+        hours: list[tuple[datetime, float, list[float]]] = []
+        hour = self.start
         while hour < self.now:
             span = min(3600.0, (self.now - hour).total_seconds())
             base = _hour_weights(hour, self.start, self.rng) * span / 3600
@@ -262,8 +274,8 @@ class Generator:
 
     def _event(self, n: int, ts: datetime, index: int) -> tuple[ValidEvent, str | None]:
         rng, feature = self.rng, FEATURES[index]
-        team = _pick(rng, [t for t, _ in feature.teams], self.team_cum[index])
-        model = MODELS[_pick(rng, [m for m, _ in feature.models], self.model_cum[index])]
+        team = _pick(rng, *self.teams[index])
+        model = _pick(rng, *self.models[index])
         incident = feature.name == SMART_REPLY and ts < self.fixed
         input_tokens = _tokens(rng, feature.input_median)
         output_tokens = _tokens(rng, INCIDENT_OUTPUT_MEDIAN if incident else feature.output_median)
@@ -309,10 +321,17 @@ class Generator:
         return 500 if roll > 0.995 else 200
 
 
-def store(demo: DemoTenant, events: Iterator[tuple[ValidEvent, str | None]], total: int,
-          now: datetime, progress: Progress | None = None) -> int:  # fmt: skip
+def store(
+    demo: DemoTenant,
+    events: Iterable[tuple[ValidEvent, str | None]],
+    total: int,
+    now: datetime,
+    progress: Progress | None = None,
+) -> int:
     """Store through the team's own ingest key, CHUNK events per call, like real clients."""
-    buffers: dict[str | None, list[tuple[ValidEvent, int | None]]] = {k: [] for k in demo.ingest_keys}
+    buffers: dict[str | None, list[tuple[ValidEvent, int | None]]] = {
+        k: [] for k in demo.ingest_keys
+    }
     stored = 0
 
     def flush(slug: str | None) -> None:
@@ -332,14 +351,22 @@ def store(demo: DemoTenant, events: Iterator[tuple[ValidEvent, str | None]], tot
     return stored
 
 
-def seed(events: int = DEFAULT_EVENTS, seed: int = 42, progress: Progress | None = None) -> Summary:
-    """Create the demo tenant and its history, then roll it up; all or nothing."""
-    now = timezone.now()
+def seed(
+    events: int = DEFAULT_EVENTS,
+    rng_seed: int = 42,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> Summary:
+    """Create the demo tenant and its history up to `now`, then roll it up; all or nothing.
+
+    The same seed, count and `now` give the same events; `now` defaults to the clock.
+    """
+    now = now or timezone.now()
     # One transaction: an interrupted seed leaves no half-filled tenant that the next
     # `make demo` would mistake for a finished one.
     with transaction.atomic():
         demo = set_up_tenant()
-        stored = store(demo, iter(Generator(events, now, seed)), events, now, progress)
+        stored = store(demo, Generator(events, now, rng_seed), events, now, progress)
         roll_up_all_pending(demo.tenant.pk)
     totals = DailyRollup.objects.for_tenant(demo.tenant).aggregate(
         cost=Sum("cost_usd"), unpriced=Sum("unpriced_requests"), days=Count("day", distinct=True)

@@ -75,7 +75,8 @@ def _present(
     for group in q.group_by:
         value = row.pop(FIELD_OF_GROUP.get(group, group))
         out[group] = slugs.get(value, str(value)) if group == "team" else value
-    for name, value in row.items():
+    for key, value in row.items():
+        name = key.removeprefix("sum_")
         out[name] = (
             str(value if value is not None else Decimal(0)) if name == "cost_usd" else value or 0
         )

@@ -13,8 +13,8 @@ from django.test import Client
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 
-from tenants.models import ApiKey, Role, Scope, Team, Tenant  # noqa: E402
-from tenants.services import add_member, create_api_key, create_team, create_tenant  # noqa: E402
+from tenants.models import ApiKey, Role, Scope, Team, Tenant
+from tenants.services import add_member, create_api_key, create_team, create_tenant
 
 PASSWORD = "correct-horse-battery"
 requires_postgres = pytest.mark.skipif(

@@ -196,7 +196,9 @@ def test_it_rejects_cache_tokens_above_input_tokens(world: World) -> None:
 
 def test_it_stores_tags_and_optional_fields(world: World) -> None:
     fields = {"tags": {"version": "2"}, "user_id": "u-1", "endpoint": "/chat", "latency_ms": 812.5}
-    post_json(Client(), URL, event(1, environment="staging", status_code=429, **fields), world.ingest)
+    post_json(
+        Client(), URL, event(1, environment="staging", status_code=429, **fields), world.ingest
+    )
     (row,) = stored(world.tenant)
     assert (row.tags, row.user_id, row.endpoint) == ({"version": "2"}, "u-1", "/chat")
     assert (row.latency_ms, row.environment, row.status_code) == (812.5, "staging", 429)

@@ -17,7 +17,9 @@ JULY = datetime(2025, 7, 1, tzinfo=UTC)
 
 
 def _send(world: World, n: int, at: datetime, **fields: object) -> UsageEvent:
-    post_json(Client(), "/api/v1/events", event(n, timestamp=at.isoformat(), **fields), world.ingest)
+    post_json(
+        Client(), "/api/v1/events", event(n, timestamp=at.isoformat(), **fields), world.ingest
+    )
     return UsageEvent.objects.for_tenant(world.tenant).get(event_id=f"evt-{n}")
 
 
@@ -32,9 +34,7 @@ def test_it_applies_an_override_from_its_effective_date(world: World) -> None:
     )
     before = _send(world, 1, datetime(2025, 6, 30, 23, 59, tzinfo=UTC))
     after = _send(world, 2, datetime(2025, 7, 1, 0, 1, tzinfo=UTC))
-    expected_catalog = reference_cost(
-        "openai", "gpt-4o", TokenCounts(1000, 500), before.timestamp
-    )
+    expected_catalog = reference_cost("openai", "gpt-4o", TokenCounts(1000, 500), before.timestamp)
     assert (before.cost_usd, before.cost_source) == (expected_catalog, "catalog")
     # 1000 x $2 + 500 x $8 per million tokens.
     assert (after.cost_usd, after.cost_source) == (Decimal("0.006"), "override")

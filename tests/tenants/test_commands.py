@@ -41,7 +41,9 @@ def test_it_prints_a_working_key_alone_on_the_last_line_and_stores_only_its_hash
     key = ApiKey.objects.for_tenant(Tenant.objects.get(slug="acme")).get()
     assert token.split("_", 2)[2] not in (key.secret_hash, key.prefix)
     assert key.secret_hash == hashlib.sha256(token.split("_", 2)[2].encode()).hexdigest()
-    response = post_json(Client(), "/api/v1/events", event(1), None, HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = post_json(
+        Client(), "/api/v1/events", event(1), None, HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
     assert response.status_code == 202
 
 

@@ -18,7 +18,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--events", type=int, default=demo.DEFAULT_EVENTS)
-        parser.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
+        parser.add_argument(
+            "--seed", type=int, default=42, help="random seed (same seed, same data)"
+        )
         parser.add_argument(
             "--reset", action="store_true", help=f"delete {demo.TENANT_SLUG!r} first, then reseed"
         )

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Sum
+
+from ingest.models import UsageEvent
+from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup
+from tenants.models import Tenant
+
+SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
+
+
+def raw_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Per hour, team, feature, model and environment: what the raw events add up to."""
+    rows = (
+        UsageEvent.objects.for_tenant(tenant)
+        .values("hour", "team_id", "feature", "provider", "model", "environment")
+        .annotate(n=Count("id"), **{f"s_{k}": Sum(k) for k in SUMS})
+    )
+    return {
+        (r["hour"], r["team_id"] or 0, r["feature"], r["provider"], r["model"], r["environment"]): (
+            r["n"],
+            *(r[f"s_{k}"] for k in SUMS),
+        )
+        for r in rows
+    }
+
+
+def hourly_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    rows = HourlyRollup.objects.for_tenant(tenant).filter(requests__gt=0)
+    return {
+        (r.hour, r.team_pk, r.feature, r.provider, r.model, r.environment): (
+            r.requests,
+            *(getattr(r, k) for k in SUMS),
+        )
+        for r in rows
+    }
+
+
+def daily_total(tenant: Tenant) -> tuple[int, Decimal]:
+    agg = DailyRollup.objects.for_tenant(tenant).aggregate(n=Sum("requests"), c=Sum("cost_usd"))
+    return agg["n"] or 0, agg["c"] or Decimal(0)
+
+
+def user_totals(tenant: Tenant) -> dict[str, tuple[int, Decimal]]:
+    rows = ConsumerDailyRollup.objects.for_tenant(tenant).filter(kind="user")
+    out: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
+    for r in rows:
+        out[r.consumer][0] += r.requests
+        out[r.consumer][1] += r.cost_usd
+    return {k: (v[0], v[1]) for k, v in out.items() if v[0]}
+
+
+def raw_user_totals(tenant: Tenant) -> dict[str, tuple[int, Decimal]]:
+    rows = (
+        UsageEvent.objects.for_tenant(tenant)
+        .exclude(user_id="")
+        .values("user_id")
+        .annotate(n=Count("id"), c=Sum("cost_usd"))
+    )
+    return {r["user_id"]: (r["n"], r["c"]) for r in rows}
+
+
+def assert_rollups_match_raw(tenant: Tenant) -> None:
+    assert hourly_totals(tenant) == raw_totals(tenant)
+    raw = raw_totals(tenant).values()
+    expected = (sum(v[0] for v in raw), sum((v[5] for v in raw), Decimal(0)))
+    assert daily_total(tenant) == expected
+    assert user_totals(tenant) == raw_user_totals(tenant)

@@ -1,0 +1,84 @@
+"""Property: whatever arrives, in any order, however often rerun, rollups equal raw sums."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ingest.models import PendingBatch
+from ingest.services import ingest_events
+from rollups.services import recompute, roll_up_pending
+from tests.conftest import World
+from tests.rollups.helpers import assert_rollups_match_raw
+
+NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
+
+events = st.fixed_dictionaries(
+    {
+        "event_id": st.integers(0, 60).map(lambda n: f"e{n}"),  # small range: many duplicates
+        "timestamp": st.integers(0, 72).map(lambda h: (NOW - timedelta(hours=h)).isoformat()),
+        "provider": st.sampled_from(["openai", "anthropic", "inhouse"]),
+        "model": st.sampled_from(["gpt-4o", "gpt-4o-mini", "claude-3-5-haiku-latest", "x-1"]),
+        "input_tokens": st.integers(0, 300_000),
+        "output_tokens": st.integers(0, 50_000),
+        "feature": st.sampled_from(["", "chat", "rag"]),
+        "user_id": st.sampled_from(["", "u1", "u2"]),
+        "environment": st.sampled_from(["production", "staging"]),
+        "status_code": st.sampled_from([200, 429, 500]),
+        "latency_ms": st.one_of(st.none(), st.integers(0, 90_000)),
+        "cost_usd": st.one_of(st.none(), st.decimals(0, 5, places=9).map(str)),
+    }
+)
+# Each step: ingest a batch into tenant 0 or 1, roll up some pending batches, or recompute.
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("ingest"), st.integers(0, 1), st.lists(events, min_size=1, max_size=8)),
+        st.tuples(st.just("rollup"), st.integers(0, 1), st.integers(1, 3)),
+        st.tuples(st.just("recompute"), st.integers(0, 1), st.integers(0, 4)),
+    ),
+    max_size=14,
+)
+
+
+def _apply(world: World, step: tuple[Any, ...]) -> None:
+    kind, which, arg = step
+    tenant = (world.tenant, world.other_tenant)[which]
+    key = (world.ingest, world.other_ingest)[which].key
+    if kind == "ingest":
+        ingest_events(key, arg)
+    elif kind == "rollup":
+        roll_up_pending(tenant.pk, max_batches=arg)
+    else:
+        recompute(tenant, (NOW - timedelta(days=arg)).date())
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=steps)
+def test_it_keeps_rollups_equal_to_raw_events(world: World, steps: list[tuple[Any, ...]]) -> None:
+    for tenant in (world.tenant, world.other_tenant):
+        _reset(tenant)
+    for step in steps:
+        _apply(world, step)
+    for tenant in (world.tenant, world.other_tenant):
+        while roll_up_pending(tenant.pk, max_batches=2):
+            pass
+        assert not PendingBatch.objects.for_tenant(tenant).exists()
+        assert_rollups_match_raw(tenant)
+
+
+def _reset(tenant: Any) -> None:
+    # Hypothesis reuses the function-scoped fixture across examples: start each one empty.
+    from ingest.models import UsageEvent
+    from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup
+
+    for model in (UsageEvent, PendingBatch, HourlyRollup, DailyRollup, ConsumerDailyRollup):
+        model.objects.for_tenant(tenant).delete()

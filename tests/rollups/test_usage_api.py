@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+
+from ingest.models import PendingBatch, UsageEvent
+from ingest.services import ingest_events
+from pricing.services import set_price_override
+from rollups.services import (
+    delete_expired_events,
+    roll_up_all_pending,
+    rollup_lag_seconds,
+)
+from tests.conftest import World, event, login
+from tests.rollups.helpers import assert_rollups_match_raw, daily_total
+
+DAY1 = datetime(2026, 10, 1, 9, 15, tzinfo=UTC)
+DAY2 = datetime(2026, 10, 2, 14, 5, tzinfo=UTC)
+
+
+def _seed(world: World) -> None:
+    ingest_events(
+        world.ingest.key,
+        [
+            event(1, timestamp=DAY1.isoformat(), feature="chat", user_id="ann"),
+            event(2, timestamp=DAY1.isoformat(), feature="rag", model="gpt-4o-mini"),
+            event(3, timestamp=DAY2.isoformat(), feature="chat", user_id="ann", status_code=500),
+            event(4, timestamp=DAY2.isoformat(), feature="chat", model="mystery", provider="x"),
+        ],
+    )
+    ingest_events(world.other_ingest.key, [event(9, timestamp=DAY1.isoformat(), feature="secret")])
+    roll_up_all_pending(world.tenant.pk)
+    roll_up_all_pending(world.other_tenant.pk)
+
+
+def _usage(client: Client, query: str, **auth: str) -> dict:
+    response = client.get(f"/api/v1/usage?from=2026-10-01&to=2026-10-03&{query}", **auth)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_it_groups_usage_by_day_and_feature(world: World) -> None:
+    _seed(world)
+    rows = _usage(Client(), "group_by=feature&granularity=day", **world.read.auth)["rows"]
+    by_key = {(r["period"], r["feature"]): r for r in rows}
+    assert set(by_key) == {("2026-10-01", "chat"), ("2026-10-01", "rag"), ("2026-10-02", "chat")}
+    day2 = by_key[("2026-10-02", "chat")]
+    assert (day2["requests"], day2["errors"], day2["unpriced_requests"]) == (2, 1, 1)
+    assert day2["input_tokens"] == 2000 and isinstance(day2["cost_usd"], str)
+    total = sum(Decimal(r["cost_usd"]) for r in rows)
+    assert total == sum(e.cost_usd for e in UsageEvent.objects.for_tenant(world.tenant))
+
+
+def test_it_reports_hours_months_teams_and_users(world: World) -> None:
+    _seed(world)
+    client = Client()
+    hours = _usage(client, "granularity=hour", **world.read.auth)["rows"]
+    assert [r["period"] for r in hours] == [
+        "2026-10-01T09:00:00+00:00",
+        "2026-10-02T14:00:00+00:00",
+    ]
+    (month,) = _usage(client, "granularity=month&group_by=team", **world.read.auth)["rows"]
+    assert (month["period"], month["team"], month["requests"]) == ("2026-10-01", "search", 4)
+    users = _usage(client, "group_by=user", **world.read.auth)["rows"]
+    assert [(r["period"], r["user"], r["requests"]) for r in users] == [
+        ("2026-10-01", "ann", 1),
+        ("2026-10-02", "ann", 1),
+    ]
+
+
+def test_it_serves_a_signed_in_member_their_own_tenant(world: World) -> None:
+    _seed(world)
+    rows = _usage(login("member"), "group_by=feature")["rows"]
+    assert "secret" not in {r["feature"] for r in rows}
+    outsider_rows = _usage(login("outsider"), "group_by=feature")["rows"]
+    assert {r["feature"] for r in outsider_rows} == {"secret"}
+
+
+def test_it_never_shows_another_tenants_usage_to_a_key(world: World) -> None:
+    _seed(world)
+    rows = _usage(Client(), "group_by=feature", **world.other_read.auth)["rows"]
+    assert [(r["feature"], r["requests"]) for r in rows] == [("secret", 1)]
+
+
+def test_it_needs_a_read_key_or_a_session(world: World) -> None:
+    client = Client()
+    assert client.get("/api/v1/usage").status_code == 401
+    assert client.get("/api/v1/usage", **world.ingest.auth).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("group_by=colour", "group_by"),
+        ("granularity=week", "granularity"),
+        ("from=yesterday", "from"),
+        ("from=2026-10-05&to=2026-10-01", "from"),
+        ("group_by=user&granularity=hour", "granularity"),
+        ("group_by=user,model", "group_by"),
+    ],
+)
+def test_it_names_the_bad_parameter(world: World, query: str, field: str) -> None:
+    response = Client().get(f"/api/v1/usage?{query}", **world.read.auth)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_it_reports_the_rollup_lag(world: World) -> None:
+    assert rollup_lag_seconds() == 0
+    ingest_events(world.ingest.key, [event(1)])
+    PendingBatch.objects.for_tenant(world.tenant).update(
+        created_at=datetime.now(UTC) - timedelta(seconds=90)
+    )
+    assert 89 < rollup_lag_seconds(world.tenant.pk) < 120
+    assert rollup_lag_seconds(world.other_tenant.pk) == 0
+    roll_up_all_pending(world.tenant.pk)
+    assert rollup_lag_seconds() == 0
+
+
+def test_it_deletes_expired_raw_events_and_keeps_rollups(world: World) -> None:
+    old = datetime.now(UTC) - timedelta(days=40)
+    ingest_events(world.ingest.key, [event(i, timestamp=old.isoformat()) for i in range(7)])
+    ingest_events(world.ingest.key, [event("fresh")])
+    roll_up_all_pending(world.tenant.pk)
+    before = daily_total(world.tenant)
+    assert delete_expired_events(retention_days=30, chunk=3) == 7
+    assert list(UsageEvent.objects.for_tenant(world.tenant).values_list("event_id", flat=True)) == [
+        "evt-fresh"
+    ]
+    assert daily_total(world.tenant) == before
+
+
+def test_it_reprices_and_rebuilds_on_purpose_with_the_rollup_command(world: World) -> None:
+    _seed(world)
+    set_price_override(
+        world.tenant,
+        provider="openai",
+        model="gpt-4o",
+        effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+        input_per_mtok=Decimal("1"),
+        output_per_mtok=Decimal("2"),
+    )
+    # Until someone asks, history keeps the price it was stored with.
+    assert UsageEvent.objects.for_tenant(world.tenant).filter(cost_source="override").count() == 0
+    out = StringIO()
+    call_command("rollup", "--tenant", "acme", "--since", "2026-10-01", stdout=out)
+    assert "re-priced 4 events" in out.getvalue()
+    repriced = UsageEvent.objects.for_tenant(world.tenant).get(event_id="evt-1")
+    assert (repriced.cost_usd, repriced.cost_source) == (Decimal("0.002"), "override")
+    assert_rollups_match_raw(world.tenant)
+    assert_rollups_match_raw(world.other_tenant)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("--tenant", "nope"), "does not exist"), (("--since", "last week"), "YYYY-MM-DD")],
+)
+def test_it_explains_bad_rollup_arguments(
+    world: World, args: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(CommandError, match=message):
+        call_command("rollup", *args, stdout=StringIO())

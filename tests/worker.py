@@ -1,0 +1,59 @@
+"""A real Celery worker process for tests, on the test database and the test Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection
+
+from tests.server import ROOT
+
+
+def test_database_url() -> str:
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+def start_worker(concurrency: int = 1) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "SECRET_KEY": "test-only-secret-key",
+    }
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "costboard", "worker", "--loglevel=WARNING",
+        f"--concurrency={concurrency}", "--without-gossip", "--without-mingle",
+        "--without-heartbeat",
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+
+
+def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+    proc.wait(timeout=30)
+
+
+@contextmanager
+def celery_worker(concurrency: int = 1) -> Iterator[subprocess.Popen[bytes]]:
+    proc = start_worker(concurrency)
+    try:
+        yield proc
+    finally:
+        kill(proc)
+
+
+def wait_until(check, timeout: float = 60, every: float = 0.2):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"gave up after {timeout}s waiting for {check.__name__}")
