@@ -62,6 +62,7 @@ class PendingBatch(TenantOwned):
     """
 
     created_at = models.DateTimeField()
-    events = models.PositiveIntegerField(default=0)
+    offered = models.PositiveIntegerField(default=0)  # valid events sent, duplicates included
+    rejected = models.PositiveIntegerField(default=0)
 
     # The primary key is the batch id stamped on the batch's events.

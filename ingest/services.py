@@ -46,22 +46,29 @@ def ingest_events(key: ApiKey, raw_events: list[Any]) -> IngestResult:
     """Validate, price and store a batch; valid events are durable when this returns."""
     now = timezone.now()
     result = IngestResult()
+    valid = _validate_batch(key, raw_events, now, result)
+    if valid or result.rejected:
+        result.accepted = store_events(key, valid, now, rejected=len(result.rejected))
+        result.duplicates = len(valid) - result.accepted
+    return result
+
+
+def _validate_batch(
+    key: ApiKey, raw_events: list[Any], now: datetime, result: IngestResult
+) -> list[tuple[ValidEvent, int | None]]:
     valid: list[tuple[ValidEvent, int | None]] = []
-    teams: dict[str, int] | None = None
+    teams: dict[str, int] = {}
     for index, raw in enumerate(raw_events):
         event, errors = validate_event(raw, now)
         if event is not None and event.team is not None:
-            teams = team_ids_by_slug(key.tenant_id) if teams is None else teams
+            teams = teams or team_ids_by_slug(key.tenant_id)
             if event.team not in teams:
                 errors = {"team": [f"unknown team {event.team!r}"]}
         if event is None or errors:
             result.rejected.append({"index": index, "errors": errors})
             continue
-        valid.append((event, teams[event.team] if event.team is not None else key.team_id))  # type: ignore[index]
-    if valid:
-        result.accepted = store_events(key, valid, now)
-        result.duplicates = len(valid) - result.accepted
-    return result
+        valid.append((event, teams[event.team] if event.team is not None else key.team_id))
+    return valid
 
 
 def _hour(ts: datetime) -> datetime:
@@ -83,25 +90,23 @@ def _rows(key: ApiKey, batch_id: int, events: list[tuple[ValidEvent, int | None]
         )  # fmt: skip
 
 
-def store_events(key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime) -> int:
+def store_events(
+    key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime, rejected: int = 0
+) -> int:
     """Insert the events and their pending batch in one transaction; returns how many were new.
 
     A repeated (tenant, event_id) is skipped by the unique constraint, also when two requests
-    race, so a duplicate is never stored or counted twice.
+    race, so a duplicate is never stored or counted twice. The batch row also carries how many
+    events were offered and rejected, so ingest counters survive restarts via the rollups.
     """
     from rollups.scheduling import schedule_rollup
 
     with transaction.atomic():
-        batch = PendingBatch.objects.create(tenant_id=key.tenant_id, created_at=now)
-        rows = list(_rows(key, batch.pk, events, now))
-        inserted = _insert(rows)
-        if inserted:
-            PendingBatch.objects.for_tenant(key.tenant_id).filter(pk=batch.pk).update(
-                events=inserted
-            )
-            transaction.on_commit(lambda: schedule_rollup(key.tenant_id))
-        else:
-            batch.delete()
+        batch = PendingBatch.objects.create(
+            tenant_id=key.tenant_id, created_at=now, offered=len(events), rejected=rejected
+        )
+        inserted = _insert(list(_rows(key, batch.pk, events, now))) if events else 0
+        transaction.on_commit(lambda: schedule_rollup(key.tenant_id))
     return inserted
 
 

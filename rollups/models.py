@@ -108,3 +108,17 @@ class ConsumerDailyRollup(TenantOwned):
             )
         ]
         indexes = [models.Index(fields=["tenant", "kind", "day"], name="consumer_tenant_kind_day")]
+
+
+class IngestCount(TenantOwned):
+    """Per day (UTC, by arrival): events accepted, recognised as duplicates, and rejected."""
+
+    day = models.DateField()
+    accepted = models.BigIntegerField(default=0)
+    duplicates = models.BigIntegerField(default=0)
+    rejected = models.BigIntegerField(default=0)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "day"], name="ingest_count_unique_day")
+        ]

@@ -30,6 +30,7 @@ from rollups.models import (
     ConsumerDailyRollup,
     DailyRollup,
     HourlyRollup,
+    IngestCount,
 )
 from tenants.models import Tenant
 
@@ -171,13 +172,38 @@ def roll_up_pending(tenant_id: int, max_batches: int = MAX_BATCHES_PER_RUN) -> i
     with transaction.atomic():
         _lock_tenant(tenant_id)
         pending = PendingBatch.objects.for_tenant(tenant_id).select_for_update(skip_locked=True)
-        batch_ids = list(pending.order_by("pk").values_list("pk", flat=True)[:max_batches])
-        if not batch_ids:
+        batches = list(
+            pending.order_by("pk").values("pk", "created_at", "offered", "rejected")[:max_batches]
+        )
+        if not batches:
             return 0
+        batch_ids = [b["pk"] for b in batches]
         events = UsageEvent.objects.for_tenant(tenant_id).filter(batch_id__in=batch_ids)
         count = add_to_rollups(tenant_id, events)
+        _count_ingest(tenant_id, batches, events)
         PendingBatch.objects.for_tenant(tenant_id).filter(pk__in=batch_ids).delete()
     return count
+
+
+def _count_ingest(tenant_id: int, batches: list[Row], events: QuerySet[UsageEvent]) -> None:
+    stored = dict(
+        events.values("batch_id").annotate(n=Count("id")).values_list("batch_id", "n").order_by()
+    )
+    days: dict[date, Row] = {}
+    for batch in batches:
+        day = batch["created_at"].astimezone(UTC).date()
+        accepted = stored.get(batch["pk"], 0)
+        row = days.setdefault(day, {"day": day, "accepted": 0, "duplicates": 0, "rejected": 0})
+        row["accepted"] += accepted
+        row["duplicates"] += batch["offered"] - accepted
+        row["rejected"] += batch["rejected"]
+    _upsert_add(
+        IngestCount,
+        tenant_id,
+        ("day",),
+        ("accepted", "duplicates", "rejected"),
+        list(days.values()),
+    )
 
 
 def roll_up_all_pending(tenant_id: int) -> int:

@@ -69,7 +69,7 @@ class Scope(models.TextChoices):
 class ApiKey(TenantOwned):
     """A service credential. Only a SHA-256 of the secret is stored; the prefix finds the row."""
 
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.RESTRICT)
     name = models.CharField(max_length=200, blank=True, default="")
     scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.INGEST)
     prefix = models.CharField(max_length=16, unique=True)
