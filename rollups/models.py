@@ -8,6 +8,9 @@ from tenants.scoping import TenantOwned
 # Latency histogram bucket upper bounds in milliseconds; the last bucket is everything above.
 LATENCY_BOUNDS_MS = (10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000)
 LATENCY_FIELDS = tuple(f"lat_{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1))
+# Tokens-per-request histogram (input + output tokens of one call); last bucket is above.
+TOKENS_BOUNDS = (100, 250, 500, 1000, 2000, 5000, 10000)
+TOKENS_FIELDS = tuple(f"tok_{i}" for i in range(len(TOKENS_BOUNDS) + 1))
 NO_TEAM = 0  # team_pk of usage that no team owns ("unallocated")
 
 
@@ -41,6 +44,15 @@ class Measures(models.Model):
     lat_9 = models.BigIntegerField(default=0)
     lat_10 = models.BigIntegerField(default=0)
     lat_11 = models.BigIntegerField(default=0)
+    # Tokens-per-request histogram: tok_i counts calls in (TOKENS_BOUNDS[i-1], TOKENS_BOUNDS[i]].
+    tok_0 = models.BigIntegerField(default=0)
+    tok_1 = models.BigIntegerField(default=0)
+    tok_2 = models.BigIntegerField(default=0)
+    tok_3 = models.BigIntegerField(default=0)
+    tok_4 = models.BigIntegerField(default=0)
+    tok_5 = models.BigIntegerField(default=0)
+    tok_6 = models.BigIntegerField(default=0)
+    tok_7 = models.BigIntegerField(default=0)
 
     class Meta:
         abstract = True

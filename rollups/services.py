@@ -27,6 +27,8 @@ from rollups.models import (
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
     NO_TEAM,
+    TOKENS_BOUNDS,
+    TOKENS_FIELDS,
     ConsumerDailyRollup,
     DailyRollup,
     HourlyRollup,
@@ -58,14 +60,21 @@ def _measures() -> dict[str, Any]:
         "latency_sum_ms": Sum("latency_ms"),
         "latency_count": Count("latency_ms"),
     }
-    lower = None
-    for name, upper in zip(LATENCY_FIELDS, (*LATENCY_BOUNDS_MS, None), strict=True):
-        bucket = Q(latency_ms__isnull=False)
-        bucket &= Q(latency_ms__gt=lower) if lower is not None else Q()
-        bucket &= Q(latency_ms__lte=upper) if upper is not None else Q()
-        measures[name] = Count("id", filter=bucket)
-        lower = upper
+    measures.update(_histogram("latency_ms", LATENCY_FIELDS, LATENCY_BOUNDS_MS))
+    measures.update(_histogram("total_tokens", TOKENS_FIELDS, TOKENS_BOUNDS))
     return measures
+
+
+def _histogram(field: str, names: tuple[str, ...], bounds: tuple[int, ...]) -> dict[str, Count]:
+    """One COUNT per bucket (lower, upper]; the last bucket takes everything above."""
+    counts, lower = {}, None
+    for name, upper in zip(names, (*bounds, None), strict=True):
+        bucket = Q(**{f"{field}__isnull": False})
+        bucket &= Q(**{f"{field}__gt": lower}) if lower is not None else Q()
+        bucket &= Q(**{f"{field}__lte": upper}) if upper is not None else Q()
+        counts[name] = Count("id", filter=bucket)
+        lower = upper
+    return counts
 
 
 MEASURES = tuple(_measures())
@@ -83,6 +92,7 @@ def _annotated(grouped: QuerySet[Any], measures: dict[str, Any]) -> Iterable[Row
 
 
 def _hourly_rows(events: QuerySet[UsageEvent]) -> list[Row]:
+    events = events.alias(total_tokens=F("input_tokens") + F("output_tokens"))
     grouped = events.values("hour", "team_id", "feature", "provider", "model", "environment")
     rows = []
     for row in _annotated(grouped, _measures()):
