@@ -118,7 +118,7 @@ def _money(value: Any, errors: Errors) -> Decimal | None:
 def _latency(value: Any, errors: Errors) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | Decimal) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or value < 0:
         errors["latency_ms"] = ["must be a number of zero or more"]
         return None
     return float(value)  # a duration, not money
