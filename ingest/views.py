@@ -32,9 +32,14 @@ def read_json(request: Request) -> Any:
     if len(body) > limit:
         raise BodyError(413, f"body is larger than {limit} bytes")
     try:
-        return json.loads(body, parse_float=Decimal)
+        return json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BodyError(400, f"body is not valid JSON: {exc}") from exc
+
+
+def _no_constants(name: str) -> None:
+    # Python's json accepts NaN and Infinity; JSON does not, and neither does a cost.
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def events_of(payload: Any) -> list[Any]:

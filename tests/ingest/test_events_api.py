@@ -208,3 +208,10 @@ def test_it_accepts_json_events_wrapper_only_as_a_list(world: World) -> None:
     response = post_json(Client(), URL, {"events": {"a": 1}}, world.ingest)
     assert response.status_code == 400
     assert json.loads(response.content)["detail"].startswith("events must be a list")
+
+
+def test_it_refuses_nan_and_infinity(world: World) -> None:
+    raw = '{"provider": "openai", "model": "gpt-4o", "input_tokens": 1, "output_tokens": 1, "latency_ms": NaN}'
+    response = post_json(Client(), URL, raw, world.ingest)
+    assert response.status_code == 400
+    assert "NaN" in response.json()["detail"]
