@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "ingest",
     "rollups",
     "dashboard",
+    "metrics",
 ]
 
 MIDDLEWARE = [
@@ -101,11 +102,15 @@ DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # django-prometheus's subclass of the same backend: adds the django_db_* metrics.
+    DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+        "django.db.backends.", "django_prometheus.db.backends."
+    )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "django_prometheus.db.backends.sqlite3",
             "NAME": VAR_DIR / "costboard.sqlite3",
             "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
         }
@@ -137,6 +142,11 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT") or VAR_DIR / "staticfiles")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "dashboard.staticfinder.PlotlyFinder",
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -193,6 +203,14 @@ ROLLUP_DEBOUNCE_SECONDS = env_int("ROLLUP_DEBOUNCE_SECONDS", 2)
 RAW_EVENT_RETENTION_DAYS = env_int("RAW_EVENT_RETENTION_DAYS", 400)
 
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# /metrics labels (any of tenant, team, provider, model, feature, environment), the cap on label
+# sets per family (the rest is summed under "other"), and how long each process reuses a
+# computed scrape: keep it below Prometheus's scrape interval (see metrics/collector.py).
+METRICS_LABELS = env_list("METRICS_LABELS", ["tenant", "team", "provider", "model"])
+METRICS_MAX_SERIES = env_int("METRICS_MAX_SERIES", 2000)
+METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 10)
+# Operator-wide daily budget in USD for the alert rules (costboard_daily_budget_usd); unset: none.
+METRICS_DAILY_BUDGET_USD = env_str("METRICS_DAILY_BUDGET_USD")
 
 LOGGING = {
     "version": 1,

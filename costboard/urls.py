@@ -4,10 +4,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from costboard import views
 from ingest.views import EventsView, LlmCostsView
+from metrics.views import metrics
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("api/v1/events", EventsView.as_view(), name="ingest-events"),
     path("api/v1/metrics/llm-costs", LlmCostsView.as_view(), name="ingest-llm-costs"),
     path("api/v1/", include("rollups.urls")),

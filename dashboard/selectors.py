@@ -1,56 +1,342 @@
-"""Aggregations the pages show, over the rollups only."""
+"""What the pages show, aggregated over the rollups only (never raw events).
+
+Every function takes the tenant first and reads through `for_tenant`, and each page makes a
+bounded number of queries: one per figure or table, whatever the data size.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
-from rollups.models import DailyRollup
-from rollups.selectors import team_slugs
-from tenants.models import Tenant
+from dashboard.filters import Filters
+from rollups.forecast import forecast_period_end
+from rollups.models import (
+    LATENCY_BOUNDS_MS,
+    LATENCY_FIELDS,
+    NO_TEAM,
+    ConsumerDailyRollup,
+    DailyRollup,
+    HourlyRollup,
+)
+from rollups.selectors import UNALLOCATED
+from tenants.models import ApiKey, Team, Tenant
+
+ZERO = Decimal(0)
+SUMMED = (
+    "requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_write_tokens", "cost_usd", "unpriced_requests", "latency_count", *LATENCY_FIELDS,
+)  # fmt: skip
+DIM_FIELD = {
+    "team": "team_pk",
+    "feature": "feature",
+    "model": "model",
+    "provider": "provider",
+    "environment": "environment",
+}
 
 
 @dataclass(frozen=True)
-class Overview:
-    month_to_date: Decimal
-    last_30_days: Decimal
-    requests_30_days: int
-    daily: list[dict[str, Any]]
-    top_teams: list[dict[str, Any]]
-    top_models: list[dict[str, Any]]
-    unpriced_models: list[dict[str, Any]]
+class TeamIndex:
+    by_pk: dict[int, Team]
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TeamIndex:
+        return cls({t.pk: t for t in Team.objects.for_tenant(tenant)})
+
+    def slug(self, pk: int) -> str:
+        team = self.by_pk.get(pk)
+        return team.slug if team else UNALLOCATED
+
+    def pk(self, slug: str) -> int | None:
+        if slug == UNALLOCATED:
+            return NO_TEAM
+        return next((pk for pk, t in self.by_pk.items() if t.slug == slug), None)
 
 
-def _total(rows: Any) -> Decimal:
-    return rows.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+def rollups(tenant: Tenant, f: Filters, teams: TeamIndex) -> QuerySet[Any]:
+    """The rollup rows a page's filters select: hourly for short ranges, daily otherwise."""
+    if f.hourly:
+        rows: QuerySet[Any] = HourlyRollup.objects.for_tenant(tenant)
+        rows = rows.filter(hour__gte=f.start, hour__lt=f.end)
+    else:
+        rows = DailyRollup.objects.for_tenant(tenant).filter(
+            day__gte=f.first_day, day__lte=f.last_day
+        )
+    return dimension_filter(rows, f, teams)
 
 
-def overview(tenant: Tenant, today: date | None = None) -> Overview:
-    today = today or timezone.now().date()
-    rollups = DailyRollup.objects.for_tenant(tenant)
-    window = rollups.filter(day__gt=today - timedelta(days=30), day__lte=today)
-    slugs = team_slugs(tenant)
-    top_teams = list(window.values("team_pk").annotate(cost=Sum("cost_usd")).order_by("-cost")[:10])
-    for row in top_teams:
-        row["team"] = slugs.get(row["team_pk"], "?")
-    return Overview(
-        month_to_date=_total(rollups.filter(day__gte=today.replace(day=1), day__lte=today)),
-        last_30_days=_total(window),
-        requests_30_days=window.aggregate(n=Sum("requests"))["n"] or 0,
-        daily=list(window.values("day").annotate(cost=Sum("cost_usd")).order_by("day")),
-        top_teams=top_teams,
-        top_models=list(
-            window.values("provider", "model").annotate(cost=Sum("cost_usd")).order_by("-cost")[:10]
-        ),
-        unpriced_models=list(
-            window.filter(unpriced_requests__gt=0)
-            .values("provider", "model")
-            .annotate(requests=Sum("unpriced_requests"), tokens=Sum("unpriced_tokens"))
-            .order_by("-requests")
-        ),
+def dimension_filter(rows: QuerySet[Any], f: Filters, teams: TeamIndex) -> QuerySet[Any]:
+    for name in ("environment", "feature", "model"):
+        if getattr(f, name):
+            rows = rows.filter(**{name: getattr(f, name)})
+    if f.team:
+        team_pk = teams.pk(f.team)
+        rows = rows.filter(team_pk=team_pk) if team_pk is not None else rows.none()
+    return rows
+
+
+def period_field(f: Filters) -> str:
+    return "hour" if f.hourly else "day"
+
+
+@dataclass
+class Totals:
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "values":
+            raise AttributeError(name)
+        value = self.values.get(name)
+        return value if value is not None else (ZERO if name == "cost_usd" else 0)
+
+    @property
+    def cost_per_request(self) -> Decimal | None:
+        return self.cost_usd / self.requests if self.requests else None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """Share of input tokens served from the prompt cache."""
+        return self.cache_read_tokens / self.input_tokens if self.input_tokens else None
+
+    def latency(self, q: float) -> float | None:
+        return percentile([getattr(self, n) for n in LATENCY_FIELDS], q)
+
+
+def totals(rows: QuerySet[Any]) -> Totals:
+    return Totals(rows.aggregate(**{name: Sum(name) for name in SUMMED}))
+
+
+def percentile(buckets: list[int], q: float) -> float | None:
+    """The q-quantile in ms from histogram counts, interpolated inside its bucket."""
+    total = sum(buckets)
+    if not total:
+        return None
+    rank, seen, lower = q * total, 0, 0.0
+    for count, upper in zip(buckets, (*LATENCY_BOUNDS_MS, None), strict=True):
+        if count and seen + count >= rank:
+            if upper is None:
+                return lower  # open-ended last bucket: report its lower edge
+            return lower + (upper - lower) * (rank - seen) / count
+        seen += count
+        lower = float(upper) if upper is not None else lower
+    return lower
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    label: str
+    cost: Decimal
+    requests: int
+    tokens: int
+    share: float
+    change: float | None  # against the previous period; None when it had no spend
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _change(now: Decimal, before: Decimal | None) -> float | None:
+    if not before:
+        return None
+    return float((now - before) / before)
+
+
+def top(
+    tenant: Tenant, f: Filters, teams: TeamIndex, dim: str, limit: int | None = 10
+) -> list[Row]:
+    """Top values of a dimension by spend, with share of the total and change vs before."""
+    fields = ["provider", "model"] if dim == "model" else [DIM_FIELD[dim]]
+    sums = {
+        "c": Sum("cost_usd"),
+        "n": Sum("requests"),
+        "t": Sum("input_tokens") + Sum("output_tokens"),
+    }
+    current = list(rollups(tenant, f, teams).values(*fields).annotate(**sums).order_by("-c"))
+    total = sum((r["c"] or ZERO for r in current), ZERO)
+    chosen = current[:limit] if limit else current
+    before = _previous_costs(tenant, f, teams, fields, chosen)
+    return [_row(r, fields, dim, teams, total, before) for r in chosen]
+
+
+def _previous_costs(
+    tenant: Tenant, f: Filters, teams: TeamIndex, fields: list[str], chosen: list[dict[str, Any]]
+) -> dict[tuple[Any, ...], Decimal]:
+    if not chosen:
+        return {}
+    rows = rollups(tenant, f.previous(), teams).values(*fields).annotate(c=Sum("cost_usd"))
+    if len(fields) == 1:
+        rows = rows.filter(**{f"{fields[0]}__in": [r[fields[0]] for r in chosen]})
+    return {tuple(r[k] for k in fields): r["c"] for r in rows}
+
+
+def _row(
+    r: dict[str, Any], fields: list[str], dim: str, teams: TeamIndex, total: Decimal, before: dict
+) -> Row:
+    key = tuple(r[k] for k in fields)
+    cost = r["c"] or ZERO
+    label = teams.slug(key[0]) if dim == "team" else "/".join(str(k) for k in key) or "(none)"
+    extra = {"team": teams.by_pk.get(key[0])} if dim == "team" else {}
+    return Row(
+        key=label,
+        label=label,
+        cost=cost,
+        requests=r["n"] or 0,
+        tokens=r["t"] or 0,
+        share=float(cost / total) if total else 0.0,
+        change=_change(cost, before.get(key)),
+        extra=extra,
     )
+
+
+def stacked_spend(tenant: Tenant, f: Filters, teams: TeamIndex, stack: str, keep: int = 8):
+    """Spend per period, one series per top-`keep` value of `stack`, the rest as 'other'."""
+    period = period_field(f)
+    key = DIM_FIELD[stack]
+    rows = (
+        rollups(tenant, f, teams).values(period, key).annotate(c=Sum("cost_usd")).order_by(period)
+    )
+    per_value: dict[Any, Decimal] = {}
+    for r in rows:
+        per_value[r[key]] = per_value.get(r[key], ZERO) + (r["c"] or ZERO)
+    kept = sorted(per_value, key=lambda v: per_value[v], reverse=True)[:keep]
+    series: dict[str, dict[Any, Decimal]] = {}
+    for r in rows:
+        name = _label(stack, r[key], teams) if r[key] in kept else "other"
+        bucket = series.setdefault(name, {})
+        bucket[r[period]] = bucket.get(r[period], ZERO) + (r["c"] or ZERO)
+    return periods(f), series
+
+
+def _label(stack: str, value: Any, teams: TeamIndex) -> str:
+    if stack == "team":
+        return teams.slug(value)
+    return str(value) if value else "(none)"
+
+
+def periods(f: Filters) -> list[datetime | date]:
+    if f.hourly:
+        out: list[datetime | date] = []
+        at = f.start
+        while at < f.end:
+            out.append(at)
+            at += timedelta(hours=1)
+        return out
+    return [f.first_day + timedelta(days=n) for n in range((f.last_day - f.first_day).days + 1)]
+
+
+def per_period(tenant: Tenant, f: Filters, teams: TeamIndex) -> dict[Any, Totals]:
+    """All measures per period, for the cost-per-request, token, cache, error and latency charts."""
+    period = period_field(f)
+    rows = rollups(tenant, f, teams).values(period).annotate(**{n: Sum(n) for n in SUMMED})
+    return {r.pop(period): Totals(r) for r in rows.order_by(period)}
+
+
+def unpriced_models(tenant: Tenant, f: Filters, teams: TeamIndex) -> list[dict[str, Any]]:
+    rows = rollups(tenant, f, teams).filter(unpriced_requests__gt=0)
+    return list(
+        rows.values("provider", "model").annotate(n=Sum("unpriced_requests")).order_by("-n")
+    )
+
+
+@dataclass(frozen=True)
+class MonthOutlook:
+    month_to_date: Decimal
+    forecast: Decimal
+    month_end: date
+
+
+def month_outlook(
+    tenant: Tenant, f: Filters, teams: TeamIndex, today: date | None = None
+) -> MonthOutlook:
+    """Month to date and forecast to month end (with the page's team/feature/model filters)."""
+    today = today or timezone.now().date()
+    first = today.replace(day=1)
+    month_end = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    rows = DailyRollup.objects.for_tenant(tenant).filter(
+        day__gte=today - timedelta(days=35), day__lte=today
+    )
+    daily = dict(
+        dimension_filter(rows, f, teams)
+        .values("day")
+        .annotate(c=Sum("cost_usd"))
+        .values_list("day", "c")
+    )
+    mtd = sum((v for d, v in daily.items() if d >= first), ZERO)
+    return MonthOutlook(mtd, forecast_period_end(daily, today, month_end, mtd), month_end)
+
+
+def consumers(
+    tenant: Tenant, f: Filters, teams: TeamIndex, kind: str, limit: int = 10
+) -> list[Row]:
+    """Top end users or API keys by spend (per-day rollups: team and environment filters apply)."""
+    rows = _consumer_rows(tenant, f, teams, kind, f.first_day, f.last_day)
+    current = list(
+        rows.values("consumer")
+        .annotate(
+            c=Sum("cost_usd"), n=Sum("requests"), t=Sum("input_tokens") + Sum("output_tokens")
+        )
+        .order_by("-c")
+    )
+    total = sum((r["c"] or ZERO for r in current), ZERO)
+    chosen = current[:limit]
+    prev = f.previous()
+    before_rows = _consumer_rows(tenant, f, teams, kind, prev.first_day, prev.last_day)
+    before = dict(
+        before_rows.filter(consumer__in=[r["consumer"] for r in chosen])
+        .values("consumer")
+        .annotate(c=Sum("cost_usd"))
+        .values_list("consumer", "c")
+    )
+    names = _key_names(tenant, chosen) if kind == ConsumerDailyRollup.Kind.KEY else {}
+    return [
+        Row(
+            key=r["consumer"],
+            label=names.get(r["consumer"], r["consumer"]),
+            cost=r["c"] or ZERO,
+            requests=r["n"] or 0,
+            tokens=r["t"] or 0,
+            share=float((r["c"] or ZERO) / total) if total else 0.0,
+            change=_change(r["c"] or ZERO, before.get(r["consumer"])),
+        )
+        for r in chosen
+    ]
+
+
+def _consumer_rows(
+    tenant: Tenant, f: Filters, teams: TeamIndex, kind: str, first: date, last: date
+) -> QuerySet[Any]:
+    rows = ConsumerDailyRollup.objects.for_tenant(tenant).filter(
+        kind=kind, day__gte=first, day__lte=last
+    )
+    if f.environment:
+        rows = rows.filter(environment=f.environment)
+    if f.team:
+        team_pk = teams.pk(f.team)
+        rows = rows.filter(team_pk=team_pk) if team_pk is not None else rows.none()
+    return rows
+
+
+def _key_names(tenant: Tenant, chosen: list[dict[str, Any]]) -> dict[str, str]:
+    pks = [int(r["consumer"]) for r in chosen if r["consumer"].isdigit()]
+    keys = ApiKey.objects.for_tenant(tenant).filter(pk__in=pks)
+    return {str(k.pk): f"{k.name or 'key'} ({k.prefix})" for k in keys}
+
+
+def filter_choices(tenant: Tenant, teams: TeamIndex, since: date) -> dict[str, list[str]]:
+    """Values offered in the filter bar: what the tenant used in the last 90 days."""
+    rows = DailyRollup.objects.for_tenant(tenant).filter(day__gte=since)
+    choices = {
+        name: sorted({v for v in rows.values_list(name, flat=True).distinct() if v})
+        for name in ("environment", "feature", "model")
+    }
+    choices["team"] = sorted(t.slug for t in teams.by_pk.values())
+    return choices

@@ -4,5 +4,10 @@ from dashboard import views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("teams/", views.teams, name="teams"),
+    path("teams/<slug:slug>/", views.team_detail, name="team"),
+    path("features/", views.features, name="features"),
+    path("models/", views.models, name="models"),
+    path("consumers/", views.consumers, name="consumers"),
     path("tenant/switch/", views.switch, name="switch-tenant"),
 ]

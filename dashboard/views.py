@@ -1,18 +1,155 @@
+"""Dashboard pages: small function views; the figures come from `dashboard.selectors`."""
+
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from dashboard import selectors
+from dashboard import charts, selectors
 from dashboard.access import member_view
+from dashboard.filters import RANGES, STACKS, Filters, parse_filters
+from dashboard.selectors import TeamIndex
+from rollups.models import ConsumerDailyRollup
 from tenants.context import TenantContext, switch_tenant
+from tenants.models import Team, Tenant
+
+
+def _base(request: HttpRequest, ctx: TenantContext, f: Filters, teams: TeamIndex) -> dict[str, Any]:
+    """What every page shows: the filter bar, the totals and the unpriced-usage banner."""
+    rows = selectors.rollups(ctx.tenant, f, teams)
+    since = timezone.now().date() - timedelta(days=90)
+    return {
+        "ctx": ctx,
+        "f": f,
+        "ranges": RANGES,
+        "stacks": STACKS,
+        "choices": selectors.filter_choices(ctx.tenant, teams, since),
+        "totals": selectors.totals(rows),
+        "previous": selectors.totals(selectors.rollups(ctx.tenant, f.previous(), teams)),
+        "unpriced": selectors.unpriced_models(ctx.tenant, f, teams),
+    }
+
+
+def _spend_chart(tenant: Tenant, f: Filters, teams: TeamIndex, stack: str) -> dict[str, Any]:
+    periods, series = selectors.stacked_spend(tenant, f, teams, stack)
+    return charts.stacked_spend(periods, series, stack)
+
+
+def _trend_charts(tenant: Tenant, f: Filters, teams: TeamIndex) -> dict[str, Any]:
+    per = selectors.per_period(tenant, f, teams)
+    periods = selectors.periods(f)
+    return {"efficiency": charts.efficiency(periods, per), "quality": charts.quality(periods, per)}
+
+
+def _has_usage(page: dict[str, Any]) -> bool:
+    return bool(page["totals"].requests or page["previous"].requests)
 
 
 @member_view()
 def overview(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    data = selectors.overview(ctx.tenant)
-    return render(request, "dashboard/overview.html", {"ctx": ctx, "data": data})
+    f, teams = parse_filters(request.GET), TeamIndex.of(ctx.tenant)
+    page = _base(request, ctx, f, teams)
+    tops = {
+        dim: selectors.top(ctx.tenant, f, teams, dim, 5) for dim in ("team", "feature", "model")
+    }
+    users = selectors.consumers(ctx.tenant, f, teams, ConsumerDailyRollup.Kind.USER, 5)
+    page.update(
+        outlook=selectors.month_outlook(ctx.tenant, f, teams),
+        tops=tops,
+        users=users,
+        figures={
+            "spend": _spend_chart(ctx.tenant, f, teams, f.stack),
+            **_trend_charts(ctx.tenant, f, teams),
+        },
+        has_usage=_has_usage(page),
+    )
+    return render(request, "dashboard/overview.html", page)
+
+
+def _breakdown(
+    request: HttpRequest, ctx: TenantContext, dim: str, title: str, f: Filters | None = None
+) -> HttpResponse:
+    f, teams = f or parse_filters(request.GET), TeamIndex.of(ctx.tenant)
+    page = _base(request, ctx, f, teams)
+    rows = selectors.top(ctx.tenant, f, teams, dim, limit=None)
+    page.update(
+        title=title,
+        dim=dim,
+        rows=rows,
+        figures={
+            "spend": _spend_chart(ctx.tenant, f, teams, dim),
+            "share": charts.share_bars(f"Top {dim}s", rows[:15]),
+        },
+        has_usage=_has_usage(page),
+    )
+    return render(request, "dashboard/breakdown.html", page)
+
+
+@member_view()
+def teams(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    return _breakdown(request, ctx, "team", "Teams")
+
+
+@member_view()
+def features(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    return _breakdown(request, ctx, "feature", "Features")
+
+
+@member_view()
+def models(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    return _breakdown(request, ctx, "model", "Models")
+
+
+@member_view()
+def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResponse:
+    team = get_object_or_404(Team.objects.for_tenant(ctx.tenant), slug=slug)
+    f = parse_filters(request.GET)
+    f = Filters(
+        **{
+            **f.__dict__,
+            "team": team.slug,
+            "stack": f.stack if "stack" in request.GET else "feature",
+        }
+    )
+    teams_index = TeamIndex.of(ctx.tenant)
+    page = _base(request, ctx, f, teams_index)
+    page.update(
+        team=team,
+        outlook=selectors.month_outlook(ctx.tenant, f, teams_index),
+        tops={
+            dim: selectors.top(ctx.tenant, f, teams_index, dim, 8) for dim in ("feature", "model")
+        },
+        users=selectors.consumers(ctx.tenant, f, teams_index, ConsumerDailyRollup.Kind.USER, 8),
+        figures={
+            "spend": _spend_chart(ctx.tenant, f, teams_index, f.stack),
+            **_trend_charts(ctx.tenant, f, teams_index),
+        },
+        has_usage=_has_usage(page),
+    )
+    return render(request, "dashboard/team.html", page)
+
+
+@member_view()
+def consumers(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    f, teams_index = parse_filters(request.GET), TeamIndex.of(ctx.tenant)
+    page = _base(request, ctx, f, teams_index)
+    users = selectors.consumers(ctx.tenant, f, teams_index, ConsumerDailyRollup.Kind.USER, 25)
+    keys = selectors.consumers(ctx.tenant, f, teams_index, ConsumerDailyRollup.Kind.KEY, 25)
+    page.update(
+        users=users,
+        keys=keys,
+        figures={
+            "users": charts.share_bars("Top end users", users[:15]),
+            "keys": charts.share_bars("Top API keys", keys[:15]),
+        },
+        has_usage=_has_usage(page),
+    )
+    return render(request, "dashboard/consumers.html", page)
 
 
 @require_POST

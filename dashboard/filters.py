@@ -1,0 +1,113 @@
+"""Page filters, read from and written back to the query string so a view is a shareable link."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.http import QueryDict
+
+RANGES = {
+    "24h": "Last 24 hours",
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+    "mtd": "Month to date",
+    "last_month": "Last month",
+    "custom": "Custom",
+}
+DEFAULT_RANGE = "30d"
+DIMENSION_FILTERS = ("environment", "team", "feature", "model")
+STACKS = ("team", "feature", "model", "provider", "environment")
+
+
+@dataclass(frozen=True)
+class Filters:
+    range: str
+    start: datetime  # inclusive
+    end: datetime  # exclusive
+    environment: str = ""
+    team: str = ""
+    feature: str = ""
+    model: str = ""
+    stack: str = "team"
+    errors: tuple[str, ...] = ()
+
+    @property
+    def hourly(self) -> bool:
+        """Short ranges are drawn per hour, longer ones per day."""
+        return self.end - self.start <= timedelta(days=2)
+
+    @property
+    def first_day(self) -> date:
+        return self.start.date()
+
+    @property
+    def last_day(self) -> date:
+        return (self.end - timedelta(microseconds=1)).date()
+
+    def previous(self) -> Filters:
+        """The period of the same length just before, for 'change against previous period'."""
+        length = self.end - self.start
+        return replace(self, start=self.start - length, end=self.start)
+
+    def query(self, **changes: str) -> str:
+        """This view's query string with some parameters changed, for links."""
+        params = {"range": self.range, "stack": self.stack}
+        if self.range == "custom":
+            params |= {"from": self.first_day.isoformat(), "to": self.last_day.isoformat()}
+        params |= {name: getattr(self, name) for name in DIMENSION_FILTERS}
+        params |= changes
+        return urlencode({k: v for k, v in params.items() if v})
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _window(key: str, now: datetime, params: QueryDict) -> tuple[datetime, datetime, list[str]]:
+    tomorrow = _day_start(now.date() + timedelta(days=1))
+    if key == "24h":
+        hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        return hour - timedelta(hours=24), hour, []
+    if key == "7d":
+        return tomorrow - timedelta(days=7), tomorrow, []
+    if key == "mtd":
+        return _day_start(now.date().replace(day=1)), tomorrow, []
+    if key == "last_month":
+        first = now.date().replace(day=1)
+        return _day_start((first - timedelta(days=1)).replace(day=1)), _day_start(first), []
+    if key == "custom":
+        return _custom(params, tomorrow)
+    return tomorrow - timedelta(days=30), tomorrow, []
+
+
+def _custom(params: QueryDict, tomorrow: datetime) -> tuple[datetime, datetime, list[str]]:
+    errors: list[str] = []
+    try:
+        first = date.fromisoformat(params.get("from", ""))
+        last = date.fromisoformat(params.get("to", ""))
+    except ValueError:
+        errors.append("Custom range needs 'from' and 'to' dates as YYYY-MM-DD; showing 30 days.")
+        return tomorrow - timedelta(days=30), tomorrow, errors
+    if last < first:
+        first, last = last, first
+    return _day_start(first), _day_start(last + timedelta(days=1)), errors
+
+
+def parse_filters(params: QueryDict, now: datetime | None = None) -> Filters:
+    now = now or datetime.now(UTC)
+    key = params.get("range", DEFAULT_RANGE)
+    key = key if key in RANGES else DEFAULT_RANGE
+    start, end, errors = _window(key, now, params)
+    stack = params.get("stack", "team")
+    values: dict[str, Any] = {name: params.get(name, "")[:128] for name in DIMENSION_FILTERS}
+    return Filters(
+        range=key,
+        start=start,
+        end=end,
+        stack=stack if stack in STACKS else "team",
+        errors=tuple(errors),
+        **values,
+    )

@@ -1,0 +1,222 @@
+"""The costboard_* metric families: a prometheus_client Collector over the rollups.
+
+Why the numbers stay true across processes and restarts: nothing is counted in memory. Each
+scrape (or the cached result of a recent one) reads all-time sums from the database, so every
+gunicorn worker reports the same totals, and they only go up as the rollups grow.
+
+Why the cache cannot make a counter go down: a process reuses a computed scrape for at most
+METRICS_CACHE_SECONDS from the moment it started reading. While that is shorter than
+Prometheus's scrape interval, a value served at one scrape was read after the previous scrape,
+whichever worker answers, so it is never older than a value Prometheus has already seen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from metrics import selectors
+from metrics.conf import MetricsSettings, metrics_settings
+from metrics.selectors import IngestTotals, Labels, Usage
+from rollups.models import LATENCY_BOUNDS_MS
+from rollups.services import rollup_lag_seconds
+
+OTHER = "other"
+# Rollup bounds are in ms; Prometheus wants seconds. The last rollup bucket is "above 60 s".
+LATENCY_LE = (*(floatToGoString(ms / 1000) for ms in LATENCY_BOUNDS_MS), "+Inf")
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
+T = TypeVar("T", Usage, IngestTotals)
+
+
+@dataclass
+class Families:
+    """One object per family; empty ones describe the collector without touching the DB."""
+
+    labels: tuple[str, ...]
+    cost: CounterMetricFamily = field(init=False)
+    tokens: CounterMetricFamily = field(init=False)
+    requests: CounterMetricFamily = field(init=False)
+    latency: HistogramMetricFamily = field(init=False)
+    ingest: CounterMetricFamily = field(init=False)
+    lag: GaugeMetricFamily = field(init=False)
+    label_sets: GaugeMetricFamily = field(init=False)
+    budget: GaugeMetricFamily = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = list(self.labels)
+        ingest_labels = ["tenant"] if "tenant" in names else []
+        self.cost = CounterMetricFamily(
+            "costboard_cost_usd", "LLM spend in USD, all time.", labels=names
+        )
+        self.tokens = CounterMetricFamily(
+            "costboard_tokens",
+            "Tokens by type, all time; cache_read and cache_write are parts of input.",
+            labels=[*names, "type"],
+        )
+        self.requests = CounterMetricFamily(
+            "costboard_requests",
+            'LLM calls, all time; status_class "error" is status_code >= 400, "ok" the rest.',
+            labels=[*names, "status_class"],
+        )
+        self.latency = HistogramMetricFamily(
+            "costboard_request_latency_seconds",
+            "LLM call latency as reported by the client (calls without latency_ms excluded).",
+            labels=names,
+        )
+        self.ingest = CounterMetricFamily(
+            "costboard_ingest_events",
+            "Events offered to ingest, all time, by result (counted when rolled up).",
+            labels=[*ingest_labels, "result"],
+        )
+        self.lag = GaugeMetricFamily(
+            "costboard_rollup_lag_seconds", "Age of the oldest stored event not yet rolled up."
+        )
+        self.label_sets = GaugeMetricFamily(
+            "costboard_metrics_label_sets",
+            "Distinct usage label sets before METRICS_MAX_SERIES; above it the rest is 'other'.",
+        )
+        self.budget = GaugeMetricFamily(
+            "costboard_daily_budget_usd",
+            "Operator-wide daily budget (METRICS_DAILY_BUDGET_USD), for the alert rules.",
+        )
+
+    def all(self) -> list[Metric]:
+        return [
+            self.cost,
+            self.tokens,
+            self.requests,
+            self.latency,
+            self.ingest,
+            self.lag,
+            self.label_sets,
+            self.budget,
+        ]
+
+
+def capped(
+    rows: dict[Labels, T], limit: int, rank: Callable[[T], Any], other: Labels
+) -> list[tuple[Labels, T]]:
+    """At most `limit` label sets by `rank` (biggest first) plus `other`, holding the rest.
+
+    Totals stay exact: every dropped set is added into `other`. Sorted by labels, so every
+    process renders identical output.
+    """
+    rows = dict(rows)
+    real_other = rows.pop(other, None)  # a real set named like ours must not be duplicated
+    if len(rows) + (real_other is not None) <= limit:
+        kept = rows if real_other is None else {**rows, other: real_other}
+        return sorted(kept.items())
+    # Ties broken by the labels, so every process keeps the same sets.
+    ranked = sorted(rows.items(), key=lambda kv: (rank(kv[1]), kv[0]))
+    rest = [value for _, value in ranked[limit:]]
+    if real_other is not None:
+        rest.append(real_other)
+    total, *others = rest
+    total = replace(total)  # a copy: the caller's rows stay as they were
+    for value in others:
+        total.add(value)
+    return [*sorted(ranked[:limit]), (other, total)]
+
+
+def _usage_rank(usage: Usage) -> tuple[Any, ...]:
+    return (-usage.cost_usd, -usage.requests)
+
+
+def _add_usage(f: Families, labels: Labels, u: Usage) -> None:
+    values = list(labels)
+    f.cost.add_metric(values, float(u.cost_usd))  # Decimal until here: floats only on the wire
+    for kind, count in zip(TOKEN_TYPES, u.tokens, strict=True):
+        f.tokens.add_metric([*values, kind], count)
+    f.requests.add_metric([*values, "ok"], u.requests - u.errors)
+    f.requests.add_metric([*values, "error"], u.errors)
+    running, buckets = 0, []
+    for le, count in zip(LATENCY_LE, u.latency_buckets, strict=True):
+        running += count
+        buckets.append((le, running))
+    f.latency.add_metric(values, buckets, u.latency_sum_ms / 1000)
+
+
+def _add_ingest(f: Families, conf: MetricsSettings) -> None:
+    by_tenant = "tenant" in conf.labels
+    rows = selectors.ingest_by_labels(by_tenant)
+    other = (OTHER,) if by_tenant else ()
+    for labels, totals in capped(rows, conf.max_series, lambda t: -t.total, other):
+        f.ingest.add_metric([*labels, "accepted"], totals.accepted)
+        f.ingest.add_metric([*labels, "duplicate"], totals.duplicates)
+        f.ingest.add_metric([*labels, "rejected"], totals.rejected)
+
+
+def build_families(conf: MetricsSettings) -> list[Metric]:
+    f = Families(conf.labels)
+    usage = selectors.usage_by_labels(conf.labels)
+    other = tuple(OTHER for _ in conf.labels)
+    for labels, totals in capped(usage, conf.max_series, _usage_rank, other):
+        _add_usage(f, labels, totals)
+    f.label_sets.add_metric([], len(usage))
+    _add_ingest(f, conf)
+    f.lag.add_metric([], rollup_lag_seconds())
+    families = f.all()
+    if conf.daily_budget_usd is None:
+        families.remove(f.budget)  # no budget configured: no series, so no budget alert fires
+    else:
+        f.budget.add_metric([], float(conf.daily_budget_usd))
+    return families
+
+
+@dataclass
+class _Snapshot:
+    conf: MetricsSettings
+    expires: float
+    families: list[Metric]
+
+
+_lock = threading.Lock()
+_snapshot: _Snapshot | None = None
+
+
+def cached_families() -> list[Metric]:
+    """The families, recomputed at most every METRICS_CACHE_SECONDS per process."""
+    global _snapshot
+    conf = metrics_settings()
+    # One thread reads the database; the others of this process wait and reuse its result.
+    with _lock:
+        snap = _snapshot
+        if snap is None or snap.conf != conf or time.monotonic() >= snap.expires:
+            started = time.monotonic()
+            snap = _Snapshot(conf, started + conf.cache_seconds, build_families(conf))
+            _snapshot = snap
+    return snap.families
+
+
+class CostboardCollector(Collector):
+    def collect(self) -> Iterable[Metric]:
+        return cached_families()
+
+    def describe(self) -> Iterable[Metric]:
+        # Names only: registering must not query a database that may not exist yet (migrate).
+        return Families(metrics_settings().labels).all()
+
+
+_registered: CostboardCollector | None = None
+
+
+def register(registry: CollectorRegistry = REGISTRY) -> CostboardCollector:
+    """Register the collector once per process (AppConfig.ready may run more than once)."""
+    global _registered
+    if _registered is None:
+        _registered = CostboardCollector()
+        registry.register(_registered)
+    return _registered

@@ -1,0 +1,137 @@
+"""Operator-wide reads of the rollups for /metrics: a few GROUP BY queries per scrape.
+
+Every total is summed over all time from the database, so each web process (and each process
+after a restart) reports the same, never-decreasing numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Sum
+
+from metrics.conf import LABEL_COLUMNS
+from rollups.models import LATENCY_FIELDS, NO_TEAM, DailyRollup, IngestCount
+from tenants.models import Team, Tenant
+
+Labels = tuple[str, ...]
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+USAGE_SUMS = ("cost_usd", "requests", "errors", *TOKEN_COLUMNS, "latency_sum_ms", *LATENCY_FIELDS)
+INGEST_SUMS = ("accepted", "duplicates", "rejected")
+UNALLOCATED = "unallocated"
+
+
+@dataclass(slots=True)
+class Usage:
+    """All-time sums of one label set. Money stays Decimal; floats only at the exposition."""
+
+    cost_usd: Decimal
+    requests: int
+    errors: int
+    tokens: list[int]  # input, output, cache_read, cache_write
+    latency_sum_ms: float
+    latency_buckets: list[int]  # calls per LATENCY_FIELDS bucket, not cumulative
+
+    @classmethod
+    def from_sums(cls, sums: Sequence[Any]) -> Usage:
+        cost, requests, errors, *rest = sums
+        tokens, latency_sum, buckets = rest[:4], rest[4], rest[5:]
+        return cls(Decimal(cost), requests, errors, list(tokens), float(latency_sum), list(buckets))
+
+    def add(self, other: Usage) -> None:
+        self.cost_usd += other.cost_usd
+        self.requests += other.requests
+        self.errors += other.errors
+        self.tokens = [a + b for a, b in zip(self.tokens, other.tokens, strict=True)]
+        self.latency_sum_ms += other.latency_sum_ms
+        self.latency_buckets = [
+            a + b for a, b in zip(self.latency_buckets, other.latency_buckets, strict=True)
+        ]
+
+
+@dataclass(slots=True)
+class IngestTotals:
+    accepted: int
+    duplicates: int
+    rejected: int
+
+    def add(self, other: IngestTotals) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+
+    @property
+    def total(self) -> int:
+        return self.accepted + self.duplicates + self.rejected
+
+
+def _tenant_slugs() -> dict[int, str]:
+    return dict(Tenant.objects.values_list("pk", "slug"))
+
+
+def _team_slugs() -> dict[int, str]:
+    # Operator-wide: team slugs of every tenant, to label every tenant's series.
+    return {NO_TEAM: UNALLOCATED, **dict(Team.unscoped_all_tenants.values_list("pk", "slug"))}
+
+
+def _namers(labels: Sequence[str]) -> list[Callable[[Any], str]]:
+    """Per label, a function turning the rollup column's value into the label value."""
+    tenants = _tenant_slugs() if "tenant" in labels else {}
+    teams = _team_slugs() if "team" in labels else {}
+    lookups = {
+        "tenant": lambda pk: tenants.get(pk, f"deleted:{pk}"),
+        # A team deleted after its usage was rolled up keeps its own series, by primary key.
+        "team": lambda pk: teams.get(pk, f"deleted:{pk}"),
+    }
+    return [lookups.get(label, str) for label in labels]
+
+
+def _merge(out: dict[Labels, Any], key: Labels, value: Any) -> None:
+    # Distinct rollup keys can share label values (e.g. two tenants' "search" teams when
+    # "tenant" is not a label): their sums are added, never overwritten.
+    seen = out.get(key)
+    if seen is None:
+        out[key] = value
+    else:
+        seen.add(value)
+
+
+def _grouped(
+    model: type, labels: Sequence[str], sums: Sequence[str]
+) -> Iterable[tuple[Labels, tuple[Any, ...]]]:
+    """One GROUP BY over every tenant's rows: (label values, sums) per group."""
+    columns = [LABEL_COLUMNS[label] for label in labels]
+    # Operator-wide by design: /metrics reports every tenant's totals to the operator.
+    rows: Any = model.unscoped_all_tenants  # type: ignore[attr-defined]
+    aggregates = {f"sum_{name}": Sum(name) for name in sums}
+    if not columns:
+        total = rows.aggregate(**aggregates)
+        if total[f"sum_{sums[0]}"] is not None:
+            yield (), tuple(total[f"sum_{name}"] for name in sums)
+        return
+    grouped = list(rows.values_list(*columns).annotate(**aggregates).order_by())
+    namers = _namers(labels)  # read after the rows, so every group's tenant and team exist
+    for row in grouped:
+        key = tuple(name(value) for name, value in zip(namers, row, strict=False))
+        yield key, row[len(columns) :]
+
+
+def usage_by_labels(labels: Sequence[str]) -> dict[Labels, Usage]:
+    """All-time usage per label set (of the configured labels), across every tenant."""
+    # DailyRollup holds exactly HourlyRollup's sums (both are written in one transaction by
+    # rollups.services) in 24x fewer rows, so the all-time sum reads far less.
+    out: dict[Labels, Usage] = {}
+    for key, sums in _grouped(DailyRollup, labels, USAGE_SUMS):
+        _merge(out, key, Usage.from_sums(sums))
+    return out
+
+
+def ingest_by_labels(by_tenant: bool) -> dict[Labels, IngestTotals]:
+    """All-time ingest outcomes, per tenant slug when `by_tenant`, else one operator total."""
+    out: dict[Labels, IngestTotals] = {}
+    for key, sums in _grouped(IngestCount, ["tenant"] if by_tenant else [], INGEST_SUMS):
+        _merge(out, key, IngestTotals(*sums))
+    return out

@@ -1,0 +1,50 @@
+"""Forecast period-end spend from the spend so far, with weekday seasonality."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+
+ZERO = Decimal(0)
+
+
+def weekday_profile(daily: dict[date, Decimal], today: date, weeks: int = 4) -> dict[int, Decimal]:
+    """Average spend per weekday over the last `weeks` complete weeks before `today`.
+
+    Days with no usage count as zero, so a quiet Sunday stays quiet in the forecast.
+    """
+    totals: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    seen: dict[int, int] = defaultdict(int)
+    history = [today - timedelta(days=n) for n in range(1, weeks * 7 + 1)]
+    first_usage = min(daily, default=today)
+    for day in history:
+        if day < first_usage:
+            continue  # before the tenant sent anything: unknown, not zero
+        totals[day.weekday()] += daily.get(day, ZERO)
+        seen[day.weekday()] += 1
+    return {wd: totals[wd] / seen[wd] for wd in seen}
+
+
+def forecast_period_end(
+    daily: dict[date, Decimal], today: date, period_end: date, spent_so_far: Decimal
+) -> Decimal:
+    """Spend so far + the expected spend of the rest of today and every remaining day.
+
+    Today's expectation is its weekday average, less what today has already spent (never
+    negative). With no history at all, the average of the days seen so far is used.
+    """
+    profile = weekday_profile(daily, today)
+    fallback = _plain_average(daily, today)
+    expected = ZERO
+    day = today
+    while day <= period_end:
+        typical = profile.get(day.weekday(), fallback)
+        expected += max(typical - daily.get(day, ZERO), ZERO) if day == today else typical
+        day += timedelta(days=1)
+    return spent_so_far + expected
+
+
+def _plain_average(daily: dict[date, Decimal], today: date) -> Decimal:
+    past = [v for d, v in daily.items() if d <= today]
+    return sum(past, ZERO) / len(past) if past else ZERO

@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db.models import Sum
+from django.test import Client
+
+from ingest.models import PendingBatch
+from ingest.services import ingest_events
+from rollups.models import HourlyRollup
+from rollups.services import roll_up_all_pending
+from tests.conftest import World, event
+from tests.metrics.helpers import (
+    assert_money,
+    costboard_lines,
+    parse,
+    pick,
+    raw_costs,
+    requires_promtool,
+    scrape,
+    seed,
+    value,
+)
+from tests.server import ROOT
+
+SEARCH_GPT4O = {"tenant": "acme", "team": "search", "provider": "openai", "model": "gpt-4o"}
+
+
+def test_it_reports_each_tenant_teams_spend_exactly(world: World) -> None:
+    seed(world)
+    series = parse(scrape())
+    costs = pick(series, "costboard_cost_usd_total")
+    expected = raw_costs()
+    assert {tuple(dict(k)[n] for n in ("tenant", "team", "provider", "model")) for k in costs} == set(
+        expected
+    )
+    for (tenant, team, provider, model), cost in expected.items():
+        labels = {"tenant": tenant, "team": team, "provider": provider, "model": model}
+        assert_money(value(series, "costboard_cost_usd_total", **labels), cost)
+    assert ("acme", "unallocated", "anthropic", "claude-3-5-haiku-latest") in expected
+
+
+def test_it_matches_the_hourly_rollups_over_all_time(world: World) -> None:
+    seed(world)
+    series = parse(scrape())
+    # Every tenant's rows: the operator's grand total.
+    hourly = HourlyRollup.unscoped_all_tenants.aggregate(cost=Sum("cost_usd"), n=Sum("requests"))
+    assert_money(sum(pick(series, "costboard_cost_usd_total").values()), hourly["cost"])
+    assert sum(pick(series, "costboard_requests_total").values()) == hourly["n"] == 6
+
+
+def test_it_counts_tokens_by_type_and_requests_by_status_class(world: World) -> None:
+    seed(world)
+    series = parse(scrape())
+    tokens = {
+        kind: value(series, "costboard_tokens_total", **SEARCH_GPT4O, type=kind)
+        for kind in ("input", "output", "cache_read", "cache_write")
+    }
+    assert tokens == {"input": 3000, "output": 1500, "cache_read": 0, "cache_write": 0}
+    mini = {**SEARCH_GPT4O, "model": "gpt-4o-mini"}
+    assert value(series, "costboard_tokens_total", **mini, type="cache_read") == 200
+    claude = {**SEARCH_GPT4O, "team": "unallocated", "provider": "anthropic"}
+    claude["model"] = "claude-3-5-haiku-latest"
+    assert value(series, "costboard_tokens_total", **claude, type="cache_write") == 100
+    assert value(series, "costboard_requests_total", **SEARCH_GPT4O, status_class="ok") == 2
+    assert value(series, "costboard_requests_total", **SEARCH_GPT4O, status_class="error") == 1
+
+
+def test_it_builds_the_latency_histogram_in_seconds(world: World) -> None:
+    seed(world)
+    series = parse(scrape())
+    buckets = {
+        dict(k)["le"]: v
+        for k, v in pick(series, "costboard_request_latency_seconds_bucket", **SEARCH_GPT4O).items()
+    }
+    # The seed's buckets (10 ms .. 2 s) and the rollups' longer ones, cumulative.
+    assert buckets == {
+        "0.01": 0, "0.05": 1, "0.1": 1, "0.25": 1, "0.5": 2, "1.0": 2, "2.0": 2, "5.0": 2,
+        "10.0": 2, "30.0": 2, "60.0": 2, "+Inf": 2,
+    }  # fmt: skip
+    assert value(series, "costboard_request_latency_seconds_count", **SEARCH_GPT4O) == 2
+    assert value(series, "costboard_request_latency_seconds_sum", **SEARCH_GPT4O) == 0.34
+    mini = {**SEARCH_GPT4O, "model": "gpt-4o-mini"}
+    assert value(series, "costboard_request_latency_seconds_bucket", **mini, le="5.0") == 0
+    assert value(series, "costboard_request_latency_seconds_bucket", **mini, le="10.0") == 1
+
+
+def test_it_counts_ingest_results_per_tenant(world: World) -> None:
+    seed(world)
+    series = parse(scrape())
+    acme = {r: value(series, "costboard_ingest_events_total", tenant="acme", result=r) for r in (
+        "accepted", "duplicate", "rejected")}  # fmt: skip
+    assert acme == {"accepted": 5, "duplicate": 1, "rejected": 1}
+    assert value(series, "costboard_ingest_events_total", tenant="globex", result="accepted") == 1
+
+
+def test_it_reports_the_rollup_lag(world: World) -> None:
+    seed(world)
+    assert value(parse(scrape()), "costboard_rollup_lag_seconds") == 0
+    ingest_events(world.ingest.key, [event("late")])
+    PendingBatch.objects.for_tenant(world.tenant).update(
+        created_at=datetime.now(UTC) - timedelta(seconds=90)
+    )
+    assert 89 < value(parse(scrape()), "costboard_rollup_lag_seconds") < 120
+
+
+def test_it_labels_series_with_the_configured_labels(world: World, settings: Any) -> None:
+    seed(world)
+    settings.METRICS_LABELS = ["tenant", "feature"]
+    series = parse(scrape())
+    assert {frozenset(dict(k)) for k in pick(series, "costboard_cost_usd_total")} == {
+        frozenset({"tenant", "feature"})
+    }
+    assert value(series, "costboard_requests_total", tenant="acme", feature="chat", status_class="ok") == 1
+
+    # Without "tenant", the two tenants' gpt-4o usage is one series, and ingest is one total.
+    settings.METRICS_LABELS = ["model"]
+    series = parse(scrape())
+    gpt4o = sum(cost for (_, _, _, model), cost in raw_costs().items() if model == "gpt-4o")
+    assert_money(value(series, "costboard_cost_usd_total", model="gpt-4o"), gpt4o)
+    assert value(series, "costboard_requests_total", model="gpt-4o", status_class="ok") == 3
+    assert value(series, "costboard_ingest_events_total", result="accepted") == 6
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [("METRICS_LABELS", "tenant,colour"), ("METRICS_DAILY_BUDGET_USD", "lots")],
+)
+def test_it_refuses_to_start_with_a_bad_metrics_setting(name: str, bad: str) -> None:
+    env = {**os.environ, "SECRET_KEY": "test-only-secret-key", name: bad}
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode != 0
+    assert name in proc.stderr
+
+
+def _uncapped_and_capped(settings: Any, cap: int) -> tuple[Any, Any]:
+    settings.METRICS_MAX_SERIES = 2000
+    full = parse(scrape())
+    settings.METRICS_MAX_SERIES = cap
+    return full, parse(scrape())
+
+
+def test_it_caps_label_sets_and_sums_the_rest_under_other(world: World, settings: Any) -> None:
+    seed(world)
+    full, capped = _uncapped_and_capped(settings, cap=2)
+    costs = pick(capped, "costboard_cost_usd_total")
+    assert len(pick(full, "costboard_cost_usd_total")) == 4
+    assert len(costs) == 3  # the cap plus "other"
+    other = frozenset({"tenant": "other", "team": "other", "provider": "other", "model": "other"}.items())
+    biggest = sorted(pick(full, "costboard_cost_usd_total").items(), key=lambda kv: -kv[1])[:2]
+    assert set(costs) == {k for k, _ in biggest} | {other}
+    assert value(capped, "costboard_metrics_label_sets") == 4
+    for name in (
+        "costboard_cost_usd_total",
+        "costboard_tokens_total",
+        "costboard_requests_total",
+        "costboard_request_latency_seconds_count",
+        "costboard_request_latency_seconds_sum",
+    ):
+        assert sum(pick(capped, name).values()) == pytest.approx(sum(pick(full, name).values()))
+        assert len({k for k in pick(capped, name)}) == len(pick(capped, name))
+
+
+def test_it_never_repeats_a_real_series_named_other(world: World, settings: Any) -> None:
+    seed(world)
+    ingest_events(world.ingest.key, [event("o", model="other")])
+    roll_up_all_pending(world.tenant.pk)
+    settings.METRICS_LABELS = ["model"]
+    full, capped = _uncapped_and_capped(settings, cap=1)
+    assert len(pick(full, "costboard_cost_usd_total")) == 4  # gpt-4o, -mini, claude, other
+    body = scrape()
+    lines = [line for line in costboard_lines(body) if line.startswith("costboard_cost_usd_total")]
+    assert len(lines) == len(set(line.split(" ")[0] for line in lines)) == 2
+    assert sum(pick(capped, "costboard_cost_usd_total").values()) == pytest.approx(
+        sum(pick(full, "costboard_cost_usd_total").values())
+    )
+
+
+def test_it_requires_the_metrics_token_when_set(settings: Any) -> None:
+    settings.METRICS_TOKEN = "s3cret-token"
+    client = Client()
+    for headers in ({}, {"HTTP_AUTHORIZATION": "Bearer wrong"}, {"HTTP_AUTHORIZATION": "Basic s3cret-token"}):
+        response = client.get("/metrics", **headers)
+        assert response.status_code == 401
+        assert b"costboard_" not in response.content
+        assert response["WWW-Authenticate"].startswith("Bearer")
+    assert "costboard_rollup_lag_seconds" in scrape(client, HTTP_AUTHORIZATION="Bearer s3cret-token")
+
+
+def test_it_serves_a_warm_scrape_from_its_cache(
+    world: World, settings: Any, django_assert_num_queries: Any
+) -> None:
+    seed(world)
+    settings.METRICS_CACHE_SECONDS = 60
+    before = costboard_lines(scrape())
+    ingest_events(world.ingest.key, [event("more")])
+    roll_up_all_pending(world.tenant.pk)
+    with django_assert_num_queries(0):
+        assert costboard_lines(scrape()) == before  # no database work for a warm scrape
+    settings.METRICS_CACHE_SECONDS = 0
+    assert costboard_lines(scrape()) != before
+
+
+def test_it_exposes_the_daily_budget_only_when_set(settings: Any) -> None:
+    assert "costboard_daily_budget_usd" not in scrape()
+    settings.METRICS_DAILY_BUDGET_USD = "250.50"
+    assert value(parse(scrape()), "costboard_daily_budget_usd") == 250.5
+
+
+def test_it_includes_django_request_and_database_metrics(world: World) -> None:
+    seed(world)
+    Client().get("/healthz")
+    series = parse(scrape())
+    assert pick(series, "django_http_requests_total_by_method_total", method="GET")
+    assert sum(pick(series, "django_db_execute_total").values()) > 0
+
+
+@requires_promtool
+def test_it_passes_promtool_check_metrics(world: World, settings: Any) -> None:
+    seed(world)
+    settings.METRICS_DAILY_BUDGET_USD = "100"
+    settings.METRICS_MAX_SERIES = 2  # "other" included
+    body = scrape()
+    proc = subprocess.run(
+        ["promtool", "check", "metrics"], input=body, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "" and proc.stderr.strip() == ""  # not even a lint warning
+    assert "costboard_cost_usd_total{" in body
+
+
+def test_it_keeps_money_decimal_until_the_exposition(world: World) -> None:
+    seed(world)
+    from metrics.selectors import usage_by_labels
+
+    usage = usage_by_labels(["tenant"])
+    assert isinstance(usage[("acme",)].cost_usd, Decimal)
