@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "ingest",
     "rollups",
     "dashboard",
+    "alerts",
+    "budgets",
     "metrics",
 ]
 
@@ -203,6 +205,21 @@ ROLLUP_DEBOUNCE_SECONDS = env_int("ROLLUP_DEBOUNCE_SECONDS", 2)
 RAW_EVENT_RETENTION_DAYS = env_int("RAW_EVENT_RETENTION_DAYS", 400)
 
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+
+ALERT_RETRY_BASE_SECONDS = float(env_str("ALERT_RETRY_BASE_SECONDS", "10"))
+
+# Alert email; with EMAIL_HOST unset, mail is written to the worker's log instead of sent.
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "costboard@localhost")
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
 # /metrics labels (any of tenant, team, provider, model, feature, environment), the cap on label
 # sets per family (the rest is summed under "other"), and how long each process reuses a
 # computed scrape: keep it below Prometheus's scrape interval (see metrics/collector.py).

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from budgets.api import BudgetStatusView
 from costboard import views
 from ingest.views import EventsView, LlmCostsView
 from metrics.views import metrics
@@ -17,5 +18,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/budgets/status", BudgetStatusView.as_view(), name="budget-status"),
+    path("", include("budgets.urls")),
+    path("", include("tenants.urls")),
     path("", include("dashboard.urls")),
 ]

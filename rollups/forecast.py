@@ -48,3 +48,33 @@ def forecast_period_end(
 def _plain_average(daily: dict[date, Decimal], today: date) -> Decimal:
     past = [v for d, v in daily.items() if d <= today]
     return sum(past, ZERO) / len(past) if past else ZERO
+
+
+def exceed_date(
+    daily: dict[date, Decimal], today: date, period_end: date, spent_so_far: Decimal, limit: Decimal
+) -> date | None:
+    """The first day the spend is expected to pass `limit` within the period, if it does."""
+    if spent_so_far > limit:
+        return today
+    profile, fallback = weekday_profile(daily, today), _plain_average(daily, today)
+    running, day = spent_so_far, today
+    while day <= period_end:
+        typical = profile.get(day.weekday(), fallback)
+        running += max(typical - daily.get(day, ZERO), ZERO) if day == today else typical
+        if running > limit:
+            return day
+        day += timedelta(days=1)
+    return None
+
+
+def forecast_day_end(
+    hourly: dict[int, Decimal], days: int, now_hour: int, spent_today: Decimal
+) -> Decimal:
+    """Today's spend + the average spend of each remaining hour of the day over `days` days.
+
+    `hourly` maps hour-of-day (0-23, local) to total spend at that hour over the last `days`.
+    """
+    if days <= 0:
+        return spent_today
+    rest = sum((hourly.get(h, ZERO) for h in range(now_hour + 1, 24)), ZERO) / days
+    return spent_today + rest

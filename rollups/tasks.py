@@ -11,8 +11,13 @@ from rollups.scheduling import clear_schedule
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def roll_up_tenant(tenant_id: int) -> int:
+    from budgets.tasks import evaluate_budgets
+
     clear_schedule(tenant_id)
-    return services.roll_up_all_pending(tenant_id)
+    events = services.roll_up_all_pending(tenant_id)
+    if events:
+        evaluate_budgets.delay(tenant_id)  # budgets react within seconds of new spend
+    return events
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

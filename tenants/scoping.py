@@ -24,6 +24,10 @@ class TenantScopeError(RuntimeError):
 
 class TenantScopedManager(models.Manager[M], Generic[M]):
     def get_queryset(self) -> models.QuerySet[M]:
+        if getattr(self, "instance", None) is not None and hasattr(self, "core_filters"):
+            # A related manager (budget.channels, team's keys): it is already narrowed to rows
+            # of one owner row, which was itself read through a tenant scope.
+            return super().get_queryset()
         raise TenantScopeError(
             f"{self.model.__name__} is tenant-owned: use .for_tenant(tenant) "
             "(or .unscoped_all_tenants for operator-wide work)."

@@ -31,3 +31,10 @@ def test_it_scopes_every_query_to_one_tenant(world: World) -> None:
 
 def test_it_offers_a_loudly_named_escape_hatch(world: World) -> None:
     assert Team.unscoped_all_tenants.count() == 2
+
+
+def test_it_lets_related_managers_follow_an_already_scoped_row(world: World) -> None:
+    team = Team.objects.for_tenant(world.tenant).get(slug="search")
+    assert {k.pk for k in ApiKey.objects.for_tenant(world.tenant).filter(team=team)} == {
+        k.pk for k in team.apikey_set.all()
+    }

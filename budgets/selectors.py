@@ -1,0 +1,105 @@
+"""Budget reads: the status gateways poll, and the budgets page's figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
+
+from budgets.models import Budget, BudgetAlert, BudgetStatus
+from budgets.services import evaluate_and_alert
+from rollups.models import HourlyRollup
+from tenants.models import Tenant
+
+STALE_AFTER = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    budget: Budget
+    status: BudgetStatus
+
+    @property
+    def ratio(self) -> Decimal:
+        return (
+            self.status.spend_usd / self.budget.amount_usd if self.budget.amount_usd else Decimal(0)
+        )
+
+    @property
+    def forecast_ratio(self) -> Decimal:
+        amount = self.budget.amount_usd
+        return self.status.forecast_usd / amount if amount else Decimal(0)
+
+    @property
+    def state(self) -> str:
+        if self.ratio >= 1:
+            return "over"
+        if self.forecast_ratio > 1:
+            return "projected-over"
+        return "ok"
+
+    def as_api(self) -> dict[str, Any]:
+        b, s = self.budget, self.status
+        return {
+            "id": b.pk,
+            "name": b.name,
+            "scope": b.scope,
+            "team": b.team.slug if b.team else None,
+            "feature": b.feature or None,
+            "period": b.period,
+            "period_start": s.period_start.isoformat(),
+            "period_end": s.period_end.isoformat(),
+            "limit_usd": str(b.amount_usd),
+            "spend_usd": str(s.spend_usd.quantize(Decimal("0.000001"))),
+            "ratio": str(self.ratio.quantize(Decimal("0.0001"))),
+            "forecast_usd": str(s.forecast_usd.quantize(Decimal("0.000001"))),
+            "exceed_on": s.exceed_on.isoformat() if s.exceed_on else None,
+            "over_budget": self.ratio >= 1,
+            "evaluated_at": s.evaluated_at.isoformat(),
+        }
+
+
+def budget_views(tenant: Tenant, team: str | None = None) -> list[BudgetView]:
+    """Every budget with its latest status; a missing or stale status is evaluated now."""
+    budgets: QuerySet[Budget] = Budget.objects.for_tenant(tenant).select_related(
+        "tenant", "team", "status"
+    )
+    if team is not None:
+        budgets = budgets.filter(team__slug=team)
+    now = timezone.now()
+    views = []
+    for budget in budgets:
+        status = getattr(budget, "status", None)
+        if status is None or now - status.evaluated_at > STALE_AFTER or now >= status.period_end:
+            evaluate_and_alert(budget, now, fire=False)
+            status = BudgetStatus.objects.for_tenant(tenant).get(budget=budget)
+        views.append(BudgetView(budget, status))
+    return views
+
+
+def alert_history(tenant: Tenant, limit: int = 50) -> list[BudgetAlert]:
+    rows = BudgetAlert.objects.for_tenant(tenant).select_related("budget", "alert")
+    return list(rows.prefetch_related("alert__deliveries__channel")[:limit])
+
+
+def spend_by_day(view: BudgetView) -> list[tuple[datetime, Decimal]]:
+    """Cumulative spend per hour of the current period, for the burn-down chart."""
+    budget, status = view.budget, view.status
+    rows = HourlyRollup.objects.for_tenant(budget.tenant_id).filter(
+        hour__gte=status.period_start, hour__lt=status.period_end
+    )
+    if budget.scope == Budget.Scope.TEAM:
+        rows = rows.filter(team_pk=budget.team_id)
+    elif budget.scope == Budget.Scope.FEATURE:
+        rows = rows.filter(feature=budget.feature)
+    running, points = Decimal(0), []
+    for hour, cost in (
+        rows.values("hour").annotate(c=Sum("cost_usd")).values_list("hour", "c").order_by("hour")
+    ):
+        running += cost or 0
+        points.append((hour, running))
+    return points

@@ -1,0 +1,224 @@
+"""Budget writes: create budgets, evaluate them, and fire each threshold once per period."""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from alerts.models import Severity
+from alerts.services import notify
+from budgets.models import FORECAST_THRESHOLD, Budget, BudgetAlert, BudgetStatus
+from rollups.forecast import exceed_date, forecast_day_end, forecast_period_end
+from rollups.models import HourlyRollup
+from tenants.models import Team, Tenant
+
+ZERO = Decimal(0)
+HISTORY_DAYS = 35
+
+
+@transaction.atomic
+def set_budget(
+    tenant: Tenant,
+    *,
+    amount: Decimal,
+    team: Team | None = None,
+    feature: str = "",
+    period: str = Budget.Period.MONTH,
+    name: str = "",
+) -> tuple[Budget, bool]:
+    """Create or update the budget of a scope and period (what `set_budget` does)."""
+    scope = Budget.Scope.TEAM if team else Budget.Scope.FEATURE if feature else Budget.Scope.TENANT
+    budget, created = Budget.objects.for_tenant(tenant).update_or_create(
+        scope=scope,
+        team=team,
+        feature=feature,
+        period=period,
+        defaults={"amount_usd": amount, "tenant": tenant},
+    )
+    if created or name:
+        budget.name = name or _default_name(scope, team, feature, period)
+        budget.save(update_fields=["name"])
+    return budget, created
+
+
+def _default_name(scope: str, team: Team | None, feature: str, period: str) -> str:
+    subject = team.name if team else feature if feature else "Whole tenant"
+    return f"{subject} ({'monthly' if period == Budget.Period.MONTH else 'daily'})"
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime  # aware, UTC
+    end: datetime
+    tz: zoneinfo.ZoneInfo
+
+
+def period_window(budget: Budget, now: datetime) -> Window:
+    """The current period in the tenant's time zone, as UTC instants."""
+    tz = zoneinfo.ZoneInfo(budget.tenant.timezone)
+    local = now.astimezone(tz)
+    if budget.period == Budget.Period.DAY:
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = (start + timedelta(days=1, hours=2)).replace(hour=0)
+    else:
+        start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        end = (start + timedelta(days=32)).replace(day=1)
+    return Window(start.astimezone(UTC), end.astimezone(UTC), tz)
+
+
+def _scoped_hours(budget: Budget, since: datetime) -> dict[datetime, Decimal]:
+    rows = HourlyRollup.objects.for_tenant(budget.tenant_id).filter(hour__gte=since)
+    if budget.scope == Budget.Scope.TEAM:
+        rows = rows.filter(team_pk=budget.team_id)
+    elif budget.scope == Budget.Scope.FEATURE:
+        rows = rows.filter(feature=budget.feature)
+    return dict(rows.values("hour").annotate(c=Sum("cost_usd")).values_list("hour", "c").order_by())
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    spend: Decimal
+    forecast: Decimal
+    exceed_on: date | None
+    window: Window
+
+
+def evaluate(budget: Budget, now: datetime) -> Evaluation:
+    """Spend so far in the period and the forecast to its end, from the hourly rollups."""
+    window = period_window(budget, now)
+    hours = _scoped_hours(budget, window.start - timedelta(days=HISTORY_DAYS))
+    spend = sum((c for h, c in hours.items() if h >= window.start), ZERO)
+    local_now = now.astimezone(window.tz)
+    if budget.period == Budget.Period.DAY:
+        forecast = _day_forecast(hours, window, local_now, spend)
+        exceed = local_now.date() if forecast > budget.amount_usd else None
+        return Evaluation(spend, forecast, exceed, window)
+    daily: dict[date, Decimal] = defaultdict(lambda: ZERO)
+    for hour, cost in hours.items():
+        daily[hour.astimezone(window.tz).date()] += cost
+    last_day = (window.end.astimezone(window.tz) - timedelta(days=1)).date()
+    forecast = forecast_period_end(dict(daily), local_now.date(), last_day, spend)
+    exceed = exceed_date(dict(daily), local_now.date(), last_day, spend, budget.amount_usd)
+    return Evaluation(spend, forecast, exceed, window)
+
+
+def _day_forecast(
+    hours: dict[datetime, Decimal], window: Window, local_now: datetime, spend: Decimal
+) -> Decimal:
+    per_hour: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    days = 14
+    for hour, cost in hours.items():
+        if window.start - timedelta(days=days) <= hour < window.start:
+            per_hour[hour.astimezone(window.tz).hour] += cost
+    return forecast_day_end(dict(per_hour), days, local_now.hour, spend)
+
+
+def evaluate_and_alert(
+    budget: Budget, now: datetime | None = None, fire: bool = True
+) -> Evaluation:
+    """Store the budget's status and fire every newly crossed threshold, once per period.
+
+    Readers refreshing a stale status pass fire=False: alerts go out from Celery only.
+    """
+    now = now or timezone.now()
+    result = evaluate(budget, now)
+    BudgetStatus.objects.for_tenant(budget.tenant_id).update_or_create(
+        budget=budget,
+        defaults={
+            "tenant_id": budget.tenant_id,
+            "period_start": result.window.start,
+            "period_end": result.window.end,
+            "spend_usd": result.spend,
+            "forecast_usd": result.forecast,
+            "exceed_on": result.exceed_on,
+            "evaluated_at": now,
+        },
+    )
+    for threshold in crossed(budget, result) if fire else []:
+        _fire(budget, result, threshold)
+    return result
+
+
+def crossed(budget: Budget, result: Evaluation) -> list[int]:
+    thresholds = [t for t in budget.thresholds if result.spend * 100 >= budget.amount_usd * t]
+    if budget.forecast_alert and result.exceed_on is not None and result.spend < budget.amount_usd:
+        thresholds.append(FORECAST_THRESHOLD)
+    return sorted(thresholds)
+
+
+def severity_for(threshold: int) -> str:
+    if threshold >= 100:
+        return Severity.CRITICAL
+    if threshold >= 90:
+        return Severity.ERROR
+    return Severity.WARNING
+
+
+def _fire(budget: Budget, result: Evaluation, threshold: int) -> None:
+    """Insert the (budget, period, threshold) row; only the evaluator that inserts it notifies.
+
+    The unique constraint decides, so two evaluators racing, or one restarted after a crash,
+    still notify exactly once per threshold and period.
+    """
+    try:
+        with transaction.atomic():
+            row = BudgetAlert.objects.create(
+                tenant_id=budget.tenant_id,
+                budget=budget,
+                period_start=result.window.start,
+                threshold=threshold,
+                spend_usd=result.spend,
+            )
+            row.alert = notify(
+                budget.tenant, budget.channels.all(), **_message(budget, result, threshold)
+            )
+            row.save(update_fields=["alert"])
+    except IntegrityError:
+        return  # already fired this period
+
+
+def _message(budget: Budget, result: Evaluation, threshold: int) -> dict[str, object]:
+    spend, amount = result.spend.quantize(Decimal("0.01")), budget.amount_usd.quantize(Decimal("0.01"))
+    ratio = f"{result.spend / amount:.0%}" if amount else "n/a"
+    if threshold == FORECAST_THRESHOLD:
+        title = f"{budget.name}: projected to exceed ${amount} on {result.exceed_on}"
+        severity = Severity.WARNING
+    else:
+        title = f"{budget.name}: {threshold}% of ${amount} reached (${spend})"
+        severity = severity_for(threshold)
+    message = (
+        f"Budget {budget.name} has spent ${spend} of ${amount} ({ratio}) this {budget.period}; "
+        f"forecast to period end ${result.forecast.quantize(Decimal('0.01'))}."
+    )
+    details = {
+        "budget": budget.name,
+        "threshold": f"{threshold}%" if threshold else "forecast",
+        "spend_usd": str(spend),
+        "limit_usd": str(amount),
+        "forecast_usd": str(result.forecast.quantize(Decimal("0.01"))),
+        "period_start": result.window.start.isoformat(),
+    }
+    return {
+        "source": "budget",
+        "title": title,
+        "message": message,
+        "severity": severity,
+        "details": details,
+    }
+
+
+def evaluate_tenant(tenant_id: int) -> int:
+    budgets = (
+        Budget.objects.for_tenant(tenant_id).select_related("tenant").prefetch_related("channels")
+    )
+    now = timezone.now()
+    for budget in budgets:
+        evaluate_and_alert(budget, now)
+    return len(budgets)

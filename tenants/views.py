@@ -1,0 +1,136 @@
+"""`/settings/`: a tenant admin's keys, prices and alert channels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from alerts.models import AlertChannel, Delivery
+from alerts.services import send_test
+from dashboard.access import member_view
+from pricing.models import PriceOverride
+from pricing.services import delete_price_override, set_price_override
+from tenants.context import TenantContext
+from tenants.forms import ApiKeyForm, ChannelForm, PriceForm
+from tenants.models import ApiKey, Role
+from tenants.services import create_api_key, revoke_api_key
+
+Action = Callable[[HttpRequest, TenantContext], dict[str, Any] | None]
+
+
+def _create_key(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
+    form = ApiKeyForm(ctx.tenant, request.POST)
+    if not form.is_valid():
+        return {"key_form": form}
+    key, plaintext = create_api_key(
+        ctx.tenant,
+        team=form.cleaned_data["team"],
+        name=form.cleaned_data["name"],
+        scope=form.cleaned_data["scope"],
+    )
+    # Shown once, in this response only: only its hash is stored.
+    return {"new_key": plaintext, "new_key_name": key.name}
+
+
+def _revoke_key(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
+    key = get_object_or_404(ApiKey.objects.for_tenant(ctx.tenant), pk=request.POST.get("id"))
+    revoke_api_key(key)
+    messages.success(request, f"Revoked key {key.prefix}.")
+    return None
+
+
+def _add_price(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
+    form = PriceForm(request.POST)
+    if not form.is_valid():
+        return {"price_form": form}
+    set_price_override(ctx.tenant, **form.cleaned_data)
+    messages.success(
+        request,
+        "Saved the price. Stored events keep their cost; run `rollup --since` to re-price them.",
+    )
+    return None
+
+
+def _delete_price(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
+    override = get_object_or_404(
+        PriceOverride.objects.for_tenant(ctx.tenant), pk=request.POST.get("id")
+    )
+    delete_price_override(ctx.tenant, override.pk)
+    messages.success(request, "Deleted the price.")
+    return None
+
+
+def _add_channel(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
+    form = ChannelForm(request.POST, instance=AlertChannel(tenant=ctx.tenant))
+    if not form.is_valid():
+        return {"channel_form": form}
+    form.save()
+    messages.success(request, f"Added channel {form.instance.name}.")
+    return None
+
+
+def _test_channel(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
+    channel = get_object_or_404(
+        AlertChannel.objects.for_tenant(ctx.tenant), pk=request.POST.get("id")
+    )
+    send_test(channel)
+    messages.success(request, f"Test alert queued for {channel.name}; its delivery shows below.")
+    return None
+
+
+def _delete_channel(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
+    channel = get_object_or_404(
+        AlertChannel.objects.for_tenant(ctx.tenant), pk=request.POST.get("id")
+    )
+    channel.delete()
+    messages.success(request, f"Deleted channel {channel.name}.")
+    return None
+
+
+ACTIONS: dict[str, Action] = {
+    "create_key": _create_key,
+    "revoke_key": _revoke_key,
+    "add_price": _add_price,
+    "delete_price": _delete_price,
+    "add_channel": _add_channel,
+    "test_channel": _test_channel,
+    "delete_channel": _delete_channel,
+}
+
+
+@member_view(Role.ADMIN)
+def settings_page(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    extra: dict[str, Any] = {}
+    if request.method == "POST":
+        action = ACTIONS.get(request.POST.get("action", ""))
+        if action is None:
+            messages.error(request, "Unknown action.")
+            return redirect("settings")
+        extra = action(request, ctx) or {}
+        if not extra:
+            return redirect("settings")
+    return render(request, "tenants/settings.html", _context(ctx, extra))
+
+
+def _context(ctx: TenantContext, extra: dict[str, Any]) -> dict[str, Any]:
+    tenant = ctx.tenant
+    deliveries = (
+        Delivery.objects.for_tenant(tenant)
+        .select_related("alert", "channel")
+        .order_by("-updated_at")[:30]
+    )
+    return {
+        "ctx": ctx,
+        "keys": ApiKey.objects.for_tenant(tenant).select_related("team").order_by("-created_at"),
+        "prices": PriceOverride.objects.for_tenant(tenant),
+        "channels": AlertChannel.objects.for_tenant(tenant),
+        "deliveries": deliveries,
+        "key_form": ApiKeyForm(tenant),
+        "price_form": PriceForm(),
+        "channel_form": ChannelForm(),
+        **extra,
+    }
