@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from budgets.demo import set_up_budgets
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import store_events
 from ingest.validation import ValidEvent
@@ -368,6 +369,7 @@ def seed(
         demo = set_up_tenant()
         stored = store(demo, Generator(events, now, rng_seed), events, now, progress)
         roll_up_all_pending(demo.tenant.pk)
+        set_up_budgets(demo.tenant, now)
     totals = DailyRollup.objects.for_tenant(demo.tenant).aggregate(
         cost=Sum("cost_usd"), unpriced=Sum("unpriced_requests"), days=Count("day", distinct=True)
     )
