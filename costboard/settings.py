@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "dashboard",
     "alerts",
     "budgets",
+    "anomalies",
     "metrics",
 ]
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/budgets/status", BudgetStatusView.as_view(), name="budget-status"),
     path("", include("budgets.urls")),
+    path("", include("anomalies.urls")),
     path("", include("tenants.urls")),
     path("", include("dashboard.urls")),
 ]

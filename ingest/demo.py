@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from anomalies.services import detect, last_complete_hour
 from budgets.demo import set_up_budgets
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import store_events
@@ -62,6 +63,11 @@ INCIDENT_RATE = 0.30
 INCIDENT_LENGTH = timedelta(days=3, hours=1)  # Friday 10:00 to the Monday 11:00 fix
 INCIDENT_OUTPUT_MEDIAN = 2_500
 USERS = 300
+# Two things the anomaly detector should find in the demo, both still going on at seed time:
+# chat-assistant traffic at 4x for the last three hours, and summarization falling back to
+# gpt-4o (a model it never used, and several times dearer) for the last six hours.
+SPIKE_FEATURE, SPIKE_FACTOR, SPIKE_HOURS = "chat-assistant", 4.0, 3
+DRIFT_FEATURE, DRIFT_MODEL, DRIFT_HOURS, DRIFT_SHARE = "summarization", "gpt-4o", 6, 0.35
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,7 @@ FEATURES = (
             450, 12, 0.0, False),
 )  # fmt: skip
 SMART_REPLY_INDEX = [f.name for f in FEATURES].index(SMART_REPLY)
+SPIKE_INDEX = [f.name for f in FEATURES].index(SPIKE_FEATURE)
 
 
 @dataclass
@@ -197,8 +204,11 @@ def _hour_weights(hour: datetime, start: datetime, rng: random.Random) -> float:
     return HOUR_OF_DAY[hour.hour] * DAY_OF_WEEK[hour.weekday()] * growth * noise
 
 
-def _feature_weights(hour: datetime, base: float, launch: datetime) -> list[float]:
+def _feature_weights(hour: datetime, base: float, launch: datetime, now: datetime) -> list[float]:
     weights = [f.share * base for f in FEATURES]
+    this_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if this_hour - timedelta(hours=SPIKE_HOURS) <= hour < this_hour:
+        weights[SPIKE_INDEX] *= SPIKE_FACTOR
     if hour < launch:
         weights[SMART_REPLY_INDEX] = 0.0  # not launched yet
     elif hour < launch + INCIDENT_LENGTH:
@@ -256,7 +266,7 @@ class Generator:
         while hour < self.now:
             span = min(3600.0, (self.now - hour).total_seconds())
             base = _hour_weights(hour, self.start, self.rng) * span / 3600
-            features = _feature_weights(hour, base, self.launch)
+            features = _feature_weights(hour, base, self.launch, self.now)
             hours.append((hour, span, features))
             hour += timedelta(hours=1)
         return hours
@@ -277,6 +287,8 @@ class Generator:
         rng, feature = self.rng, FEATURES[index]
         team = _pick(rng, *self.teams[index])
         model = _pick(rng, *self.models[index])
+        if feature.name == DRIFT_FEATURE and self.now - ts < timedelta(hours=DRIFT_HOURS):
+            model = MODELS[DRIFT_MODEL] if rng.random() < DRIFT_SHARE else model
         incident = feature.name == SMART_REPLY and ts < self.fixed
         input_tokens = _tokens(rng, feature.input_median)
         output_tokens = _tokens(rng, INCIDENT_OUTPUT_MEDIAN if incident else feature.output_median)
@@ -370,9 +382,16 @@ def seed(
         stored = store(demo, Generator(events, now, rng_seed), events, now, progress)
         roll_up_all_pending(demo.tenant.pk)
         set_up_budgets(demo.tenant, now)
+        detect_recent_anomalies(demo.tenant, now)
     totals = DailyRollup.objects.for_tenant(demo.tenant).aggregate(
         cost=Sum("cost_usd"), unpriced=Sum("unpriced_requests"), days=Count("day", distinct=True)
     )
     return Summary(
         stored, totals["cost"] or Decimal(0), totals["days"], totals["unpriced"] or 0, demo.tokens
     )
+
+
+def detect_recent_anomalies(tenant: Tenant, now: datetime) -> None:
+    """Run the hourly detector over the last week, as if it had been running all along."""
+    last = last_complete_hour(now)
+    detect(tenant, last - timedelta(days=7), last)
