@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import F
 
 from pricing.models import PriceOverride
+from tenants import keycache
 from tenants.models import Tenant
 
 
@@ -52,3 +53,4 @@ def delete_price_override(tenant: Tenant, override_id: int) -> None:
 def _bump_pricing_version(tenant: Tenant) -> None:
     Tenant.objects.filter(pk=tenant.pk).update(pricing_version=F("pricing_version") + 1)
     tenant.refresh_from_db(fields=["pricing_version"])
+    keycache.clear()  # cached keys carry their tenant's pricing version

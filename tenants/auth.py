@@ -71,13 +71,25 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
             return True
         limit = key.rate_limit_per_minute or settings.INGEST_RATE_LIMIT_PER_MINUTE
         window = int(time.time() // 60)
-        counter = f"costboard:rate:{key.prefix}:{window}"
         self.window_end = (window + 1) * 60
         try:
-            cache.add(counter, 0, timeout=120)
-            return cache.incr(counter) <= limit
+            return _count(f"costboard:rate:{key.prefix}:{window}") <= limit
         except Exception:  # a cache outage must not stop ingest: fail open on the limit only
             return True
 
     def wait(self) -> float:
         return max(1.0, self.window_end - time.time())
+
+
+def _count(counter: str) -> int:
+    """Increment the window's counter; one round trip to Redis (INCR + EXPIRE NX)."""
+    client = getattr(cache, "_cache", None)
+    if hasattr(client, "get_client"):
+        redis = client.get_client(counter, write=True)
+        name = cache.make_and_validate_key(counter)
+        pipe = redis.pipeline(transaction=False)
+        pipe.incr(name)
+        pipe.expire(name, 120, nx=True)
+        return int(pipe.execute()[0])
+    cache.add(counter, 0, timeout=120)
+    return cache.incr(counter)

@@ -6,6 +6,7 @@ import hmac
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
+from tenants import keycache
 from tenants.models import ApiKey, Membership, Team, Tenant
 from tenants.services import KEY_PREFIX, hash_secret
 
@@ -15,6 +16,10 @@ def api_key_from_token(token: str) -> ApiKey | None:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
+    digest = hash_secret(token)
+    cached = keycache.get(digest)
+    if cached is not None:
+        return cached
     # Looking up by the public prefix is the one query a key has no tenant for yet.
     key = (
         ApiKey.unscoped_all_tenants.select_related("tenant", "team")
@@ -23,6 +28,7 @@ def api_key_from_token(token: str) -> ApiKey | None:
     )
     if key is None or not hmac.compare_digest(key.secret_hash, hash_secret(parts[2])):
         return None
+    keycache.put(digest, key)
     return key
 
 

@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from tenants import keycache
 from tenants.models import ApiKey, Membership, Role, Scope, Team, Tenant
 
 KEY_PREFIX = "cb"
@@ -77,6 +78,7 @@ def create_api_key(
 def revoke_api_key(key: ApiKey) -> None:
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
+    keycache.clear()
 
 
 def touch_api_key(key: ApiKey) -> None:

@@ -107,4 +107,7 @@ def _fast_passwords_and_clean_cache(settings: Any) -> Any:
     from django.core.cache import cache
 
     cache.clear()
+    from tenants import keycache
+
+    keycache.clear()
     yield
