@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -10,20 +11,18 @@ ZERO = Decimal(0)
 
 
 def weekday_profile(daily: dict[date, Decimal], today: date, weeks: int = 4) -> dict[int, Decimal]:
-    """Average spend per weekday over the last `weeks` complete weeks before `today`.
+    """Typical spend per weekday over the last `weeks` weeks before `today`: the median.
 
-    Days with no usage count as zero, so a quiet Sunday stays quiet in the forecast.
+    The median keeps one runaway weekend from inflating every later forecast. Days with no
+    usage count as zero (a quiet Sunday stays quiet); days before the first usage are unknown.
     """
-    totals: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    seen: dict[int, int] = defaultdict(int)
-    history = [today - timedelta(days=n) for n in range(1, weeks * 7 + 1)]
+    samples: dict[int, list[Decimal]] = defaultdict(list)
     first_usage = min(daily, default=today)
-    for day in history:
-        if day < first_usage:
-            continue  # before the tenant sent anything: unknown, not zero
-        totals[day.weekday()] += daily.get(day, ZERO)
-        seen[day.weekday()] += 1
-    return {wd: totals[wd] / seen[wd] for wd in seen}
+    for back in range(1, weeks * 7 + 1):
+        day = today - timedelta(days=back)
+        if day >= first_usage:
+            samples[day.weekday()].append(daily.get(day, ZERO))
+    return {wd: statistics.median(values) for wd, values in samples.items()}
 
 
 def forecast_period_end(
