@@ -52,3 +52,12 @@ def test_it_finds_the_day_the_budget_will_be_exceeded() -> None:
 def test_it_forecasts_the_rest_of_the_day_by_hour() -> None:
     hourly = {h: Decimal(14) for h in range(24)}  # $1 an hour, summed over 14 days
     assert forecast_day_end(hourly, 14, now_hour=21, spent_today=Decimal(20)) == Decimal(22)
+
+
+def test_it_is_not_thrown_by_one_runaway_weekend() -> None:
+    today = date(2026, 11, 26)
+    daily = _weeks(Decimal(100), Decimal(10), today)
+    daily[date(2026, 11, 14)] = Decimal(900)  # one Saturday of a runaway loop
+    saturday = date(2026, 11, 28)
+    # Saturdays are still expected to cost 10, not the 235 an average would say.
+    assert forecast_period_end(daily, saturday, saturday, Decimal(0)) == Decimal(10)
