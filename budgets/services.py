@@ -185,7 +185,10 @@ def _fire(budget: Budget, result: Evaluation, threshold: int) -> None:
 
 
 def _message(budget: Budget, result: Evaluation, threshold: int) -> dict[str, object]:
-    spend, amount = result.spend.quantize(Decimal("0.01")), budget.amount_usd.quantize(Decimal("0.01"))
+    spend, amount = (
+        result.spend.quantize(Decimal("0.01")),
+        budget.amount_usd.quantize(Decimal("0.01")),
+    )
     ratio = f"{result.spend / amount:.0%}" if amount else "n/a"
     if threshold == FORECAST_THRESHOLD:
         title = f"{budget.name}: projected to exceed ${amount} on {result.exceed_on}"

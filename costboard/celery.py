@@ -11,7 +11,10 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "roll-up-pending": {"task": "rollups.tasks.roll_up_everything_pending", "schedule": 30.0},
     "evaluate-budgets": {"task": "budgets.tasks.evaluate_all_budgets", "schedule": 300.0},
-    "detect-anomalies": {"task": "anomalies.tasks.detect_all_anomalies", "schedule": crontab(minute=2)},
+    "detect-anomalies": {
+        "task": "anomalies.tasks.detect_all_anomalies",
+        "schedule": crontab(minute=2),
+    },
     "delete-expired-events": {
         "task": "rollups.tasks.delete_expired_events",
         "schedule": crontab(minute=17, hour=3),

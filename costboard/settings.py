@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "budgets",
     "anomalies",
     "metrics",
+    "otlp",
 ]
 
 MIDDLEWARE = [

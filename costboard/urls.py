@@ -6,6 +6,7 @@ from budgets.api import BudgetStatusView
 from costboard import views
 from ingest.views import EventsView, LlmCostsView
 from metrics.views import metrics
+from otlp.views import TracesView
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -13,6 +14,8 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("api/v1/events", EventsView.as_view(), name="ingest-events"),
     path("api/v1/metrics/llm-costs", LlmCostsView.as_view(), name="ingest-llm-costs"),
+    # OTLP/HTTP's standard path, so an exporter needs only the base URL as its endpoint.
+    path("v1/traces", TracesView.as_view(), name="otlp-traces"),
     path("api/v1/", include("rollups.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -33,7 +33,7 @@ def capture_server(status: int = 200) -> Iterator[Capture]:
     capture = Capture(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             capture.requests.append(Received(self.path, dict(self.headers.items()), body))
             self.send_response(capture.status)

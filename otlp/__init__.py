@@ -1,0 +1,1 @@
+"""OpenTelemetry (OTLP/HTTP) trace ingest: GenAI spans become usage events."""
