@@ -11,6 +11,11 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "roll-up-pending": {"task": "rollups.tasks.roll_up_everything_pending", "schedule": 30.0},
     "evaluate-budgets": {"task": "budgets.tasks.evaluate_all_budgets", "schedule": 300.0},
+    # Hourly: each tenant's month ends at a different UTC hour (its time zone); idempotent.
+    "close-billing-months": {
+        "task": "billing.tasks.close_finished_months",
+        "schedule": crontab(minute=7),
+    },
     "detect-anomalies": {
         "task": "anomalies.tasks.detect_all_anomalies",
         "schedule": crontab(minute=2),

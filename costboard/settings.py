@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "alerts",
     "budgets",
     "anomalies",
+    "billing",
     "metrics",
     "otlp",
 ]

@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/budgets/status", BudgetStatusView.as_view(), name="budget-status"),
     path("", include("budgets.urls")),
     path("", include("anomalies.urls")),
+    path("", include("billing.urls")),
     path("", include("tenants.urls")),
     path("", include("dashboard.urls")),
 ]

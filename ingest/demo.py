@@ -26,6 +26,8 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from anomalies.services import detect, last_complete_hour
+from billing import months
+from billing import services as billing
 from budgets.demo import set_up_budgets
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import store_events
@@ -381,6 +383,7 @@ def seed(
         demo = set_up_tenant()
         stored = store(demo, Generator(events, now, rng_seed), events, now, progress)
         roll_up_all_pending(demo.tenant.pk)
+        set_up_invoices(demo.tenant)
         set_up_budgets(demo.tenant, now)
         detect_recent_anomalies(demo.tenant, now)
     totals = DailyRollup.objects.for_tenant(demo.tenant).aggregate(
@@ -395,3 +398,10 @@ def detect_recent_anomalies(tenant: Tenant, now: datetime) -> None:
     """Run the hourly detector over the last week, as if it had been running all along."""
     last = last_complete_hour(now)
     detect(tenant, last - timedelta(days=7), last)
+
+
+def set_up_invoices(tenant: Tenant) -> None:
+    """Last month's invoices finalized, as finance would have sent them; this month's drafts."""
+    this_month = months.current_month(tenant.timezone)
+    billing.generate_month(tenant, months.previous_month(this_month), finalize=True)
+    billing.generate_month(tenant, this_month)

@@ -1,0 +1,197 @@
+"""Chargeback and invoice pages: finance and admins only; reads via selectors, writes via services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from billing import charts, csv_export, months, selectors, services
+from billing.models import Invoice
+from billing.money import ZERO
+from dashboard.access import member_view
+from rollups.selectors import UNALLOCATED
+from tenants.context import TenantContext
+from tenants.models import Role, Team, Tenant
+
+
+def _month(raw: str | None, default: date) -> tuple[date, str | None]:
+    """The `month` parameter, or the default with a message saying why it was ignored."""
+    if not raw:
+        return default, None
+    try:
+        return months.parse_month(raw), None
+    except months.BadMonth as exc:
+        return default, f"{exc}; showing {months.label(default)}."
+
+
+def _month_or_404(raw: str) -> date:
+    try:
+        return months.parse_month(raw)
+    except months.BadMonth:
+        raise Http404("no such month") from None
+
+
+def _team_or_404(tenant: Tenant, slug: str) -> Team | None:
+    if not slug or slug == UNALLOCATED:
+        return None
+    return get_object_or_404(Team.objects.for_tenant(tenant), slug=slug)
+
+
+@member_view(Role.FINANCE)
+def chargeback(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    current = months.current_month(ctx.tenant.timezone)
+    month, error = _month(request.GET.get("month"), current)
+    slug = request.GET.get("team", "")[:64]
+    team = _team_or_404(ctx.tenant, slug)
+    filters = {k: request.GET[k][:128] for k in selectors.FILTERABLE if request.GET.get(k)}
+    page = selectors.chargeback(ctx.tenant, month, slug, filters)
+    invoices = selectors.invoices_of_month(ctx.tenant, month)
+    context = {
+        "ctx": ctx, "page": page, "month": month, "error": error, "slug": slug, "team": team,
+        "filters": filters, "change": page.change, "invoices": invoices,
+        "drafts": sum(1 for i in invoices if i.is_draft),
+        "finalized": sum(1 for i in invoices if not i.is_draft),
+        "choices": selectors.filter_choices(ctx.tenant, month, page.basis.timezone),
+        "keep": urlencode({"month": months.label(month), **filters}),
+        "nav": _month_nav(month, current, {"team": slug, **filters}),
+        "settings": selectors.billing_settings(ctx.tenant),
+        "figures": charts.chargeback_figures(page),
+        "unallocated_label": UNALLOCATED,
+    }  # fmt: skip
+    return render(request, "billing/chargeback.html", context)
+
+
+def _month_nav(month: date, current: date, keep: dict[str, str]) -> dict[str, Any]:
+    def link(m: date) -> str:
+        return "?" + urlencode({"month": months.label(m), **{k: v for k, v in keep.items() if v}})
+
+    later = months.next_month(month)
+    return {
+        "previous": link(months.previous_month(month)),
+        "next": link(later) if later <= current else None,
+        "is_current": month == current,
+    }
+
+
+@require_POST
+@member_view(Role.ADMIN)
+def allocation(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    allocate = request.POST.get("allocate") == "on"
+    services.set_allocation(ctx.tenant, allocate)
+    state = "now shared out to teams" if allocate else "now shown as unallocated"
+    messages.success(request, f"Spend without a team is {state} (drafts change when regenerated).")
+    return redirect(f"{reverse('chargeback')}?{request.POST.get('back', '')}")
+
+
+@member_view(Role.FINANCE)
+def invoices(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    current = months.current_month(ctx.tenant.timezone)
+    default = selectors.latest_invoiced_month(ctx.tenant) or months.previous_month(current)
+    month, error = _month(request.GET.get("month"), default)
+    rows = selectors.invoices_of_month(ctx.tenant, month)
+    context = {
+        "ctx": ctx,
+        "month": month,
+        "error": error,
+        "rows": rows,
+        "total": sum((i.total_usd for i in rows), ZERO),
+        "drafts": [i for i in rows if i.is_draft],
+        "closed": months.has_closed(month, ctx.tenant.timezone),
+        "summaries": selectors.month_summaries(ctx.tenant),
+        "suggested": months.previous_month(current),
+    }
+    return render(request, "billing/invoices.html", context)
+
+
+def _back_to(month: date) -> HttpResponse:
+    return redirect(f"{reverse('invoices')}?month={months.label(month)}")
+
+
+@require_POST
+@member_view(Role.FINANCE)
+def generate(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    try:
+        month = months.parse_month(request.POST.get("month", ""))
+        result = services.generate_month(ctx.tenant, month, user=request.user)
+    except (months.BadMonth, services.BillingError) as exc:
+        messages.error(request, str(exc))
+        return redirect("invoices")
+    messages.success(request, _generated_message(result))
+    return _back_to(month)
+
+
+def _generated_message(result: services.GenerationResult) -> str:
+    text = (
+        f"{months.label(result.month)}: {len(result.created)} new and "
+        f"{len(result.regenerated)} regenerated drafts, {len(result.kept)} finalized unchanged."
+    )
+    if result.deferred:
+        text += f" {len(result.deferred)} teams new to this closed month are billed next month."
+    return text
+
+
+@require_POST
+@member_view(Role.FINANCE)
+def finalize(request: HttpRequest, ctx: TenantContext, pk: int) -> HttpResponse:
+    invoice = get_object_or_404(Invoice.objects.for_tenant(ctx.tenant), pk=pk)
+    try:
+        services.finalize_invoice(ctx.tenant, invoice.pk, request.user)
+        messages.success(request, f"Invoice {invoice.number} is finalized.")
+    except services.BillingError as exc:
+        messages.error(request, str(exc))
+    return _back_to(invoice.month)
+
+
+@require_POST
+@member_view(Role.FINANCE)
+def finalize_month(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    month = _month_or_404(request.POST.get("month", ""))
+    try:
+        done = services.finalize_month(ctx.tenant, month, request.user)
+        messages.success(request, f"{months.label(month)}: {len(done)} invoices finalized.")
+    except services.BillingError as exc:
+        messages.error(request, str(exc))
+    return _back_to(month)
+
+
+@member_view(Role.FINANCE)
+def invoice(request: HttpRequest, ctx: TenantContext, pk: int) -> HttpResponse:
+    found = get_object_or_404(Invoice.objects.for_tenant(ctx.tenant), pk=pk)
+    lines = selectors.invoice_lines(ctx.tenant, found)[:5000]
+    return render(request, "billing/invoice.html", {"ctx": ctx, "invoice": found, "lines": lines})
+
+
+def _csv(chunks: Iterator[bytes], filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# member_view is typed for HttpResponse; a streamed download is a StreamingHttpResponse.
+@member_view(Role.FINANCE)  # type: ignore[arg-type]
+def invoice_csv(request: HttpRequest, ctx: TenantContext, pk: int) -> StreamingHttpResponse:
+    found = get_object_or_404(Invoice.objects.for_tenant(ctx.tenant), pk=pk)
+    return _csv(csv_export.invoice_csv(ctx.tenant, found), f"invoice-{found.number}.csv")
+
+
+@member_view(Role.FINANCE)  # type: ignore[arg-type]
+def month_csv(request: HttpRequest, ctx: TenantContext, month: str) -> StreamingHttpResponse:
+    parsed = _month_or_404(month)
+    name = f"invoices-{ctx.tenant.slug}-{months.label(parsed)}.csv"
+    return _csv(csv_export.month_csv(ctx.tenant, parsed), name)
+
+
+@member_view(Role.FINANCE)  # type: ignore[arg-type]
+def focus_csv(request: HttpRequest, ctx: TenantContext, month: str) -> StreamingHttpResponse:
+    parsed = _month_or_404(month)
+    name = f"focus-{ctx.tenant.slug}-{months.label(parsed)}.csv"
+    return _csv(csv_export.focus_csv(ctx.tenant, parsed), name)
