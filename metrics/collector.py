@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -31,12 +31,13 @@ from prometheus_client.utils import floatToGoString
 from metrics import selectors
 from metrics.conf import MetricsSettings, metrics_settings
 from metrics.selectors import IngestTotals, Labels, Usage
-from rollups.models import LATENCY_BOUNDS_MS
+from rollups.models import LATENCY_BOUNDS_MS, TOKENS_BOUNDS
 from rollups.services import rollup_lag_seconds
 
 OTHER = "other"
 # Rollup bounds are in ms; Prometheus wants seconds. The last rollup bucket is "above 60 s".
 LATENCY_LE = (*(floatToGoString(ms / 1000) for ms in LATENCY_BOUNDS_MS), "+Inf")
+TOKENS_LE = (*(floatToGoString(n) for n in TOKENS_BOUNDS), "+Inf")
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
 T = TypeVar("T", Usage, IngestTotals)
 
@@ -50,6 +51,7 @@ class Families:
     tokens: CounterMetricFamily = field(init=False)
     requests: CounterMetricFamily = field(init=False)
     latency: HistogramMetricFamily = field(init=False)
+    tokens_per_request: HistogramMetricFamily = field(init=False)
     ingest: CounterMetricFamily = field(init=False)
     lag: GaugeMetricFamily = field(init=False)
     label_sets: GaugeMetricFamily = field(init=False)
@@ -76,6 +78,11 @@ class Families:
             "LLM call latency as reported by the client (calls without latency_ms excluded).",
             labels=names,
         )
+        self.tokens_per_request = HistogramMetricFamily(
+            "costboard_tokens_per_request",
+            "Input + output tokens of each LLM call.",
+            labels=names,
+        )
         self.ingest = CounterMetricFamily(
             "costboard_ingest_events",
             "Events offered to ingest, all time, by result (counted when rolled up).",
@@ -99,6 +106,7 @@ class Families:
             self.tokens,
             self.requests,
             self.latency,
+            self.tokens_per_request,
             self.ingest,
             self.lag,
             self.label_sets,
@@ -120,19 +128,29 @@ def capped(
         kept = rows if real_other is None else {**rows, other: real_other}
         return sorted(kept.items())
     # Ties broken by the labels, so every process keeps the same sets.
-    ranked = sorted(rows.items(), key=lambda kv: (rank(kv[1]), kv[0]))
-    rest = [value for _, value in ranked[limit:]]
+    ranked: list[tuple[Labels, T]] = sorted(rows.items(), key=lambda kv: (rank(kv[1]), kv[0]))
+    rest: list[T] = [value for _, value in ranked[limit:]]
     if real_other is not None:
         rest.append(real_other)
-    total, *others = rest
-    total = replace(total)  # a copy: the caller's rows stay as they were
-    for value in others:
+    total: T = replace(rest[0])  # a copy: the caller's rows stay as they were
+    for value in rest[1:]:
         total.add(value)
-    return [*sorted(ranked[:limit]), (other, total)]
+    top = sorted(ranked[:limit])
+    top.append((other, total))
+    return top
 
 
 def _usage_rank(usage: Usage) -> tuple[Any, ...]:
     return (-usage.cost_usd, -usage.requests)
+
+
+def _cumulative(bounds: tuple[str, ...], counts: list[int]) -> list[tuple[str, float]]:
+    """Per-bucket counts -> Prometheus's cumulative (le, count) pairs, ending with +Inf."""
+    running, buckets = 0, list[tuple[str, float]]()
+    for le, count in zip(bounds, counts, strict=True):
+        running += count
+        buckets.append((le, running))
+    return buckets
 
 
 def _add_usage(f: Families, labels: Labels, u: Usage) -> None:
@@ -142,11 +160,14 @@ def _add_usage(f: Families, labels: Labels, u: Usage) -> None:
         f.tokens.add_metric([*values, kind], count)
     f.requests.add_metric([*values, "ok"], u.requests - u.errors)
     f.requests.add_metric([*values, "error"], u.errors)
-    running, buckets = 0, []
-    for le, count in zip(LATENCY_LE, u.latency_buckets, strict=True):
-        running += count
-        buckets.append((le, running))
-    f.latency.add_metric(values, buckets, u.latency_sum_ms / 1000)
+    f.latency.add_metric(
+        values, _cumulative(LATENCY_LE, u.latency_buckets), u.latency_sum_ms / 1000
+    )
+    # _count is the +Inf bucket (calls bucketed); _sum all their tokens. Rollup rows written
+    # before the tok_* columns existed add tokens but no bucket counts: rate(_sum)/rate(_count)
+    # is exact for everything rolled up since.
+    per_request = _cumulative(TOKENS_LE, u.tokens_buckets)
+    f.tokens_per_request.add_metric(values, per_request, u.tokens[0] + u.tokens[1])
 
 
 def _add_ingest(f: Families, conf: MetricsSettings) -> None:
@@ -176,19 +197,77 @@ def build_families(conf: MetricsSettings) -> list[Metric]:
     return families
 
 
+def _escape_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def render_text(families: Iterable[Metric]) -> bytes:
+    """Text format 0.0.4, byte for byte what prometheus_client.generate_latest writes for our
+    families (a test holds it to that), about 3x faster: generate_latest re-validates every
+    label name of every sample; ours are fixed, and each label value is escaped once here.
+    Rendering is a third of a cold scrape with 10k series.
+    """
+    out: list[str] = []
+    escaped: dict[str, str] = {}
+
+    def esc(value: str) -> str:
+        found = escaped.get(value)
+        if found is None:
+            found = escaped[value] = _escape_value(value)
+        return found
+
+    for family in families:
+        name = family.name + "_total" if family.type == "counter" else family.name
+        doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {family.type}\n")
+        for s in family.samples:
+            value = floatToGoString(s.value)
+            if not s.labels:
+                out.append(f"{s.name} {value}\n")
+                continue
+            labels = ",".join([f'{k}="{esc(v)}"' for k, v in sorted(s.labels.items())])
+            out.append(f"{s.name}{{{labels}}} {value}\n")
+    return "".join(out).encode()
+
+
+class CostboardCollector(Collector):
+    def collect(self) -> Iterable[Metric]:
+        return build_families(metrics_settings())
+
+    def describe(self) -> Iterable[Metric]:
+        # Names only: registering must not query a database that may not exist yet (migrate).
+        return Families(metrics_settings().labels).all()
+
+
+# Costboard's own registry, so the view can cache these families' *rendered* text: formatting
+# 10k samples costs as much as reading them. django-prometheus's metrics stay in REGISTRY.
+COSTBOARD_REGISTRY = CollectorRegistry()
+_registered: CostboardCollector | None = None
+
+
+def register(registry: CollectorRegistry = COSTBOARD_REGISTRY) -> CostboardCollector:
+    """Register the collector once per process (AppConfig.ready may run more than once)."""
+    global _registered
+    if _registered is None:
+        _registered = CostboardCollector()
+        registry.register(_registered)
+    return _registered
+
+
 @dataclass
 class _Snapshot:
     conf: MetricsSettings
     expires: float
-    families: list[Metric]
+    text: bytes
 
 
 _lock = threading.Lock()
 _snapshot: _Snapshot | None = None
 
 
-def cached_families() -> list[Metric]:
-    """The families, recomputed at most every METRICS_CACHE_SECONDS per process."""
+def exposition() -> bytes:
+    """The costboard_* families as Prometheus text, recomputed at most every
+    METRICS_CACHE_SECONDS per process (counted from when the database read started)."""
     global _snapshot
     conf = metrics_settings()
     # One thread reads the database; the others of this process wait and reuse its result.
@@ -196,27 +275,7 @@ def cached_families() -> list[Metric]:
         snap = _snapshot
         if snap is None or snap.conf != conf or time.monotonic() >= snap.expires:
             started = time.monotonic()
-            snap = _Snapshot(conf, started + conf.cache_seconds, build_families(conf))
+            text = render_text(COSTBOARD_REGISTRY.collect())
+            snap = _Snapshot(conf, started + conf.cache_seconds, text)
             _snapshot = snap
-    return snap.families
-
-
-class CostboardCollector(Collector):
-    def collect(self) -> Iterable[Metric]:
-        return cached_families()
-
-    def describe(self) -> Iterable[Metric]:
-        # Names only: registering must not query a database that may not exist yet (migrate).
-        return Families(metrics_settings().labels).all()
-
-
-_registered: CostboardCollector | None = None
-
-
-def register(registry: CollectorRegistry = REGISTRY) -> CostboardCollector:
-    """Register the collector once per process (AppConfig.ready may run more than once)."""
-    global _registered
-    if _registered is None:
-        _registered = CostboardCollector()
-        registry.register(_registered)
-    return _registered
+    return snap.text

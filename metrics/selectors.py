@@ -11,17 +11,25 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Sum
 
 from metrics.conf import LABEL_COLUMNS
-from rollups.models import LATENCY_FIELDS, NO_TEAM, DailyRollup, IngestCount
+from rollups.models import LATENCY_FIELDS, NO_TEAM, TOKENS_FIELDS, DailyRollup, IngestCount
 from tenants.models import Team, Tenant
 
 Labels = tuple[str, ...]
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-USAGE_SUMS = ("cost_usd", "requests", "errors", *TOKEN_COLUMNS, "latency_sum_ms", *LATENCY_FIELDS)
+USAGE_SUMS = (
+    "cost_usd", "requests", "errors", *TOKEN_COLUMNS, "latency_sum_ms", *LATENCY_FIELDS,
+    *TOKENS_FIELDS,
+)  # fmt: skip
 INGEST_SUMS = ("accepted", "duplicates", "rejected")
 UNALLOCATED = "unallocated"
+
+
+def _added(a: list[int], b: list[int]) -> list[int]:
+    return [x + y for x, y in zip(a, b, strict=True)]
 
 
 @dataclass(slots=True)
@@ -34,22 +42,26 @@ class Usage:
     tokens: list[int]  # input, output, cache_read, cache_write
     latency_sum_ms: float
     latency_buckets: list[int]  # calls per LATENCY_FIELDS bucket, not cumulative
+    tokens_buckets: list[int]  # calls per TOKENS_FIELDS bucket (input + output tokens)
 
     @classmethod
     def from_sums(cls, sums: Sequence[Any]) -> Usage:
         cost, requests, errors, *rest = sums
-        tokens, latency_sum, buckets = rest[:4], rest[4], rest[5:]
-        return cls(Decimal(cost), requests, errors, list(tokens), float(latency_sum), list(buckets))
+        tokens, latency_sum, rest = rest[:4], rest[4], rest[5:]
+        latency, per_request = rest[: len(LATENCY_FIELDS)], rest[len(LATENCY_FIELDS) :]
+        return cls(
+            Decimal(cost), requests, errors, list(tokens), float(latency_sum), list(latency),
+            list(per_request),
+        )  # fmt: skip
 
     def add(self, other: Usage) -> None:
         self.cost_usd += other.cost_usd
         self.requests += other.requests
         self.errors += other.errors
-        self.tokens = [a + b for a, b in zip(self.tokens, other.tokens, strict=True)]
+        self.tokens = _added(self.tokens, other.tokens)
         self.latency_sum_ms += other.latency_sum_ms
-        self.latency_buckets = [
-            a + b for a, b in zip(self.latency_buckets, other.latency_buckets, strict=True)
-        ]
+        self.latency_buckets = _added(self.latency_buckets, other.latency_buckets)
+        self.tokens_buckets = _added(self.tokens_buckets, other.tokens_buckets)
 
 
 @dataclass(slots=True)
@@ -99,6 +111,17 @@ def _merge(out: dict[Labels, Any], key: Labels, value: Any) -> None:
         seen.add(value)
 
 
+def _room_to_hash() -> None:
+    """Let PostgreSQL aggregate in memory for this one query (SET LOCAL: this transaction).
+
+    Its estimate of the number of label sets multiplies each column's distinct values, so with
+    the default 4 MB it sorts every rollup row on disk instead of hashing a few thousand groups.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+
+
 def _grouped(
     model: type, labels: Sequence[str], sums: Sequence[str]
 ) -> Iterable[tuple[Labels, tuple[Any, ...]]]:
@@ -112,11 +135,13 @@ def _grouped(
         if total[f"sum_{sums[0]}"] is not None:
             yield (), tuple(total[f"sum_{name}"] for name in sums)
         return
-    grouped = list(rows.values_list(*columns).annotate(**aggregates).order_by())
+    with transaction.atomic():
+        _room_to_hash()
+        grouped = list(rows.values_list(*columns).annotate(**aggregates).order_by())
     namers = _namers(labels)  # read after the rows, so every group's tenant and team exist
     for row in grouped:
-        key = tuple(name(value) for name, value in zip(namers, row, strict=False))
-        yield key, row[len(columns) :]
+        labels_part, sums_part = row[: len(columns)], row[len(columns) :]
+        yield tuple(name(value) for name, value in zip(namers, labels_part, strict=True)), sums_part
 
 
 def usage_by_labels(labels: Sequence[str]) -> dict[Labels, Usage]:

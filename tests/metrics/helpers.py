@@ -62,8 +62,9 @@ def raw_costs() -> dict[tuple[str, str, str, str], Decimal]:
     return dict(out)
 
 
-def scrape(client: Client | None = None, **headers: str) -> str:
-    response = (client or Client()).get("/metrics", **headers)
+def scrape(client: Client | None = None, token: str | None = None) -> str:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = (client or Client()).get("/metrics", headers=headers)
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")
     return response.content.decode()

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from django.db.models import Sum
 from django.test import Client
+from prometheus_client import generate_latest
 
 from ingest.models import PendingBatch
 from ingest.services import ingest_events
+from metrics.collector import COSTBOARD_REGISTRY, render_text
 from rollups.models import HourlyRollup
 from rollups.services import roll_up_all_pending
 from tests.conftest import World, event
@@ -37,9 +39,9 @@ def test_it_reports_each_tenant_teams_spend_exactly(world: World) -> None:
     series = parse(scrape())
     costs = pick(series, "costboard_cost_usd_total")
     expected = raw_costs()
-    assert {tuple(dict(k)[n] for n in ("tenant", "team", "provider", "model")) for k in costs} == set(
-        expected
-    )
+    assert {
+        tuple(dict(k)[n] for n in ("tenant", "team", "provider", "model")) for k in costs
+    } == set(expected)
     for (tenant, team, provider, model), cost in expected.items():
         labels = {"tenant": tenant, "team": team, "provider": provider, "model": model}
         assert_money(value(series, "costboard_cost_usd_total", **labels), cost)
@@ -91,6 +93,29 @@ def test_it_builds_the_latency_histogram_in_seconds(world: World) -> None:
     assert value(series, "costboard_request_latency_seconds_bucket", **mini, le="10.0") == 1
 
 
+def test_it_builds_the_tokens_per_request_histogram(world: World) -> None:
+    calls = [
+        event("a", model="tiny", input_tokens=60, output_tokens=40),  # 100: the first bucket
+        event("b", model="tiny", input_tokens=60, output_tokens=41),
+        event("c", model="tiny", input_tokens=9000, output_tokens=1000),
+        event("d", model="tiny", input_tokens=20_000, output_tokens=0),  # above 10k: +Inf only
+    ]
+    ingest_events(world.ingest.key, calls)
+    roll_up_all_pending(world.tenant.pk)
+    tiny = {**SEARCH_GPT4O, "model": "tiny"}
+    series = parse(scrape())
+    buckets = {
+        dict(k)["le"]: v
+        for k, v in pick(series, "costboard_tokens_per_request_bucket", **tiny).items()
+    }
+    assert buckets == {
+        "100.0": 1, "250.0": 2, "500.0": 2, "1000.0": 2, "2000.0": 2, "5000.0": 2,
+        "10000.0": 3, "+Inf": 4,
+    }  # fmt: skip
+    assert value(series, "costboard_tokens_per_request_count", **tiny) == 4
+    assert value(series, "costboard_tokens_per_request_sum", **tiny) == 100 + 101 + 10_000 + 20_000
+
+
 def test_it_counts_ingest_results_per_tenant(world: World) -> None:
     seed(world)
     series = parse(scrape())
@@ -117,7 +142,10 @@ def test_it_labels_series_with_the_configured_labels(world: World, settings: Any
     assert {frozenset(dict(k)) for k in pick(series, "costboard_cost_usd_total")} == {
         frozenset({"tenant", "feature"})
     }
-    assert value(series, "costboard_requests_total", tenant="acme", feature="chat", status_class="ok") == 1
+    assert (
+        value(series, "costboard_requests_total", tenant="acme", feature="chat", status_class="ok")
+        == 1
+    )
 
     # Without "tenant", the two tenants' gpt-4o usage is one series, and ingest is one total.
     settings.METRICS_LABELS = ["model"]
@@ -154,7 +182,9 @@ def test_it_caps_label_sets_and_sums_the_rest_under_other(world: World, settings
     costs = pick(capped, "costboard_cost_usd_total")
     assert len(pick(full, "costboard_cost_usd_total")) == 4
     assert len(costs) == 3  # the cap plus "other"
-    other = frozenset({"tenant": "other", "team": "other", "provider": "other", "model": "other"}.items())
+    other = frozenset(
+        {"tenant": "other", "team": "other", "provider": "other", "model": "other"}.items()
+    )
     biggest = sorted(pick(full, "costboard_cost_usd_total").items(), key=lambda kv: -kv[1])[:2]
     assert set(costs) == {k for k, _ in biggest} | {other}
     assert value(capped, "costboard_metrics_label_sets") == 4
@@ -164,6 +194,9 @@ def test_it_caps_label_sets_and_sums_the_rest_under_other(world: World, settings
         "costboard_requests_total",
         "costboard_request_latency_seconds_count",
         "costboard_request_latency_seconds_sum",
+        "costboard_request_latency_seconds_bucket",
+        "costboard_tokens_per_request_bucket",
+        "costboard_tokens_per_request_sum",
     ):
         assert sum(pick(capped, name).values()) == pytest.approx(sum(pick(full, name).values()))
         assert len({k for k in pick(capped, name)}) == len(pick(capped, name))
@@ -184,15 +217,15 @@ def test_it_never_repeats_a_real_series_named_other(world: World, settings: Any)
     )
 
 
-def test_it_requires_the_metrics_token_when_set(settings: Any) -> None:
+def test_it_requires_the_metrics_token_when_set(db: Any, settings: Any) -> None:
     settings.METRICS_TOKEN = "s3cret-token"
     client = Client()
-    for headers in ({}, {"HTTP_AUTHORIZATION": "Bearer wrong"}, {"HTTP_AUTHORIZATION": "Basic s3cret-token"}):
-        response = client.get("/metrics", **headers)
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-token"}):
+        response = client.get("/metrics", headers=headers)
         assert response.status_code == 401
         assert b"costboard_" not in response.content
         assert response["WWW-Authenticate"].startswith("Bearer")
-    assert "costboard_rollup_lag_seconds" in scrape(client, HTTP_AUTHORIZATION="Bearer s3cret-token")
+    assert "costboard_rollup_lag_seconds" in scrape(client, token="s3cret-token")
 
 
 def test_it_serves_a_warm_scrape_from_its_cache(
@@ -209,7 +242,7 @@ def test_it_serves_a_warm_scrape_from_its_cache(
     assert costboard_lines(scrape()) != before
 
 
-def test_it_exposes_the_daily_budget_only_when_set(settings: Any) -> None:
+def test_it_exposes_the_daily_budget_only_when_set(db: Any, settings: Any) -> None:
     assert "costboard_daily_budget_usd" not in scrape()
     settings.METRICS_DAILY_BUDGET_USD = "250.50"
     assert value(parse(scrape()), "costboard_daily_budget_usd") == 250.5
@@ -243,3 +276,27 @@ def test_it_keeps_money_decimal_until_the_exposition(world: World) -> None:
 
     usage = usage_by_labels(["tenant"])
     assert isinstance(usage[("acme",)].cost_usd, Decimal)
+
+
+def test_it_renders_exactly_what_prometheus_client_renders(world: World, settings: Any) -> None:
+    seed(world)
+    awkward = 'say "hi" \\ to\nme'  # quote, backslash and newline must be escaped
+    ingest_events(world.ingest.key, [event("odd", feature=awkward, model="m\\1")])
+    roll_up_all_pending(world.tenant.pk)
+    settings.METRICS_LABELS = ["tenant", "feature", "model"]
+    settings.METRICS_DAILY_BUDGET_USD = "12.5"
+    ours = render_text(COSTBOARD_REGISTRY.collect())
+    assert ours == generate_latest(COSTBOARD_REGISTRY)
+    assert 'feature="say \\"hi\\" \\\\ to\\nme"' in ours.decode()
+    series = parse(ours.decode())
+    assert (
+        value(
+            series,
+            "costboard_requests_total",
+            tenant="acme",
+            feature=awkward,
+            model="m\\1",
+            status_class="ok",
+        )
+        == 1
+    )

@@ -1,0 +1,248 @@
+"""Benchmark: rollup throughput, freshness and CPU while an ingest load runs.
+
+    .venv/bin/python bench/rollup.py [--seconds 30] [--clients 4] [--rate 0]
+
+Starts gunicorn and a real Celery worker on a scratch PostgreSQL database and Redis, drives a
+batch ingest load (100-event POSTs from several client processes; `--rate` events/s in all,
+0 = as fast as they go), and meanwhile sends a probe event every half second and times how
+long until `/api/v1/usage` shows it (freshness: 202 to visible). Prints the ingest rate,
+events rolled up per second of worker CPU, freshness p50/p95/max, and the rollup worker's
+CPU as a share of the web workers' CPU. Targets: freshness p95 <= 10 s; rollup CPU <= 10 %
+of ingest CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+DB = "costboard_bench_rollup"
+ENV = {
+    **os.environ,
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
+    "REDIS_URL": "redis://127.0.0.1:6379/4",
+    "SECRET_KEY": "bench-secret",
+    "INGEST_RATE_LIMIT_PER_MINUTE": "1000000000",
+    "ROLLUP_DEBOUNCE_SECONDS": "2",
+}
+TICK = os.sysconf("SC_CLK_TCK")
+FEATURES = ["chat", "rag", "summary", "classify", "review"]
+MODELS = [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("anthropic", "claude-3-5-haiku-latest")]
+
+
+def sh(*cmd: str) -> str:
+    return subprocess.run(cmd, cwd=ROOT, env=ENV, check=True, capture_output=True, text=True).stdout
+
+
+def prepare() -> tuple[str, str]:
+    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", DB], check=True)
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB], check=True)
+    subprocess.run(["redis-cli", "-n", "4", "flushdb"], check=True, capture_output=True)
+    py = str(BIN / "python")
+    sh(py, "manage.py", "migrate", "-v", "0")
+    sh(py, "manage.py", "create_tenant", "bench")
+    sh(py, "manage.py", "create_team", "bench", "search")
+    ingest = (
+        sh(py, "manage.py", "create_api_key", "bench", "--team", "search").strip().splitlines()[-1]
+    )
+    read = (
+        sh(py, "manage.py", "create_api_key", "bench", "--scope", "read").strip().splitlines()[-1]
+    )
+    return ingest, read
+
+
+def event(rng: random.Random, feature: str | None = None) -> dict[str, object]:
+    provider, model = rng.choice(MODELS)
+    return {
+        "event_id": uuid.uuid4().hex,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "provider": provider,
+        "model": model,
+        "input_tokens": rng.randint(200, 4000),
+        "output_tokens": rng.randint(20, 800),
+        "feature": feature or rng.choice(FEATURES),
+        "user_id": f"u{rng.randint(1, 5000)}",
+        "latency_ms": rng.randint(100, 4000),
+    }
+
+
+def loader(port: int, key: str, seconds: float, rate: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    rng = random.Random(os.getpid())
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    sent, started = 0, time.monotonic()
+    while (now := time.monotonic()) - started < seconds:
+        if rate and sent / rate > now - started:
+            time.sleep(min(0.01, sent / rate - (now - started)))
+            continue
+        body = json.dumps({"events": [event(rng) for _ in range(100)]})
+        conn.request("POST", "/api/v1/events", body, headers)
+        response = conn.getresponse()
+        accepted = json.loads(response.read())["accepted"]
+        sent += accepted
+    out.put(sent)
+
+
+def probe(port: int, key: str, read: str, seconds: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """Every 0.5 s: one event with a feature of its own; time until the usage API shows it."""
+    rng = random.Random(1)
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    waits, pending, n, started = [], {}, 0, time.monotonic()
+    next_probe = started
+    while time.monotonic() - started < seconds + 15 and (
+        pending or time.monotonic() - started < seconds
+    ):
+        now = time.monotonic()
+        if now >= next_probe and now - started < seconds:
+            n += 1
+            feature = f"probe-{n}"
+            body = json.dumps(event(rng, feature))
+            conn.request(
+                "POST",
+                "/api/v1/events",
+                body,
+                {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            conn.getresponse().read()
+            pending[feature] = time.monotonic()
+            next_probe = now + 0.5
+        conn.request(
+            "GET",
+            "/api/v1/usage?group_by=feature&granularity=hour",
+            headers={"Authorization": f"Bearer {read}"},
+        )
+        seen = {row["feature"] for row in json.loads(conn.getresponse().read())["rows"]}
+        for feature in [f for f in pending if f in seen]:
+            waits.append(time.monotonic() - pending.pop(feature))
+        time.sleep(0.1)
+    out.put((waits, len(pending)))
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (gunicorn and celery fork workers)."""
+    total = 0.0
+    pids = [pid] + [
+        int(p)
+        for p in subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True
+        ).stdout.split()
+    ]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
+        except (FileNotFoundError, IndexError):
+            pass
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=0, help="total events/s, 0 = unthrottled")
+    parser.add_argument("--workers", type=int, default=3)
+    args = parser.parse_args()
+    print("preparing a scratch database ...")
+    ingest_key, read_key = prepare()
+    port = 19000 + os.getpid() % 1000
+    web = subprocess.Popen(
+        [
+            str(BIN / "gunicorn"),
+            "costboard.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=ENV,
+    )
+    worker = subprocess.Popen(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "costboard",
+            "worker",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=ENV,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(6)
+        web_cpu0, worker_cpu0, t0 = tree_cpu(web.pid), tree_cpu(worker.pid), time.monotonic()
+        queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+        per_client = args.rate / args.clients if args.rate else 0
+        loaders = [
+            multiprocessing.Process(
+                target=loader, args=(port, ingest_key, args.seconds, per_client, queue)
+            )
+            for _ in range(args.clients)
+        ]
+        prober = multiprocessing.Process(
+            target=probe, args=(port, ingest_key, read_key, args.seconds, queue)
+        )
+        for p in [*loaders, prober]:
+            p.start()
+        results = [queue.get() for _ in range(len(loaders) + 1)]
+        wall = time.monotonic() - t0
+        web_cpu, worker_cpu = tree_cpu(web.pid) - web_cpu0, tree_cpu(worker.pid) - worker_cpu0
+        for p in [*loaders, prober]:
+            p.join()
+    finally:
+        web.terminate()
+        worker.terminate()
+        web.wait()
+        worker.wait()
+    (waits, lost), ingested = (
+        next(r for r in results if isinstance(r, tuple)),
+        sum(r for r in results if isinstance(r, int)),
+    )
+    waits.sort()
+    p95 = (
+        statistics.quantiles(waits, n=20)[18]
+        if len(waits) >= 20
+        else max(waits, default=float("nan"))
+    )
+    print(
+        f"ingest: {ingested:,} events in {args.seconds:.0f}s = {ingested / args.seconds:,.0f} events/s "
+        f"({args.clients} clients, {args.workers} gunicorn workers, 1 Celery worker, {os.cpu_count()} cores)"
+    )
+    print(
+        f"freshness (202 -> visible in /api/v1/usage): p50 {statistics.median(waits):.2f}s  p95 {p95:.2f}s  "
+        f"max {waits[-1]:.2f}s over {len(waits)} probes, {lost} never seen"
+    )
+    print(
+        f"rollup: {ingested / max(worker_cpu, 1e-9):,.0f} events per CPU-second of the worker; "
+        f"worker CPU {worker_cpu:.1f}s vs web CPU {web_cpu:.1f}s over {wall:.0f}s = {worker_cpu / web_cpu:.1%}"
+    )
+    print(
+        f"targets: freshness p95 <= 10 s {'PASS' if p95 <= 10 else 'FAIL'}; "
+        f"rollup CPU <= 10% of ingest CPU {'PASS' if worker_cpu <= 0.1 * web_cpu else 'FAIL'}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
