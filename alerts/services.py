@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -38,7 +39,7 @@ def notify(
     for channel in channels:
         if channel.enabled:
             delivery = Delivery.objects.create(tenant=tenant, alert=alert, channel=channel)
-            transaction.on_commit(lambda d=delivery: deliver.delay(tenant.pk, d.pk))
+            transaction.on_commit(partial(deliver.delay, tenant.pk, delivery.pk))
     return alert
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -44,7 +44,8 @@ class ThresholdsForm(forms.ModelForm):
     def __init__(self, tenant: Tenant, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for name in ("warning_channels", "critical_channels"):
-            self.fields[name].queryset = AlertChannel.objects.for_tenant(tenant)
+            field = cast(forms.ModelMultipleChoiceField, self.fields[name])
+            field.queryset = AlertChannel.objects.for_tenant(tenant)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -52,7 +53,7 @@ def load_series(tenant: Tenant, start: datetime, end: datetime) -> dict[str, Fea
     for r in grouped.order_by():
         stats = Stats(
             r["s_requests"] or 0,
-            r["s_cost_usd"] or 0,
+            r["s_cost_usd"] or Decimal(0),
             r["s_input_tokens"] or 0,
             r["s_output_tokens"] or 0,
             r["s_cache_read_tokens"] or 0,

@@ -12,13 +12,12 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
-from ingest.models import MONEY
+from ingest.models import money_field
 from rollups.models import NO_TEAM
 from tenants.scoping import TenantOwned
 
-# Typed as Any so the field stubs accept them as keyword arguments.
+# Typed as Any so the field stubs accept it as keyword arguments.
 CENTS: dict[str, Any] = {"max_digits": 20, "decimal_places": 2}
-EXACT: dict[str, Any] = dict(MONEY)  # 12 decimals, like the rollups
 
 
 class BillingSettings(TenantOwned):
@@ -105,7 +104,7 @@ class InvoiceLine(TenantOwned):
     cache_write_tokens = models.BigIntegerField(default=0)
     # Calls with no known price, counted at $0: shown so that nobody mistakes them for free.
     unpriced_requests = models.BigIntegerField(default=0)
-    cost_usd = models.DecimalField(default=0, **EXACT)  # exact, before rounding
+    cost_usd = money_field(default=0)  # exact (12 decimals, like the rollups), before rounding
     amount_usd = models.DecimalField(default=0, **CENTS)  # what is billed, in cents
 
     class Meta(TenantOwned.Meta):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -41,8 +41,10 @@ class BudgetForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.tenant = tenant
         # Only this tenant's teams and channels can be chosen.
-        self.fields["team"].queryset = Team.objects.for_tenant(tenant)
-        self.fields["channels"].queryset = AlertChannel.objects.for_tenant(tenant)
+        team = cast(forms.ModelChoiceField, self.fields["team"])
+        team.queryset = Team.objects.for_tenant(tenant)
+        channels = cast(forms.ModelMultipleChoiceField, self.fields["channels"])
+        channels.queryset = AlertChannel.objects.for_tenant(tenant)
         if self.instance.pk:
             self.initial["thresholds"] = ", ".join(str(t) for t in self.instance.thresholds)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 from alerts.models import AlertChannel
-from ingest.models import MONEY
+from ingest.models import money_field
 from tenants.scoping import TenantOwned
 
 DEFAULT_THRESHOLDS = [50, 75, 90, 100]
@@ -48,8 +48,8 @@ class BudgetStatus(TenantOwned):
     budget = models.OneToOneField(Budget, on_delete=models.CASCADE, related_name="status")
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
-    spend_usd = models.DecimalField(**MONEY)
-    forecast_usd = models.DecimalField(**MONEY)
+    spend_usd = money_field()
+    forecast_usd = money_field()
     exceed_on = models.DateField(null=True)  # first day the forecast crosses the amount
     evaluated_at = models.DateTimeField()
 
@@ -60,7 +60,7 @@ class BudgetAlert(TenantOwned):
     budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
     period_start = models.DateTimeField()
     threshold = models.PositiveIntegerField()  # percent; FORECAST_THRESHOLD for the forecast
-    spend_usd = models.DecimalField(**MONEY)
+    spend_usd = money_field()
     alert = models.ForeignKey("alerts.Alert", null=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

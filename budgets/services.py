@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any, TypedDict
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -153,7 +154,7 @@ def crossed(budget: Budget, result: Evaluation) -> list[int]:
     return sorted(thresholds)
 
 
-def severity_for(threshold: int) -> str:
+def severity_for(threshold: int) -> Severity:
     if threshold >= 100:
         return Severity.CRITICAL
     if threshold >= 90:
@@ -184,7 +185,17 @@ def _fire(budget: Budget, result: Evaluation, threshold: int) -> None:
         return  # already fired this period
 
 
-def _message(budget: Budget, result: Evaluation, threshold: int) -> dict[str, object]:
+class _Message(TypedDict):
+    """The keyword arguments of `notify` that describe one budget alert."""
+
+    source: str
+    title: str
+    message: str
+    severity: str
+    details: dict[str, Any]
+
+
+def _message(budget: Budget, result: Evaluation, threshold: int) -> _Message:
     spend, amount = (
         result.spend.quantize(Decimal("0.01")),
         budget.amount_usd.quantize(Decimal("0.01")),

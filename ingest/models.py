@@ -1,10 +1,30 @@
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any, Literal, overload
+
 from django.db import models
+from django.db.models.expressions import Combinable
 
 from tenants.scoping import TenantOwned
 
-MONEY = {"max_digits": 28, "decimal_places": 12}
+# What a DecimalField accepts on assignment (django-stubs' own set type for it).
+_DecimalIn = str | float | Decimal | Combinable
+
+
+# Overloaded on `null` so the model attributes stay typed as they would be with a direct
+# models.DecimalField(...) call: Decimal, or Decimal | None for a nullable field.
+@overload
+def money_field(
+    *, null: Literal[True], **kwargs: Any
+) -> models.DecimalField[_DecimalIn | None, Decimal | None]: ...
+@overload
+def money_field(
+    *, null: Literal[False] = ..., **kwargs: Any
+) -> models.DecimalField[_DecimalIn, Decimal]: ...
+def money_field(**kwargs: Any) -> models.DecimalField[Any, Any]:
+    """A USD amount with 12 decimals: event costs, rollups, budgets, exact invoice sums."""
+    return models.DecimalField(max_digits=28, decimal_places=12, **kwargs)
 
 
 class UsageEvent(TenantOwned):
@@ -36,8 +56,8 @@ class UsageEvent(TenantOwned):
     environment = models.CharField(max_length=64, default="production")
     latency_ms = models.FloatField(null=True)
     status_code = models.IntegerField(default=200)
-    client_cost_usd = models.DecimalField(null=True, **MONEY)
-    cost_usd = models.DecimalField(**MONEY)
+    client_cost_usd = money_field(null=True)
+    cost_usd = money_field()
     cost_source = models.CharField(max_length=16)
     tags = models.JSONField(default=dict)
 

@@ -11,14 +11,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypedDict
 
 MAX_FUTURE = timedelta(minutes=5)
 MAX_TAGS = 20
 TEXT_FIELDS = {"feature": 128, "endpoint": 128, "user_id": 128}
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 MAX_TOKENS = 2**62
 Errors = dict[str, list[str]]
+
+
+class _Tokens(TypedDict):
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+
+
+class _OptionalText(TypedDict):
+    feature: str
+    endpoint: str
+    user_id: str
 
 
 @dataclass
@@ -150,16 +162,23 @@ def _tags(value: Any, errors: Errors) -> dict[str, str]:
     return value
 
 
-def _optional_text(raw: Mapping[str, Any], errors: Errors) -> dict[str, str]:
-    values = {}
-    for name, max_len in TEXT_FIELDS.items():
+def _optional_text(raw: Mapping[str, Any], errors: Errors) -> _OptionalText:
+    def text(name: str) -> str:
         value = raw.get(name)
-        values[name] = "" if value is None else (_string(value, max_len, errors, name) or "")
-    return values
+        return "" if value is None else (_string(value, TEXT_FIELDS[name], errors, name) or "")
+
+    return _OptionalText(
+        feature=text("feature"), endpoint=text("endpoint"), user_id=text("user_id")
+    )
 
 
-def _tokens(raw: Mapping[str, Any], errors: Errors) -> dict[str, int]:
-    counts = {name: _count(raw, name, errors, name in TOKEN_FIELDS[:2]) for name in TOKEN_FIELDS}
+def _tokens(raw: Mapping[str, Any], errors: Errors) -> _Tokens:
+    counts = _Tokens(
+        input_tokens=_count(raw, "input_tokens", errors, required=True),
+        output_tokens=_count(raw, "output_tokens", errors, required=True),
+        cache_read_tokens=_count(raw, "cache_read_tokens", errors, required=False),
+        cache_write_tokens=_count(raw, "cache_write_tokens", errors, required=False),
+    )
     cached = counts["cache_read_tokens"] + counts["cache_write_tokens"]
     if not errors and cached > counts["input_tokens"]:
         errors["cache_read_tokens"] = [

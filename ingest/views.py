@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from ingest.compat import tracker_payload_to_event
 from ingest.services import ingest_events
 from tenants.auth import ApiKeyAuthentication, ApiKeyRateThrottle, HasIngestScope
+from tenants.models import ApiKey
 
 
 class BodyError(Exception):
@@ -55,6 +56,12 @@ def events_of(payload: Any) -> list[Any]:
     raise BodyError(400, 'body must be an event object or {"events": [...]}')
 
 
+def _ingest_key(request: Request) -> ApiKey:
+    key = request.auth
+    assert isinstance(key, ApiKey)  # HasIngestScope let only an ingest key through
+    return key
+
+
 class IngestView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasIngestScope]
@@ -75,7 +82,7 @@ class EventsView(IngestView):
             return Response({"detail": err.detail}, status=err.status)
         if not events:
             return Response({"detail": "no events in the body"}, status=400)
-        result = ingest_events(request.auth, events)
+        result = ingest_events(_ingest_key(request), events)
         status = 202 if result.accepted or result.duplicates else 400
         return Response(result.as_dict(), status=status)
 
@@ -90,6 +97,6 @@ class LlmCostsView(IngestView):
         except BodyError as err:
             return Response({"detail": err.detail}, status=err.status)
         event = tracker_payload_to_event(payload)
-        result = ingest_events(request.auth, [event])
+        result = ingest_events(_ingest_key(request), [event])
         status = 400 if result.rejected else 200
         return Response(result.as_dict(), status=status)

@@ -56,6 +56,7 @@ class Families:
     lag: GaugeMetricFamily = field(init=False)
     label_sets: GaugeMetricFamily = field(init=False)
     budget: GaugeMetricFamily = field(init=False)
+    budget_ratio: GaugeMetricFamily = field(init=False)
 
     def __post_init__(self) -> None:
         names = list(self.labels)
@@ -99,6 +100,11 @@ class Families:
             "costboard_daily_budget_usd",
             "Operator-wide daily budget (METRICS_DAILY_BUDGET_USD), for the alert rules.",
         )
+        self.budget_ratio = GaugeMetricFamily(
+            "costboard_budget_spend_ratio",
+            "Spend / limit of each Costboard budget in its current period (1 = at the limit).",
+            labels=["tenant", "team", "budget"],
+        )
 
     def all(self) -> list[Metric]:
         return [
@@ -111,6 +117,7 @@ class Families:
             self.lag,
             self.label_sets,
             self.budget,
+            self.budget_ratio,
         ]
 
 
@@ -189,6 +196,8 @@ def build_families(conf: MetricsSettings) -> list[Metric]:
     f.label_sets.add_metric([], len(usage))
     _add_ingest(f, conf)
     f.lag.add_metric([], rollup_lag_seconds())
+    for labels, ratio in selectors.budget_ratios():
+        f.budget_ratio.add_metric(list(labels), ratio)
     families = f.all()
     if conf.daily_budget_usd is None:
         families.remove(f.budget)  # no budget configured: no series, so no budget alert fires

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Sum
 
 from metrics.conf import LABEL_COLUMNS
-from rollups.models import LATENCY_FIELDS, NO_TEAM, TOKENS_FIELDS, DailyRollup, IngestCount
+from rollups.models import LATENCY_FIELDS, NO_TEAM, TOKENS_FIELDS, IngestCount, LifetimeRollup
 from tenants.models import Team, Tenant
 
 Labels = tuple[str, ...]
@@ -146,10 +146,10 @@ def _grouped(
 
 def usage_by_labels(labels: Sequence[str]) -> dict[Labels, Usage]:
     """All-time usage per label set (of the configured labels), across every tenant."""
-    # DailyRollup holds exactly HourlyRollup's sums (both are written in one transaction by
-    # rollups.services) in 24x fewer rows, so the all-time sum reads far less.
+    # LifetimeRollup holds HourlyRollup's all-time sums (written in the same transaction by
+    # rollups.services): one row per label set, however long the history.
     out: dict[Labels, Usage] = {}
-    for key, sums in _grouped(DailyRollup, labels, USAGE_SUMS):
+    for key, sums in _grouped(LifetimeRollup, labels, USAGE_SUMS):
         _merge(out, key, Usage.from_sums(sums))
     return out
 
@@ -159,4 +159,19 @@ def ingest_by_labels(by_tenant: bool) -> dict[Labels, IngestTotals]:
     out: dict[Labels, IngestTotals] = {}
     for key, sums in _grouped(IngestCount, ["tenant"] if by_tenant else [], INGEST_SUMS):
         _merge(out, key, IngestTotals(*sums))
+    return out
+
+
+def budget_ratios() -> list[tuple[Labels, float]]:
+    """Spend / limit of every budget in its current period: (tenant, team, budget) -> ratio."""
+    from budgets.models import BudgetStatus
+
+    # Operator-wide: every tenant's budgets, for the burn alerts and the Grafana panel.
+    rows = BudgetStatus.unscoped_all_tenants.select_related("tenant", "budget__team")
+    out: list[tuple[Labels, float]] = []
+    for status in rows.order_by("tenant__slug", "budget__name", "pk"):
+        budget = status.budget
+        team = budget.team.slug if budget.team else ""
+        ratio = status.spend_usd / budget.amount_usd if budget.amount_usd else 0
+        out.append(((status.tenant.slug, team, budget.name), float(ratio)))
     return out

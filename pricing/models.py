@@ -1,10 +1,30 @@
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any, Literal, overload
+
 from django.db import models
+from django.db.models.expressions import Combinable
 
 from tenants.scoping import TenantOwned
 
-PRICE_FIELD = {"max_digits": 20, "decimal_places": 10}
+# What a DecimalField accepts on assignment (django-stubs' own set type for it).
+_DecimalIn = str | float | Decimal | Combinable
+
+
+# Overloaded on `null` so the model attributes stay typed as they would be with a direct
+# models.DecimalField(...) call: Decimal, or Decimal | None for a nullable field.
+@overload
+def price_field(
+    *, null: Literal[True], **kwargs: Any
+) -> models.DecimalField[_DecimalIn | None, Decimal | None]: ...
+@overload
+def price_field(
+    *, null: Literal[False] = ..., **kwargs: Any
+) -> models.DecimalField[_DecimalIn, Decimal]: ...
+def price_field(**kwargs: Any) -> models.DecimalField[Any, Any]:
+    """A price in USD per million tokens, with 10 decimals."""
+    return models.DecimalField(max_digits=20, decimal_places=10, **kwargs)
 
 
 class PriceOverride(TenantOwned):
@@ -17,10 +37,10 @@ class PriceOverride(TenantOwned):
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=128)
     effective_from = models.DateTimeField()
-    input_per_mtok = models.DecimalField(**PRICE_FIELD)
-    output_per_mtok = models.DecimalField(**PRICE_FIELD)
-    cache_read_per_mtok = models.DecimalField(null=True, blank=True, **PRICE_FIELD)
-    cache_write_per_mtok = models.DecimalField(null=True, blank=True, **PRICE_FIELD)
+    input_per_mtok = price_field()
+    output_per_mtok = price_field()
+    cache_read_per_mtok = price_field(null=True, blank=True)
+    cache_write_per_mtok = price_field(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta(TenantOwned.Meta):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from ingest.models import MONEY
+from ingest.models import money_field
 from tenants.scoping import TenantOwned
 
 # Latency histogram bucket upper bounds in milliseconds; the last bucket is everything above.
@@ -23,10 +23,10 @@ class Measures(models.Model):
     output_tokens = models.BigIntegerField(default=0)
     cache_read_tokens = models.BigIntegerField(default=0)
     cache_write_tokens = models.BigIntegerField(default=0)
-    cost_usd = models.DecimalField(default=0, **MONEY)
-    cost_override = models.DecimalField(default=0, **MONEY)
-    cost_catalog = models.DecimalField(default=0, **MONEY)
-    cost_client = models.DecimalField(default=0, **MONEY)
+    cost_usd = money_field(default=0)
+    cost_override = money_field(default=0)
+    cost_catalog = money_field(default=0)
+    cost_client = money_field(default=0)
     unpriced_requests = models.BigIntegerField(default=0)
     unpriced_tokens = models.BigIntegerField(default=0)
     latency_sum_ms = models.FloatField(default=0)
@@ -110,7 +110,7 @@ class ConsumerDailyRollup(TenantOwned):
     requests = models.BigIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
-    cost_usd = models.DecimalField(default=0, **MONEY)
+    cost_usd = money_field(default=0)
 
     class Meta(TenantOwned.Meta):
         constraints = [
@@ -133,4 +133,22 @@ class IngestCount(TenantOwned):
     class Meta(TenantOwned.Meta):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "day"], name="ingest_count_unique_day")
+        ]
+
+
+class LifetimeRollup(TenantOwned, Measures):
+    """All-time sums per team, feature, provider, model and environment: what /metrics reads,
+    so a scrape costs one row per label set however many days of history there are."""
+
+    team_pk = models.BigIntegerField(default=NO_TEAM)
+    feature = models.CharField(max_length=128)
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128)
+    environment = models.CharField(max_length=64)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", *DIMENSIONS], name="lifetime_rollup_unique_key"
+            )
         ]

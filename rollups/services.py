@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Min, Q, QuerySet, Sum
+from django.db.models import Count, F, Min, Model, Q, QuerySet, Sum
 from django.utils import timezone
 
 from ingest.models import PendingBatch, UsageEvent
@@ -33,6 +33,7 @@ from rollups.models import (
     DailyRollup,
     HourlyRollup,
     IngestCount,
+    LifetimeRollup,
 )
 from tenants.models import Tenant
 
@@ -112,6 +113,17 @@ def _daily_rows(hourly: list[Row]) -> list[Row]:
     return list(days.values())
 
 
+def _lifetime_rows(hourly: list[Row]) -> list[Row]:
+    totals: dict[tuple[Any, ...], Row] = {}
+    for row in hourly:
+        target = totals.setdefault(
+            tuple(row[d] for d in DIMENSIONS), {d: row[d] for d in DIMENSIONS}
+        )
+        for name in MEASURES:
+            target[name] = target.get(name, 0) + row[name]
+    return list(totals.values())
+
+
 def _consumer_rows(events: QuerySet[UsageEvent], kind: str, field: str) -> list[Row]:
     grouped = events.exclude(**{field: None})
     grouped = grouped.exclude(**{field: ""}) if field == "user_id" else grouped
@@ -137,7 +149,11 @@ def _consumer_rows(events: QuerySet[UsageEvent], kind: str, field: str) -> list[
 
 
 def _upsert_add(
-    model: type, tenant_id: int, keys: tuple[str, ...], measures: Iterable[str], rows: list[Row]
+    model: type[Model],
+    tenant_id: int,
+    keys: tuple[str, ...],
+    measures: Iterable[str],
+    rows: list[Row],
 ) -> None:
     """INSERT ... ON CONFLICT DO UPDATE SET m = m + excluded.m: addition, so merges commute."""
     if not rows:
@@ -162,6 +178,7 @@ def add_to_rollups(tenant_id: int, events: QuerySet[UsageEvent]) -> int:
     hourly = _hourly_rows(events)
     _upsert_add(HourlyRollup, tenant_id, ("hour", *DIMENSIONS), MEASURES, hourly)
     _upsert_add(DailyRollup, tenant_id, ("day", *DIMENSIONS), MEASURES, _daily_rows(hourly))
+    _upsert_add(LifetimeRollup, tenant_id, DIMENSIONS, MEASURES, _lifetime_rows(hourly))
     consumer_keys = ("day", "kind", "consumer", "team_pk", "environment")
     for kind, field in (("user", "user_id"), ("key", "api_key_id")):
         rows = _consumer_rows(events, kind, field)
@@ -285,7 +302,17 @@ def recompute(tenant: Tenant, since: date | datetime) -> int:
         ConsumerDailyRollup.objects.for_tenant(tenant).filter(day__gte=start.date()).delete()
         pending = PendingBatch.objects.for_tenant(tenant).values("pk")
         events = UsageEvent.objects.for_tenant(tenant).filter(hour__gte=start)
-        return add_to_rollups(tenant.pk, events.exclude(batch_id__in=pending))
+        count = add_to_rollups(tenant.pk, events.exclude(batch_id__in=pending))
+        rebuild_lifetime(tenant.pk)
+        return count
+
+
+def rebuild_lifetime(tenant_id: int) -> None:
+    """All-time sums again from the daily rollups (after a recompute changed past days)."""
+    LifetimeRollup.objects.for_tenant(tenant_id).delete()
+    days = DailyRollup.objects.for_tenant(tenant_id).values(*DIMENSIONS)
+    rows = list(_annotated(days, {name: Sum(name) for name in MEASURES}))
+    _upsert_add(LifetimeRollup, tenant_id, DIMENSIONS, MEASURES, rows)
 
 
 def delete_expired_events(retention_days: int, chunk: int = 5000) -> int:

@@ -83,7 +83,7 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
 
 def _count(counter: str) -> int:
     """Increment the window's counter; one round trip to Redis (INCR + EXPIRE NX)."""
-    client = getattr(cache, "_cache", None)
+    client: Any = getattr(cache, "_cache", None)  # RedisCache's private, untyped client
     if hasattr(client, "get_client"):
         redis = client.get_client(counter, write=True)
         name = cache.make_and_validate_key(counter)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -19,7 +19,7 @@ class ApiKeyForm(forms.Form):
 
     def __init__(self, tenant: Tenant, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["team"].queryset = Team.objects.for_tenant(tenant)
+        cast(forms.ModelChoiceField, self.fields["team"]).queryset = Team.objects.for_tenant(tenant)
 
 
 class PriceForm(forms.Form):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from django.db import connection
@@ -23,13 +23,19 @@ requires_postgres = pytest.mark.skipif(
 )
 
 
+class AuthHeader(TypedDict):
+    """Client keyword arguments (WSGI environ) that send an API key."""
+
+    HTTP_AUTHORIZATION: str
+
+
 @dataclass
 class KeyHolder:
     key: ApiKey
     token: str
 
     @property
-    def auth(self) -> dict[str, str]:
+    def auth(self) -> AuthHeader:
         return {"HTTP_AUTHORIZATION": f"Bearer {self.token}"}
 
 
@@ -80,7 +86,7 @@ def login(username: str) -> Client:
 
 def post_json(client: Client, url: str, body: Any, holder: KeyHolder | None = None, **extra: Any):
     data = body if isinstance(body, bytes | str) else json.dumps(body)
-    headers = holder.auth if holder else {}
+    headers: dict[str, Any] = {**holder.auth} if holder else {}
     return client.post(url, data, content_type="application/json", **headers, **extra)
 
 

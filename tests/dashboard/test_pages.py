@@ -69,9 +69,9 @@ def test_it_shows_spend_top_lists_and_the_unpriced_banner(world: World) -> None:
     assert 'data-testid="spend">$0.02<' in page  # 2 x $0.0075, rounded to cents
     assert "acme/mystery" in page and "Unpriced usage" in page
     assert "support" in page
-    figure = json.loads(
-        re.search(r'<script id="spend" type="application/json">(.*?)</script>', page, re.S).group(1)
-    )
+    script = re.search(r'<script id="spend" type="application/json">(.*?)</script>', page, re.S)
+    assert script
+    figure = json.loads(script.group(1))
     assert {trace["name"] for trace in figure["data"]} == {"search", "support"}
 
 

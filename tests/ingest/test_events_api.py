@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -84,7 +85,7 @@ def test_it_never_writes_into_another_tenant(world: World) -> None:
     [(None, "credentials"), ("Bearer cb_nope_nope", "unknown"), ("Bearer garbage", "unknown")],
 )
 def test_it_answers_401_without_a_valid_key(world: World, header: str | None, detail: str) -> None:
-    extra = {"HTTP_AUTHORIZATION": header} if header else {}
+    extra: dict[str, Any] = {"HTTP_AUTHORIZATION": header} if header else {}
     response = post_json(Client(), URL, event(1), **extra)
     assert response.status_code == 401
     assert detail in response.json()["detail"]

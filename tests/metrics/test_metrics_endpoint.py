@@ -12,7 +12,7 @@ from django.db.models import Sum
 from django.test import Client
 from prometheus_client import generate_latest
 
-from ingest.models import PendingBatch
+from ingest.models import PendingBatch, UsageEvent
 from ingest.services import ingest_events
 from metrics.collector import COSTBOARD_REGISTRY, render_text
 from rollups.models import HourlyRollup
@@ -300,3 +300,23 @@ def test_it_renders_exactly_what_prometheus_client_renders(world: World, setting
         )
         == 1
     )
+
+
+def test_it_reports_each_budgets_spend_ratio(world: World) -> None:
+    from budgets.services import evaluate_and_alert, set_budget
+
+    seed(world)
+    budget, _ = set_budget(world.tenant, amount=Decimal("0.02"), team=world.team)
+    evaluate_and_alert(budget, fire=False)
+    spent = sum(
+        e.cost_usd for e in UsageEvent.objects.for_tenant(world.tenant).filter(team=world.team)
+    )
+    ratio = value(
+        parse(scrape()),
+        "costboard_budget_spend_ratio",
+        tenant="acme",
+        team="search",
+        budget="Search (monthly)",
+    )
+    assert ratio == pytest.approx(float(spent / Decimal("0.02")))
+    assert ratio > 1  # over budget, as the burn alert will see it

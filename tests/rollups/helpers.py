@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import Count, Sum
 
 from ingest.models import UsageEvent
-from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup
+from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup, LifetimeRollup
 from tenants.models import Tenant
 
 SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
@@ -64,8 +64,28 @@ def raw_user_totals(tenant: Tenant) -> dict[str, tuple[int, Decimal]]:
     return {r["user_id"]: (r["n"], r["c"]) for r in rows}
 
 
+def lifetime_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    rows = LifetimeRollup.objects.for_tenant(tenant).filter(requests__gt=0)
+    return {
+        (r.team_pk, r.feature, r.provider, r.model, r.environment): (
+            r.requests,
+            *(getattr(r, k) for k in SUMS),
+        )
+        for r in rows
+    }
+
+
+def raw_lifetime_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for key, values in raw_totals(tenant).items():
+        target = out.setdefault(key[1:], [0] * len(values))
+        out[key[1:]] = [a + b for a, b in zip(target, values, strict=True)]
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def assert_rollups_match_raw(tenant: Tenant) -> None:
     assert hourly_totals(tenant) == raw_totals(tenant)
+    assert lifetime_totals(tenant) == raw_lifetime_totals(tenant)
     raw = raw_totals(tenant).values()
     expected = (sum(v[0] for v in raw), sum((v[5] for v in raw), Decimal(0)))
     assert daily_total(tenant) == expected

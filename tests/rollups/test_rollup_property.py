@@ -78,7 +78,14 @@ def test_it_keeps_rollups_equal_to_raw_events(world: World, steps: list[tuple[An
 def _reset(tenant: Any) -> None:
     # Hypothesis reuses the function-scoped fixture across examples: start each one empty.
     from ingest.models import UsageEvent
-    from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup
+    from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup, LifetimeRollup
 
-    for model in (UsageEvent, PendingBatch, HourlyRollup, DailyRollup, ConsumerDailyRollup):
+    for model in (
+        UsageEvent,
+        PendingBatch,
+        HourlyRollup,
+        DailyRollup,
+        ConsumerDailyRollup,
+        LifetimeRollup,
+    ):
         model.objects.for_tenant(tenant).delete()

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -39,7 +40,7 @@ def _seed(world: World) -> None:
     roll_up_all_pending(world.other_tenant.pk)
 
 
-def _usage(client: Client, query: str, **auth: str) -> dict:
+def _usage(client: Client, query: str, **auth: Any) -> dict:
     response = client.get(f"/api/v1/usage?from=2026-10-01&to=2026-10-03&{query}", **auth)
     assert response.status_code == 200, response.content
     return response.json()

@@ -27,7 +27,9 @@ def test_it_shows_a_new_key_once_and_it_works(world: World) -> None:
         "/settings/",
         {"action": "create_key", "name": "billing-svc", "scope": "ingest", "team": world.team.pk},
     ).content.decode()
-    token = re.search(r"<code>(cb_[^<]+)</code>", page).group(1)
+    shown = re.search(r"<code>(cb_[^<]+)</code>", page)
+    assert shown
+    token = shown.group(1)
     assert "never shown again" in page
     assert (
         post_json(
