@@ -194,7 +194,9 @@ def quiet_check(what: str) -> None:
     time.sleep(0.5)
     busy = (machine_busy() - b0) / (time.time() - t0)
     if busy > 0.25:
-        log(f"WARNING: before {what} the machine is already busy ({busy:.2f} cores) with other work")
+        log(
+            f"WARNING: before {what} the machine is already busy ({busy:.2f} cores) with other work"
+        )
 
 
 def cpu_delta(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:
