@@ -23,6 +23,7 @@ from rollups.models import (
     ConsumerDailyRollup,
     DailyRollup,
     HourlyRollup,
+    LifetimeRollup,
 )
 from rollups.selectors import UNALLOCATED
 from tenants.models import ApiKey, Team, Tenant
@@ -331,12 +332,17 @@ def _key_names(tenant: Tenant, chosen: list[dict[str, Any]]) -> dict[str, str]:
     return {str(k.pk): f"{k.name or 'key'} ({k.prefix})" for k in keys}
 
 
-def filter_choices(tenant: Tenant, teams: TeamIndex, since: date) -> dict[str, list[str]]:
-    """Values offered in the filter bar: what the tenant used in the last 90 days."""
-    rows = DailyRollup.objects.for_tenant(tenant).filter(day__gte=since)
-    choices = {
-        name: sorted({v for v in rows.values_list(name, flat=True).distinct() if v})
-        for name in ("environment", "feature", "model")
-    }
+def filter_choices(tenant: Tenant, teams: TeamIndex) -> dict[str, list[str]]:
+    """Values offered in the filter bar: every environment, feature and model ever used.
+
+    Read from the all-time rollups (one row per combination), in one query.
+    """
+    rows = LifetimeRollup.objects.for_tenant(tenant).values_list("environment", "feature", "model")
+    found: dict[str, set[str]] = {"environment": set(), "feature": set(), "model": set()}
+    for environment, feature, model in rows.distinct():
+        found["environment"].add(environment)
+        found["feature"].add(feature)
+        found["model"].add(model)
+    choices = {name: sorted(v for v in values if v) for name, values in found.items()}
     choices["team"] = sorted(t.slug for t in teams.by_pk.values())
     return choices

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from dashboard import charts, selectors
@@ -22,13 +20,12 @@ from tenants.models import Team, Tenant
 def _base(request: HttpRequest, ctx: TenantContext, f: Filters, teams: TeamIndex) -> dict[str, Any]:
     """What every page shows: the filter bar, the totals and the unpriced-usage banner."""
     rows = selectors.rollups(ctx.tenant, f, teams)
-    since = timezone.now().date() - timedelta(days=90)
     return {
         "ctx": ctx,
         "f": f,
         "ranges": RANGES,
         "stacks": STACKS,
-        "choices": selectors.filter_choices(ctx.tenant, teams, since),
+        "choices": selectors.filter_choices(ctx.tenant, teams),
         "totals": selectors.totals(rows),
         "previous": selectors.totals(selectors.rollups(ctx.tenant, f.previous(), teams)),
         "unpriced": selectors.unpriced_models(ctx.tenant, f, teams),

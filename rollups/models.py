@@ -119,7 +119,13 @@ class ConsumerDailyRollup(TenantOwned):
                 name="consumer_rollup_unique_key",
             )
         ]
-        indexes = [models.Index(fields=["tenant", "kind", "day"], name="consumer_tenant_kind_day")]
+        indexes = [
+            models.Index(fields=["tenant", "kind", "day"], name="consumer_tenant_kind_day"),
+            # The previous period of the few consumers a page shows: a handful of index probes.
+            models.Index(
+                fields=["tenant", "kind", "consumer", "day"], name="consumer_by_consumer_day"
+            ),
+        ]
 
 
 class IngestCount(TenantOwned):
