@@ -1,31 +1,36 @@
 #!/usr/bin/env python
-"""Ingest benchmark against PostgreSQL: COPY limit vs. the real HTTP ingest path.
+"""Ingest benchmark against PostgreSQL: the COPY limit vs. the real HTTP ingest path.
 
-Run by hand from the project root:
+Run by hand from the project root (PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379):
 
-    .venv/bin/python bench/ingest.py                 # ~15 s per final phase
+    .venv/bin/python bench/ingest.py                      # sweep, then 15 s per final phase
     .venv/bin/python bench/ingest.py --seconds 5 --sweep-seconds 2 --configs 2x1,4x1
+    .venv/bin/python bench/ingest.py --configs '' --final 4x1@4   # no sweep
 
-What it does, all in one run:
+All in one run:
 
-1. drops and recreates the database `costboard_bench`, runs `manage.py migrate`, creates a
-   tenant, a team and an ingest key with the management commands;
-2. (a) the physical limit: psycopg COPY of N event rows, built by the app's own validation and
-   pricing code (`ingest.validation.validate_event`, `ingest.services._rows`), into the real
-   `ingest_usageevent` table (all its indexes and foreign keys) under a second tenant. For
-   reference it also runs the app's exact per-request SQL (pending batch + INSERT ... unnest
-   + UPDATE + COMMIT) straight from psycopg, with no HTTP or Django in the way;
-3. (b) starts gunicorn (several worker / thread configurations are swept, the best is run
-   again for `--seconds`) and POSTs batches of 100 events from several keep-alive client
-   connections in separate processes (a raw-socket HTTP/1.1 client, so the client costs a few
-   tens of microseconds of CPU per request; its CPU use is measured and printed);
+1. drops and recreates the database `costboard_bench`, runs `manage.py migrate`, and creates
+   tenants, teams and ingest keys with the management commands (Redis database 3 is flushed);
+2. (a) the physical limit: psycopg COPY (binary and text) of N rows, built by the app's own
+   code (`validate_event`, `ingest.services._rows`), into `bench_copy`, a copy of
+   `ingest_usageevent` with all its indexes (`LIKE ... INCLUDING ALL`, no foreign keys); then
+   once into the real table, whose three deferred foreign keys are checked per row. For
+   reference (a', a'') it calls `ingest.services.ingest_events` in-process with 100 and 1
+   events: the whole service path (validation, pricing, transaction, Redis) without HTTP;
+3. (b) starts gunicorn (`--configs` workers x threads are swept with `--connections` client
+   connections each, then the best point is run again for `--seconds`) and POSTs
+   `{"events": [100 events]}` from client processes: a raw-socket HTTP/1.1 client that keeps
+   connections alive when the server allows it (gunicorn's sync workers close them after
+   every answer) and costs ~0.1-0.2 ms of CPU per request; its CPU use is printed;
 4. (c) the same with one event per request;
-5. checks that the database holds exactly the events the 202 answers said were accepted;
+5. checks that the database holds exactly the events the 2xx answers said were accepted;
 6. prints a table of a, b, c, b/a and pass/fail against the targets.
 
-CPU use per process group (gunicorn, postgres, redis, client) is sampled from /proc over each
-measured window, so you can see who used the two cores. Server processes are killed on exit,
-including Ctrl-C.
+The CPU used by gunicorn, postgres (backends of the bench database and the shared WAL writer,
+checkpointer...), redis, the client and everything else ("other") is sampled from /proc over
+each measured window. On a shared machine the benchmark waits for a quiet moment before each
+measurement (`--wait-quiet`) and repeats a run that other programs disturbed (`--retries`).
+Server processes are stopped on exit, including Ctrl-C.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 TARGET_RATIO = 0.35
 TARGET_P99_MS = 50.0
 TARGET_SINGLE_RPS = 1500.0
+NOISY_CORES = 0.25  # a run during which other programs used more CPU than this is disturbed
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -129,8 +135,8 @@ def make_event(event_id: str, rnd: random.Random, ts: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _proc_stat(pid: int) -> tuple[str, int, float] | None:
-    """(comm, ppid, cpu seconds user+system) of a process, or None if it is gone."""
+def _proc_stat(pid: int) -> tuple[str, int, float, int] | None:
+    """(comm, ppid, cpu seconds user+system, start time) of a process, or None if gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             data = f.read()
@@ -138,10 +144,40 @@ def _proc_stat(pid: int) -> tuple[str, int, float] | None:
         return None
     comm = data[data.index("(") + 1 : data.rindex(")")]
     fields = data[data.rindex(")") + 2 :].split()
-    return comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK, int(fields[19])
 
 
-def cpu_snapshot(server_pid: int | None, client_pids: list[int]) -> dict[str, float]:
+_PG_OURS: dict[tuple[int, int], bool] = {}
+BENCH_DB = ["costboard_bench"]
+
+
+def _postgres_is_ours(pid: int, started: int) -> bool:
+    """A backend of the bench database, or a shared auxiliary process (WAL writer, ...)."""
+    if (pid, started) not in _PG_OURS:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return False
+        activity = title.split(": ", 2)[-1]
+        words = activity.split()
+        if activity.startswith("parallel worker for PID"):
+            leader = _proc_stat(int(words[-1]))
+            ours = leader is not None and _postgres_is_ours(int(words[-1]), leader[3])
+        else:
+            backend = len(words) >= 3 and "(" in words[2]  # "user db host(port) state"
+            ours = not backend or words[1] == BENCH_DB[0]
+        _PG_OURS[(pid, started)] = ours
+    return _PG_OURS[(pid, started)]
+
+
+GROUPS = ("gunicorn", "postgres", "redis", "client")
+
+
+def process_groups(
+    server_pid: int | None, client_pids: list[int]
+) -> dict[tuple[int, int], tuple[str, float]]:
+    """{(pid, start time): (group, cpu seconds)} for every process the benchmark cares about."""
     stats = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -149,8 +185,8 @@ def cpu_snapshot(server_pid: int | None, client_pids: list[int]) -> dict[str, fl
             if st is not None:
                 stats[int(name)] = st
     children: dict[int, list[int]] = {}
-    for pid, (_, ppid, _) in stats.items():
-        children.setdefault(ppid, []).append(pid)
+    for pid, st in stats.items():
+        children.setdefault(st[1], []).append(pid)
 
     def tree(root: int) -> set[int]:
         seen, todo = set(), [root]
@@ -163,18 +199,56 @@ def cpu_snapshot(server_pid: int | None, client_pids: list[int]) -> dict[str, fl
 
     server = tree(server_pid) if server_pid else set()
     clients = set().union(*(tree(p) for p in client_pids)) if client_pids else set()
-    groups = {"gunicorn": 0.0, "postgres": 0.0, "redis": 0.0, "client": 0.0}
-    for pid, (comm, _, cpu) in stats.items():
+    out = {}
+    for pid, (comm, _, cpu, started) in stats.items():
         if pid in server:
-            groups["gunicorn"] += cpu
+            group = "gunicorn"
         elif pid in clients:
-            groups["client"] += cpu
-        elif comm == "postgres":
-            groups["postgres"] += cpu
+            group = "client"
+        elif comm == "postgres" and _postgres_is_ours(pid, started):
+            group = "postgres"
         elif comm.startswith("redis-server"):
-            groups["redis"] += cpu
-    groups["machine"] = machine_busy()
-    return groups
+            group = "redis"
+        else:
+            continue
+        out[(pid, started)] = (group, cpu)
+    return out
+
+
+class CpuMeter:
+    """CPU cores used per process group over a window, sampled every 0.25 s so that processes
+    starting or exiting inside the window (Django recycles its database connections every
+    CONN_MAX_AGE seconds, so postgres backends come and go) are still counted."""
+
+    def __init__(self, server_pid: int | None, client_pids: list[int]) -> None:
+        self.server_pid, self.client_pids = server_pid, client_pids
+        self.acc = dict.fromkeys(GROUPS, 0.0)
+        self.stop_event = threading.Event()
+        self.prev = process_groups(server_pid, client_pids)
+        self.busy0, self.t0 = machine_busy(), time.time()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> None:
+        cur = process_groups(self.server_pid, self.client_pids)
+        for ident, (group, cpu) in cur.items():
+            before = self.prev.get(ident)
+            self.acc[group] += cpu - before[1] if before else cpu
+        self.prev = cur
+
+    def _run(self) -> None:
+        while not self.stop_event.wait(0.25):
+            self._sample()
+
+    def stop(self) -> tuple[dict[str, float], float]:
+        self.stop_event.set()
+        self.thread.join()
+        self._sample()
+        wall = time.time() - self.t0
+        cores = {k: max(0.0, v) / wall for k, v in self.acc.items()}
+        cores["machine"] = (machine_busy() - self.busy0) / wall
+        cores["other"] = max(0.0, cores["machine"] - sum(cores[g] for g in GROUPS))
+        return cores, wall
 
 
 def proc_cpu(pid: int) -> float:
@@ -188,21 +262,31 @@ def machine_busy() -> float:
     return (sum(parts[:8]) - parts[3] - parts[4]) / CLK_TCK
 
 
-def quiet_check(what: str) -> None:
-    """Warn when something else (not this benchmark) keeps the machine busy."""
-    b0, t0 = machine_busy(), time.time()
-    time.sleep(0.5)
-    busy = (machine_busy() - b0) / (time.time() - t0)
-    if busy > 0.25:
-        log(
-            f"WARNING: before {what} the machine is already busy ({busy:.2f} cores) with other work"
-        )
+QUIET = {"max_wait": 120.0, "threshold": 0.3}
 
 
-def cpu_delta(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:
-    d = {k: max(0.0, after[k] - before[k]) / wall for k in before}
-    d["other"] = max(0.0, d["machine"] - sum(v for k, v in d.items() if k != "machine"))
-    return d
+def quiet_check(what: str) -> bool:
+    """Wait (up to --wait-quiet seconds) until other programs leave the machine idle.
+
+    On a shared box other work skews every figure; the CPU table of each run shows how much
+    ("other" cores), and this waits for a quiet moment before each measurement.
+    """
+    deadline = time.time() + QUIET["max_wait"]
+    waited = False
+    while True:
+        b0, t0 = machine_busy(), time.time()
+        time.sleep(0.5)
+        busy = (machine_busy() - b0) / (time.time() - t0)
+        if busy <= QUIET["threshold"]:
+            if waited:
+                log(f"machine quiet again ({busy:.2f} cores busy), starting {what}")
+            return True
+        if time.time() >= deadline:
+            log(f"WARNING: starting {what} while other programs keep {busy:.2f} cores busy")
+            return False
+        if not waited:
+            log(f"waiting for other programs to leave the machine idle ({busy:.2f} cores busy)")
+            waited = True
 
 
 def fmt_cpu(cores: dict[str, float]) -> str:
@@ -287,6 +371,7 @@ def phase_copy(args: argparse.Namespace, copy_key: str) -> dict[str, Any]:
             results["us_validate"], results["us_rows"] = us_validate, us_rows
             conn.execute("CHECKPOINT")
             conn.commit()
+            quiet_check(f"COPY {fmt} into {table}")
             busy0, srv0, cli0 = machine_busy(), proc_cpu(backend), time.process_time()
             t0 = time.perf_counter()
             with conn.cursor() as cur:
@@ -318,7 +403,15 @@ def phase_copy(args: argparse.Namespace, copy_key: str) -> dict[str, Any]:
                 results[fmt] = max(results.get(fmt, 0.0), rate)
         conn.execute("DROP TABLE bench_copy")
         conn.commit()
-        # The real table also runs 3 deferred foreign-key checks per row at commit.
+        # The real table also checks its foreign keys, once per row and key.
+        results["fks"] = conn.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'f'",
+            [TABLE],
+        ).fetchone()[0]
+        results["indexes"] = conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = %s", [TABLE]
+        ).fetchone()[0]
+        log(f"    {TABLE}: {results['indexes']} indexes, {results['fks']} foreign keys")
         results["real_table"] = copy_rows(TABLE, "binary", "copy-real")
         log(
             f"    app CPU per event outside the database (this process): validate_event "
@@ -335,6 +428,7 @@ def phase_copy(args: argparse.Namespace, copy_key: str) -> dict[str, Any]:
             for b in range(count)
         ]
         ingest_events(key, payloads.pop())  # warm the connection and the pricer
+        quiet_check(f"({label})")
         lat, cpu0 = [], time.process_time()
         t0 = time.perf_counter()
         for raws in payloads:
@@ -456,7 +550,7 @@ def client_process(cfg: dict[str, Any], out: Any) -> None:
         conn = Conn(cfg["port"])
         lat: list[float] = []
         r = {"requests": 0, "accepted": 0, "duplicates": 0, "rejected": 0, "errors": 0,
-             "unknown": 0, "all_requests": 0, "status": {}, "accepted_measured": 0, "first_error": ""}  # fmt: skip
+             "unknown": 0, "unknown_events": 0, "all_requests": 0, "status": {}, "accepted_measured": 0, "first_error": ""}  # fmt: skip
         n = 0
         while time.time() < start_at:
             time.sleep(0.001)
@@ -474,6 +568,7 @@ def client_process(cfg: dict[str, Any], out: Any) -> None:
                 conn.close()
                 r["errors"] += 1
                 r["unknown"] += 1
+                r["unknown_events"] += cfg["batch"]
                 r["first_error"] = r["first_error"] or repr(exc)
                 time.sleep(0.01)
                 continue
@@ -587,7 +682,9 @@ def wait_ready(args: argparse.Namespace, proc: subprocess.Popen[bytes]) -> None:
             status, body = Conn(args.port).request(probe)
             if status == 400 and b"no events" in body:  # authenticated, nothing stored
                 return
-            raise RuntimeError(f"readiness probe got {status}: {body[:300]!r}")
+            raise RuntimeError(
+                f"readiness probe got {status}: {body[:200]!r}; see {args.server_log}"
+            )
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("gunicorn did not become ready in 30 s")
@@ -598,6 +695,7 @@ def wait_ready(args: argparse.Namespace, proc: subprocess.Popen[bytes]) -> None:
 # --------------------------------------------------------------------------------------------
 
 RUN_COUNTER = [0]
+RUN_TOKEN = f"{int(time.time() * 1000) % 10**9:09d}"  # event ids unique across invocations
 
 
 def load(
@@ -618,7 +716,7 @@ def load(
         cfg = {
             "port": args.port, "key": args.key, "batch": batch, "threads": threads,
             "start_at": start_at, "warmup": args.warmup, "seconds": seconds,
-            "prefix": f"r{RUN_COUNTER[0]:03d}p{p}",
+            "prefix": f"{RUN_TOKEN}r{RUN_COUNTER[0]:03d}p{p}",
         }  # fmt: skip
         proc = ctx.Process(target=client_process, args=(cfg, out), daemon=True)
         proc.start()
@@ -626,18 +724,16 @@ def load(
     client_pids = [p.pid for p in procs if p.pid]
     measure_from = start_at + args.warmup
     time.sleep(max(0.0, measure_from - time.time()))
-    cpu0 = cpu_snapshot(server.pid, client_pids)
-    t0 = time.time()
+    meter = CpuMeter(server.pid, client_pids)
     time.sleep(max(0.0, measure_from + seconds - time.time()))
-    cpu1 = cpu_snapshot(server.pid, client_pids)
-    wall_cpu = time.time() - t0
+    cores, wall_cpu = meter.stop()
     parts = [out.get(timeout=120) for _ in procs]
     for proc in procs:
         proc.join(timeout=10)
     lat = sorted(x for part in parts for x in part["lat"])
     total = {k: sum(part[k] for part in parts) for k in (
         "requests", "accepted", "accepted_measured", "duplicates", "rejected", "errors",
-        "unknown", "client_cpu", "all_requests")}  # fmt: skip
+        "unknown", "unknown_events", "client_cpu", "all_requests")}  # fmt: skip
     status: dict[int, int] = {}
     for part in parts:
         for s, c in part["status"].items():
@@ -654,7 +750,7 @@ def load(
         "p90": pct(lat, 90) * 1e3,
         "p99": pct(lat, 99) * 1e3,
         "max": (lat[-1] if lat else float("nan")) * 1e3,
-        "cpu": cpu_delta(cpu0, cpu1, wall_cpu),
+        "cpu": cores,
         "client_us_per_req": 0.0,
         "status": status,
         "first_error": first_error,
@@ -676,6 +772,26 @@ def load(
 # --------------------------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------------------------
+
+
+def measure(
+    args: argparse.Namespace, server: subprocess.Popen[bytes], batch: int, seconds: float,
+    label: str, conns: int, runs: list[dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    """`load`, repeated (up to --retries times) while other programs disturbed the run."""
+    tries = []
+    for attempt in range(args.retries + 1):
+        res = load(
+            args, server, batch, seconds, label + (f" (retry {attempt})" if attempt else ""), conns
+        )
+        runs.append(res)  # every run's events count in the final check
+        tries.append(res)
+        if res["cpu"]["other"] <= NOISY_CORES:
+            break
+        log(f"{'':>26s}  other programs used {res['cpu']['other']:.2f} cores: run disturbed")
+    best = min(tries, key=lambda r: r["cpu"]["other"])
+    best["noisy"] = best["cpu"]["other"] > NOISY_CORES
+    return best
 
 
 def parse_configs(text: str) -> list[tuple[int, int]]:
@@ -703,7 +819,9 @@ def verify(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, An
         (batches,) = conn.execute(
             "SELECT count(*) FROM ingest_pendingbatch WHERE tenant_id = %s", [tenant_id]
         ).fetchone()
-    ok = stored == claimed == distinct and unknown == 0 and dups == 0
+    unknown_events = sum(r["unknown_events"] for r in runs)
+    # A request that failed in flight may or may not have been stored, never twice.
+    ok = stored == distinct and claimed <= stored <= claimed + unknown_events and dups == 0
     log(
         f"verify: 2xx answers {answers:,} accepted {claimed:,} events (duplicates {dups}, "
         f"unknown outcomes {unknown}); database holds {stored:,} events ({distinct:,} distinct "
@@ -720,7 +838,7 @@ def main() -> int:
     ap.add_argument(
         "--sweep-seconds", type=float, default=4, help="measured seconds per sweep point"
     )
-    ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each run")
+    ap.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run")
     ap.add_argument(
         "--configs",
         default="2x1,3x1,4x1,2x2,2x4,3x2",
@@ -742,6 +860,18 @@ def main() -> int:
     ap.add_argument("--copy-reps", type=int, default=2, help="COPY repetitions per format")
     ap.add_argument("--sql-batches", type=int, default=300, help="calls for the a' reference")
     ap.add_argument("--sql-singles", type=int, default=2000, help="calls for the a'' reference")
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=120,
+        help="before each measurement wait up to this many seconds for an idle machine",
+    )
+    ap.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help=f"repeat a run disturbed by other programs (> {NOISY_CORES} cores) up to N times",
+    )
     ap.add_argument("--port", type=int, default=8123)
     ap.add_argument("--db", default="costboard_bench")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
@@ -753,6 +883,8 @@ def main() -> int:
         "--keep", action="store_true", help="leave the last server running (prints its pid)"
     )
     args = ap.parse_args()
+    BENCH_DB[0] = args.db
+    QUIET["max_wait"] = args.wait_quiet
     Path(args.server_log).write_bytes(b"")
     conn_counts = [int(c) for c in args.connections.split(",") if c.strip()]
 
@@ -762,6 +894,8 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C must reach us even when started from a shell that ignores SIGINT for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     runs: list[dict[str, Any]] = []
     try:
         keys = setup_database(args)
@@ -775,12 +909,12 @@ def main() -> int:
             server = servers.start(args, workers, threads)
             for conns in conn_counts:
                 cfg = f"{workers}w x {threads}t, {conns} conns"
+                secs = args.sweep_seconds
                 point = {
-                    "b": load(args, server, args.batch, args.sweep_seconds, f"sweep {cfg} batch", conns),
-                    "c": load(args, server, 1, args.sweep_seconds, f"sweep {cfg} single", conns),
+                    "b": measure(args, server, args.batch, secs, f"sweep {cfg} batch", conns, runs),
+                    "c": measure(args, server, 1, secs, f"sweep {cfg} single", conns, runs),
                 }  # fmt: skip
                 sweep[(workers, threads, conns)] = point
-                runs += point.values()
             servers.stop(server)
 
         def best(phase: str) -> tuple[int, int, int]:
@@ -790,11 +924,12 @@ def main() -> int:
                 return w, t, int(conns or conn_counts[-1])
             if not sweep:
                 return 2, 1, conn_counts[-1]
+            clean = [k for k in sweep if not sweep[k][phase]["noisy"]] or list(sweep)
             if phase == "c":
-                return max(sweep, key=lambda k: sweep[k]["c"]["rps"])
+                return max(clean, key=lambda k: sweep[k]["c"]["rps"])
             # b: the most events/s among points meeting the latency target, if any does
-            within = [k for k in sweep if sweep[k]["b"]["p99"] < TARGET_P99_MS]
-            return max(within or sweep, key=lambda k: sweep[k]["b"]["eps"])
+            within = [k for k in clean if sweep[k]["b"]["p99"] < TARGET_P99_MS]
+            return max(within or clean, key=lambda k: sweep[k]["b"]["eps"])
 
         finals = {}
         for phase, batch in (("b", args.batch), ("c", 1)):
@@ -802,13 +937,12 @@ def main() -> int:
             server = servers.start(args, workers, threads)
             kind = "batch" if batch > 1 else "single"
             label = f"final {workers}w x {threads}t, {conns} conns {kind}"
-            finals[phase] = load(args, server, batch, args.seconds, label, conns)
+            finals[phase] = measure(args, server, batch, args.seconds, label, conns, runs)
             finals[phase]["config"] = (
                 f"gunicorn --workers {workers}"
                 + (f" --threads {threads}" if threads > 1 else "")
                 + f", {conns} client connections"
             )
-            runs.append(finals[phase])
             if args.keep and phase == "c":
                 servers.procs.remove(server)
                 log(f"server left running: pid {server.pid}, port {args.port}")
@@ -847,16 +981,18 @@ def print_summary(
         )
         for (w, t, n), r in sweep.items():
             print(
-                f"  {f'{w}w x {t}t':<9s} {n:>5d} {fmt_int(r['b']['eps']):>11s} "
+                f"  {f'{w}w x {t}t':<9s} {n:>5d} {noisy(r['b']) + fmt_int(r['b']['eps']):>11s} "
                 f"{r['b']['p50']:6.1f} {r['b']['p99']:6.1f}  {cpu_short(r['b']):<19s} "
-                f"{fmt_int(r['c']['rps']):>12s} {r['c']['p50']:6.1f} {r['c']['p99']:6.1f}  "
+                f"{noisy(r['c']) + fmt_int(r['c']['rps']):>12s} {r['c']['p50']:6.1f} {r['c']['p99']:6.1f}  "
                 f"{cpu_short(r['c'])}"
             )
+        if any(r[k].get("noisy") for r in sweep.values() for k in ("b", "c")):
+            print(f"  * disturbed: other programs used more than {NOISY_CORES} cores during it")
         print()
     rows = [
         ("a  COPY, physical limit", f"{fmt_int(a['a'])} rows/s", "", ""),
         ("   (best text / binary COPY)", f"{fmt_int(a['text'])} / {fmt_int(a['binary'])}", "", ""),
-        ("   COPY into the real table", f"{fmt_int(a['real_table'])} rows/s", "(+3 FK checks/row)", ""),
+        ("   COPY into the real table", f"{fmt_int(a['real_table'])} rows/s", f"(+{a['fks']} foreign keys)", ""),
         (f"a' ingest_events({args.batch}), no HTTP", f"{fmt_int(svc_b['eps'])} ev/s",
          f"p99 {svc_b['p99']:.1f} ms, 1 thread", ""),
         ("a'' ingest_events(1), no HTTP", f"{fmt_int(svc_c['rps'])} calls/s",
@@ -884,8 +1020,12 @@ def print_summary(
             f"client {r['client_us_per_req']:.0f} µs CPU per request"
         )
     worst = max(r["cpu"]["other"] for r in (b, c))
-    if worst > 0.2:
+    if worst > NOISY_CORES:
         print(f"  WARNING: other programs used up to {worst:.2f} cores during the final runs")
+
+
+def noisy(r: dict[str, Any]) -> str:
+    return "*" if r.get("noisy") else ""
 
 
 def cpu_short(r: dict[str, Any]) -> str:

@@ -116,17 +116,24 @@ def _insert(rows: list[tuple[Any, ...]]) -> int:
     return _insert_values(rows)
 
 
+PG_INSERT = (
+    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "  # noqa: S608
+    f"SELECT * FROM unnest({', '.join(f'%b::{t}[]' for t in PG_TYPES)}) "
+    "ON CONFLICT (tenant_id, event_id) DO NOTHING"
+)
+
+
 def _insert_postgres(rows: list[tuple[Any, ...]]) -> int:
-    # One statement for the whole batch: arrays unnested server-side, so the statement text
-    # (and its plan) is the same whatever the batch size.
-    columns = list(zip(*rows, strict=True))
-    unnest = ", ".join(f"%s::{t}[]" for t in PG_TYPES)
-    sql = (
-        f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) SELECT * FROM unnest({unnest}) "  # noqa: S608
-        "ON CONFLICT (tenant_id, event_id) DO NOTHING"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [list(c) for c in columns])
+    """One prepared statement for the whole batch, its arrays sent as binary parameters.
+
+    Django's cursor would quote ~2,400 values into SQL text in Python (half the ingest CPU);
+    psycopg's own cursor, on the same connection and transaction, sends them in binary.
+    """
+    columns = [list(c) for c in zip(*rows, strict=True)]
+    connection.ensure_connection()
+    # Wrapped, so a lost database still surfaces as Django's OperationalError (a 503).
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        cursor.execute(PG_INSERT, columns, prepare=True)
         return cursor.rowcount
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from django.conf import settings
 from django.core.cache import cache
 
 log = logging.getLogger(__name__)
+# Per process: when this process last asked for a tenant's rollup, so a busy ingest process
+# does not ask Redis on every request. Half the debounce: the scheduled run still starts
+# after every event this shortcut skipped.
+_recently: dict[int, float] = {}
 
 
 def _flag(tenant_id: int) -> str:
@@ -23,6 +28,10 @@ def schedule_rollup(tenant_id: int) -> None:
     from rollups.tasks import roll_up_tenant
 
     delay = settings.ROLLUP_DEBOUNCE_SECONDS
+    now = time.monotonic()
+    if _recently.get(tenant_id, 0.0) > now:
+        return  # this process scheduled one a moment ago: it will pick these events up too
+    _recently[tenant_id] = now + delay / 2
     try:
         if cache.add(_flag(tenant_id), 1, timeout=delay + 60):
             roll_up_tenant.apply_async((tenant_id,), countdown=delay)
