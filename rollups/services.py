@@ -22,6 +22,7 @@ from django.utils import timezone
 from ingest.models import PendingBatch, UsageEvent
 from pricing.catalog import TokenCounts
 from pricing.resolver import CostSource, pricer_for
+from rollups import sql
 from rollups.models import (
     DIMENSIONS,
     LATENCY_BOUNDS_MS,
@@ -206,13 +207,17 @@ def roll_up_pending(tenant_id: int, max_batches: int = MAX_BATCHES_PER_RUN) -> i
             return 0
         batch_ids = [b["pk"] for b in batches]
         events = UsageEvent.objects.for_tenant(tenant_id).filter(batch_id__in=batch_ids)
-        count = add_to_rollups(tenant_id, events)
-        _count_ingest(tenant_id, batches, events)
+        if connection.vendor == "postgresql":
+            sql.add_batches(tenant_id, batch_ids)
+        else:
+            add_to_rollups(tenant_id, events)
+        count = _count_ingest(tenant_id, batches, events)
         PendingBatch.objects.for_tenant(tenant_id).filter(pk__in=batch_ids).delete()
     return count
 
 
-def _count_ingest(tenant_id: int, batches: list[Row], events: QuerySet[UsageEvent]) -> None:
+def _count_ingest(tenant_id: int, batches: list[Row], events: QuerySet[UsageEvent]) -> int:
+    """Accepted, duplicate and rejected events per day of arrival; returns the accepted."""
     stored = dict(
         events.values("batch_id").annotate(n=Count("id")).values_list("batch_id", "n").order_by()
     )
@@ -231,6 +236,7 @@ def _count_ingest(tenant_id: int, batches: list[Row], events: QuerySet[UsageEven
         ("accepted", "duplicates", "rejected"),
         list(days.values()),
     )
+    return sum(stored.values())
 
 
 def roll_up_all_pending(tenant_id: int) -> int:
