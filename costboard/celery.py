@@ -10,6 +10,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "roll-up-pending": {"task": "rollups.tasks.roll_up_everything_pending", "schedule": 30.0},
+    "refresh-metrics": {"task": "metrics.tasks.refresh_metrics", "schedule": 5.0},
     "evaluate-budgets": {"task": "budgets.tasks.evaluate_all_budgets", "schedule": 300.0},
     # Hourly: each tenant's month ends at a different UTC hour (its time zone); idempotent.
     "close-billing-months": {

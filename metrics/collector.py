@@ -12,12 +12,14 @@ whichever worker answers, so it is never older than a value Prometheus has alrea
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from django.core.cache import cache
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -263,28 +265,45 @@ def register(registry: CollectorRegistry = COSTBOARD_REGISTRY) -> CostboardColle
     return _registered
 
 
-@dataclass
-class _Snapshot:
-    conf: MetricsSettings
-    expires: float
-    text: bytes
-
-
+SNAPSHOT_KEY = "costboard:metrics:snapshot"
 _lock = threading.Lock()
-_snapshot: _Snapshot | None = None
 
 
 def exposition() -> bytes:
-    """The costboard_* families as Prometheus text, recomputed at most every
-    METRICS_CACHE_SECONDS per process (counted from when the database read started)."""
-    global _snapshot
+    """The costboard_* families as Prometheus text.
+
+    The rendered text is shared by every web process through the cache (Redis in production)
+    for METRICS_CACHE_SECONDS, and a beat task re-renders it before it expires, so a scrape
+    usually costs one cache read. All processes serve the same snapshot, and a snapshot is
+    only replaced by a newer one, so totals never go backwards between scrapes.
+    """
     conf = metrics_settings()
-    # One thread reads the database; the others of this process wait and reuse its result.
+    cached = _cached(conf)
+    return cached if cached is not None else refresh(conf)
+
+
+def _cached(conf: MetricsSettings) -> bytes | None:
+    try:
+        snap = cache.get(SNAPSHOT_KEY)
+    except Exception:  # a cache outage must not take /metrics down: read the database
+        return None
+    if snap is None or snap[0] != repr(conf) or time.time() - snap[1] >= conf.cache_seconds:
+        return None
+    return snap[2]
+
+
+def refresh(conf: MetricsSettings | None = None, force: bool = False) -> bytes:
+    """Render from the database and share the result; `force` is the beat task's re-render."""
+    conf = conf or metrics_settings()
+    # One thread of this process reads the database at a time; the others reuse its text.
     with _lock:
-        snap = _snapshot
-        if snap is None or snap.conf != conf or time.monotonic() >= snap.expires:
-            started = time.monotonic()
-            text = render_text(COSTBOARD_REGISTRY.collect())
-            snap = _Snapshot(conf, started + conf.cache_seconds, text)
-            _snapshot = snap
-    return snap.text
+        cached = None if force else _cached(conf)
+        if cached is not None:
+            return cached
+        started = time.time()
+        text = render_text(COSTBOARD_REGISTRY.collect())
+        with contextlib.suppress(Exception):  # unshared is still correct, only slower
+            cache.set(
+                SNAPSHOT_KEY, (repr(conf), started, text), timeout=max(60, conf.cache_seconds * 6)
+            )
+    return text

@@ -242,6 +242,21 @@ def test_it_serves_a_warm_scrape_from_its_cache(
     assert costboard_lines(scrape()) != before
 
 
+def test_it_serves_what_the_beat_task_last_rendered(world: World, settings: Any) -> None:
+    from metrics.tasks import refresh_metrics
+
+    seed(world)
+    settings.METRICS_CACHE_SECONDS = 60
+    before = costboard_lines(scrape())
+    ingest_events(world.ingest.key, [event("more")])
+    roll_up_all_pending(world.tenant.pk)
+    assert costboard_lines(scrape()) == before
+    refresh_metrics()  # what beat runs every 5 s: every web process now serves the new totals
+    after = costboard_lines(scrape())
+    assert after != before
+    assert costboard_lines(scrape()) == after
+
+
 def test_it_exposes_the_daily_budget_only_when_set(db: Any, settings: Any) -> None:
     assert "costboard_daily_budget_usd" not in scrape()
     settings.METRICS_DAILY_BUDGET_USD = "250.50"
