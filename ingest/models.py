@@ -40,9 +40,30 @@ class UsageEvent(TenantOwned):
     # The UTC hour of `timestamp`, stored so rollups group without database date functions.
     hour = models.DateTimeField()
     received_at = models.DateTimeField()
-    team = models.ForeignKey("tenants.Team", null=True, on_delete=models.SET_NULL, related_name="+")
+    # The hottest table: no database foreign keys (each costs a lookup per inserted row) and
+    # no single-column indexes; Django still applies on_delete when a tenant, team or key goes.
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    team = models.ForeignKey(
+        "tenants.Team",
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
     api_key = models.ForeignKey(
-        "tenants.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+"
+        "tenants.ApiKey",
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=128)
