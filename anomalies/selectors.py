@@ -23,9 +23,10 @@ def past(tenant: Tenant, limit: int = 50) -> list[Anomaly]:
     return list(Anomaly.objects.for_tenant(tenant).exclude(status__in=ACTIVE)[:limit])
 
 
-def _metric(kind: str, s: Stats) -> float | None:
+def _metric(kind: str, s: Stats) -> float | str | None:
     if kind == Kind.COST_PER_REQUEST:
-        return float(s.cost / s.requests) if s.requests else None
+        # Money goes to the chart as a decimal string, as on the dashboards.
+        return f"{s.cost / s.requests:.6f}" if s.requests else None
     if kind == Kind.CACHE_HIT_RATE:
         return round(s.cache_read_tokens / s.input_tokens * 100, 2) if s.input_tokens else None
     return s.requests
@@ -76,7 +77,7 @@ def _band(series: FeatureSeries, hours: list[datetime]) -> dict[str, Any]:
 def _marker(anomaly: Anomaly) -> dict[str, Any]:
     return {
         "type": "scatter", "mode": "markers", "name": "Anomaly", "x": [anomaly.first_hour.isoformat()],
-        "y": [float(anomaly.observed) * (100 if anomaly.kind == Kind.CACHE_HIT_RATE else 1)],
+        "y": [str(anomaly.observed * (100 if anomaly.kind == Kind.CACHE_HIT_RATE else 1))],
         "marker": {"color": PALETTE[3], "size": 12, "symbol": "x"},
     }  # fmt: skip
 

@@ -11,8 +11,7 @@ from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from budgets.models import Budget, BudgetAlert, BudgetStatus
-from budgets.services import evaluate_and_alert
-from rollups.models import HourlyRollup
+from budgets.services import evaluate_and_alert, scoped_rollups
 from tenants.models import Tenant
 
 STALE_AFTER = timedelta(minutes=10)
@@ -89,13 +88,7 @@ def alert_history(tenant: Tenant, limit: int = 50) -> list[BudgetAlert]:
 def spend_by_day(view: BudgetView) -> list[tuple[datetime, Decimal]]:
     """Cumulative spend per hour of the current period, for the burn-down chart."""
     budget, status = view.budget, view.status
-    rows = HourlyRollup.objects.for_tenant(budget.tenant_id).filter(
-        hour__gte=status.period_start, hour__lt=status.period_end
-    )
-    if budget.scope == Budget.Scope.TEAM:
-        rows = rows.filter(team_pk=budget.team_id)
-    elif budget.scope == Budget.Scope.FEATURE:
-        rows = rows.filter(feature=budget.feature)
+    rows = scoped_rollups(budget).filter(hour__gte=status.period_start, hour__lt=status.period_end)
     running, points = Decimal(0), []
     for hour, cost in (
         rows.values("hour").annotate(c=Sum("cost_usd")).values_list("hour", "c").order_by("hour")

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any, TypedDict
 
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from alerts.models import Severity
@@ -74,12 +74,18 @@ def period_window(budget: Budget, now: datetime) -> Window:
     return Window(start.astimezone(UTC), end.astimezone(UTC), tz)
 
 
-def _scoped_hours(budget: Budget, since: datetime) -> dict[datetime, Decimal]:
-    rows = HourlyRollup.objects.for_tenant(budget.tenant_id).filter(hour__gte=since)
+def scoped_rollups(budget: Budget) -> QuerySet[HourlyRollup]:
+    """The hourly rollups a budget counts: its tenant's, narrowed to its team or feature."""
+    rows = HourlyRollup.objects.for_tenant(budget.tenant_id)
     if budget.scope == Budget.Scope.TEAM:
-        rows = rows.filter(team_pk=budget.team_id)
-    elif budget.scope == Budget.Scope.FEATURE:
-        rows = rows.filter(feature=budget.feature)
+        return rows.filter(team_pk=budget.team_id)
+    if budget.scope == Budget.Scope.FEATURE:
+        return rows.filter(feature=budget.feature)
+    return rows
+
+
+def _scoped_hours(budget: Budget, since: datetime) -> dict[datetime, Decimal]:
+    rows = scoped_rollups(budget).filter(hour__gte=since)
     return dict(rows.values("hour").annotate(c=Sum("cost_usd")).values_list("hour", "c").order_by())
 
 

@@ -76,10 +76,14 @@ def dimension_filter(rows: QuerySet[Any], f: Filters, teams: TeamIndex) -> Query
     for name in ("environment", "feature", "model"):
         if getattr(f, name):
             rows = rows.filter(**{name: getattr(f, name)})
-    if f.team:
-        team_pk = teams.pk(f.team)
-        rows = rows.filter(team_pk=team_pk) if team_pk is not None else rows.none()
-    return rows
+    return _team_filter(rows, f, teams)
+
+
+def _team_filter(rows: QuerySet[Any], f: Filters, teams: TeamIndex) -> QuerySet[Any]:
+    if not f.team:
+        return rows
+    team_pk = teams.pk(f.team)
+    return rows.filter(team_pk=team_pk) if team_pk is not None else rows.none()
 
 
 def period_field(f: Filters) -> str:
@@ -320,10 +324,7 @@ def _consumer_rows(
     )
     if f.environment:
         rows = rows.filter(environment=f.environment)
-    if f.team:
-        team_pk = teams.pk(f.team)
-        rows = rows.filter(team_pk=team_pk) if team_pk is not None else rows.none()
-    return rows
+    return _team_filter(rows, f, teams)
 
 
 def _key_names(tenant: Tenant, chosen: list[dict[str, Any]]) -> dict[str, str]:

@@ -109,13 +109,9 @@ def store_events(
         batch = PendingBatch.objects.create(
             tenant_id=key.tenant_id, created_at=now, offered=len(events), rejected=rejected
         )
-        inserted = _insert(list(_rows(key, batch.pk, events, now))) if events else 0
+        inserted = _insert_values(list(_rows(key, batch.pk, events, now))) if events else 0
         transaction.on_commit(lambda: schedule_rollup(key.tenant_id))
     return inserted
-
-
-def _insert(rows: list[tuple[Any, ...]]) -> int:
-    return _insert_values(rows)
 
 
 # Everything but batch_id, which the statement takes from the batch row it inserts first.

@@ -61,13 +61,21 @@ class Measures(models.Model):
 DIMENSIONS = ("team_pk", "feature", "provider", "model", "environment")
 
 
-class HourlyRollup(TenantOwned, Measures):
-    hour = models.DateTimeField()
+class Dimensions(models.Model):
+    """What usage rollups are grouped by, besides time."""
+
     team_pk = models.BigIntegerField(default=NO_TEAM)
     feature = models.CharField(max_length=128)
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=128)
     environment = models.CharField(max_length=64)
+
+    class Meta:
+        abstract = True
+
+
+class HourlyRollup(TenantOwned, Dimensions, Measures):
+    hour = models.DateTimeField()
 
     class Meta(TenantOwned.Meta):
         constraints = [
@@ -78,13 +86,8 @@ class HourlyRollup(TenantOwned, Measures):
         indexes = [models.Index(fields=["tenant", "hour"], name="hourly_tenant_hour")]
 
 
-class DailyRollup(TenantOwned, Measures):
+class DailyRollup(TenantOwned, Dimensions, Measures):
     day = models.DateField()
-    team_pk = models.BigIntegerField(default=NO_TEAM)
-    feature = models.CharField(max_length=128)
-    provider = models.CharField(max_length=64)
-    model = models.CharField(max_length=128)
-    environment = models.CharField(max_length=64)
 
     class Meta(TenantOwned.Meta):
         constraints = [
@@ -142,15 +145,9 @@ class IngestCount(TenantOwned):
         ]
 
 
-class LifetimeRollup(TenantOwned, Measures):
+class LifetimeRollup(TenantOwned, Dimensions, Measures):
     """All-time sums per team, feature, provider, model and environment: what /metrics reads,
     so a scrape costs one row per label set however many days of history there are."""
-
-    team_pk = models.BigIntegerField(default=NO_TEAM)
-    feature = models.CharField(max_length=128)
-    provider = models.CharField(max_length=64)
-    model = models.CharField(max_length=128)
-    environment = models.CharField(max_length=64)
 
     class Meta(TenantOwned.Meta):
         constraints = [

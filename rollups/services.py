@@ -103,26 +103,19 @@ def _hourly_rows(events: QuerySet[UsageEvent]) -> list[Row]:
     return rows
 
 
-def _daily_rows(hourly: list[Row]) -> list[Row]:
-    days: dict[tuple[Any, ...], Row] = {}
+def _regroup(hourly: list[Row], time_key: Callable[[Row], dict[str, Any]]) -> list[Row]:
+    """Sum hourly rows into coarser ones: per UTC day, or over all time (no time key)."""
+    groups: dict[tuple[Any, ...], Row] = {}
     for row in hourly:
-        day = timezone.localtime(row["hour"], UTC).date()
-        key = (day, *(row[d] for d in DIMENSIONS))
-        target = days.setdefault(key, {"day": day, **{d: row[d] for d in DIMENSIONS}})
+        head = {**time_key(row), **{d: row[d] for d in DIMENSIONS}}
+        target = groups.setdefault(tuple(head.values()), head)
         for name in MEASURES:
             target[name] = target.get(name, 0) + row[name]
-    return list(days.values())
+    return list(groups.values())
 
 
-def _lifetime_rows(hourly: list[Row]) -> list[Row]:
-    totals: dict[tuple[Any, ...], Row] = {}
-    for row in hourly:
-        target = totals.setdefault(
-            tuple(row[d] for d in DIMENSIONS), {d: row[d] for d in DIMENSIONS}
-        )
-        for name in MEASURES:
-            target[name] = target.get(name, 0) + row[name]
-    return list(totals.values())
+def _day(row: Row) -> dict[str, Any]:
+    return {"day": timezone.localtime(row["hour"], UTC).date()}
 
 
 def _consumer_rows(events: QuerySet[UsageEvent], kind: str, field: str) -> list[Row]:
@@ -178,8 +171,8 @@ def add_to_rollups(tenant_id: int, events: QuerySet[UsageEvent]) -> int:
     """Add the sums of `events` to every rollup table; returns the number of events."""
     hourly = _hourly_rows(events)
     _upsert_add(HourlyRollup, tenant_id, ("hour", *DIMENSIONS), MEASURES, hourly)
-    _upsert_add(DailyRollup, tenant_id, ("day", *DIMENSIONS), MEASURES, _daily_rows(hourly))
-    _upsert_add(LifetimeRollup, tenant_id, DIMENSIONS, MEASURES, _lifetime_rows(hourly))
+    _upsert_add(DailyRollup, tenant_id, ("day", *DIMENSIONS), MEASURES, _regroup(hourly, _day))
+    _upsert_add(LifetimeRollup, tenant_id, DIMENSIONS, MEASURES, _regroup(hourly, lambda row: {}))
     consumer_keys = ("day", "kind", "consumer", "team_pk", "environment")
     for kind, field in (("user", "user_id"), ("key", "api_key_id")):
         rows = _consumer_rows(events, kind, field)
