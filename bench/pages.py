@@ -6,7 +6,7 @@ Builds a scratch PostgreSQL database holding the rollups of 10M events over 90 d
 tenant: 50 teams, 200 features (each owned by a team, using 3 of 30 models), two
 environments, 100k end users and 60 API keys, with hour-of-day and weekday seasonality. The
 rows are written server-side with generate_series in the shapes rollups.services produces
-(hourly, daily, per-consumer daily, lifetime), then every page is requested through Django's
+(hourly, daily, per-consumer daily, lifetime, consumer windows), then every page is requested through Django's
 test client with a signed-in viewer, under several filter sets. Prints p50/p95/max per page
 and the number of SQL queries. Target: p95 <= 150 ms per page.
 """
@@ -85,7 +85,8 @@ INSERT INTO rollups_consumerdailyrollup (tenant_id, day, kind, consumer, team_pk
     requests, input_tokens, output_tokens, cost_usd)
 SELECT %(tenant)s, d.day, 'user', 'user-' || u, t.id, 'production', r, r * 1500, r * 300, round(r * 0.004, 12)
 FROM (SELECT DISTINCT day FROM rollups_dailyrollup) d
-CROSS JOIN LATERAL (SELECT u FROM generate_series(1, %(users)s) u WHERE random() < 0.2) users
+CROSS JOIN LATERAL (SELECT u FROM generate_series(1, %(users)s) u  -- a new fifth each day
+                    WHERE abs(hashtext(u || '/' || d.day)) %% 5 = 0) users
 JOIN bench_teams t ON t.n = u %% %(teams)s
 CROSS JOIN LATERAL (SELECT 1 + floor(20 * random() / (1 + u / 5000.0))::bigint AS r) x
 UNION ALL
@@ -129,6 +130,7 @@ def build() -> None:
     from django.core.management import call_command
     from django.db import connection
 
+    from rollups.services import refresh_consumer_windows
     from tenants.models import Role, Scope
     from tenants.services import add_member, create_api_key, create_team, create_tenant
 
@@ -155,6 +157,9 @@ def build() -> None:
             print(
                 f"  {name}: {cur.rowcount:,} rows in {time.monotonic() - started:.1f}s", flush=True
             )
+        started = time.monotonic()
+        refresh_consumer_windows(tenant.pk)
+        print(f"  consumer windows in {time.monotonic() - started:.1f}s", flush=True)
         cur.execute("SELECT sum(requests) FROM rollups_hourlyrollup")
         print(f"  events represented: {cur.fetchone()[0]:,}")
         cur.execute("ANALYZE")

@@ -11,6 +11,10 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "roll-up-pending": {"task": "rollups.tasks.roll_up_everything_pending", "schedule": 30.0},
     "refresh-metrics": {"task": "metrics.tasks.refresh_metrics", "schedule": 5.0},
+    "refresh-consumer-windows": {
+        "task": "rollups.tasks.refresh_consumer_windows",
+        "schedule": 60.0,
+    },
     "evaluate-budgets": {"task": "budgets.tasks.evaluate_all_budgets", "schedule": 300.0},
     # Hourly: each tenant's month ends at a different UTC hour (its time zone); idempotent.
     "close-billing-months": {

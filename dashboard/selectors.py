@@ -11,16 +11,18 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet, Sum
+from django.db.models import DecimalField, F, Func, QuerySet, Sum
 from django.utils import timezone
 
 from dashboard.filters import Filters
+from rollups import windows
 from rollups.forecast import forecast_period_end
 from rollups.models import (
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
     NO_TEAM,
     ConsumerDailyRollup,
+    ConsumerWindowRollup,
     DailyRollup,
     HourlyRollup,
     LifetimeRollup,
@@ -282,17 +284,15 @@ def month_outlook(
 def consumers(
     tenant: Tenant, f: Filters, teams: TeamIndex, kind: str, limit: int = 10
 ) -> list[Row]:
-    """Top end users or API keys by spend (per-day rollups: team and environment filters apply)."""
-    rows = _consumer_rows(tenant, f, teams, kind, f.first_day, f.last_day)
-    current = list(
-        rows.values("consumer")
-        .annotate(
-            c=Sum("cost_usd"), n=Sum("requests"), t=Sum("input_tokens") + Sum("output_tokens")
-        )
-        .order_by("-c")
-    )
-    total = sum((r["c"] or ZERO for r in current), ZERO)
-    chosen = current[:limit]
+    """Top end users or API keys by spend, with share of their total and change vs before.
+
+    A standard range without team or environment filter reads its ready-made window; any
+    other view sums the per-day rollups, where team and environment filters apply.
+    """
+    if not (f.team or f.environment) and windows.window_of(tenant.pk, f.first_day, f.last_day):
+        chosen, total = _top_of_window(tenant, f, kind, limit)
+    else:
+        chosen, total = _top_of_days(tenant, f, teams, kind, limit)
     prev = f.previous()
     before_rows = _consumer_rows(tenant, f, teams, kind, prev.first_day, prev.last_day)
     before = dict(
@@ -314,6 +314,44 @@ def consumers(
         )
         for r in chosen
     ]
+
+
+def _top_of_window(
+    tenant: Tenant, f: Filters, kind: str, limit: int
+) -> tuple[list[dict[str, Any]], Decimal]:
+    rows = ConsumerWindowRollup.objects.for_tenant(tenant).filter(
+        first_day=f.first_day, last_day=f.last_day, kind=kind
+    )
+    total = rows.aggregate(total=Sum("cost_usd"))["total"] or ZERO
+    chosen = rows.annotate(
+        c=F("cost_usd"), n=F("requests"), t=F("input_tokens") + F("output_tokens")
+    ).values("consumer", "c", "n", "t")
+    return list(chosen.order_by("-cost_usd", "consumer")[:limit]), total
+
+
+def _top_of_days(
+    tenant: Tenant, f: Filters, teams: TeamIndex, kind: str, limit: int
+) -> tuple[list[dict[str, Any]], Decimal]:
+    rows = _consumer_rows(tenant, f, teams, kind, f.first_day, f.last_day)
+    chosen = list(
+        rows.values("consumer")
+        .annotate(
+            c=Sum("cost_usd"),
+            n=Sum("requests"),
+            t=Sum("input_tokens") + Sum("output_tokens"),
+            total=_TotalOfGroups(Sum("cost_usd")),
+        )
+        .order_by("-c", "consumer")[:limit]
+    )
+    # Only the shown consumers leave the database; the window sum brings the grand total.
+    return chosen, (chosen[0]["total"] or ZERO) if chosen else ZERO
+
+
+class _TotalOfGroups(Func):
+    """`SUM(SUM(x)) OVER ()`: the sum over every group of a grouped query, on each row."""
+
+    template = "SUM(%(expressions)s) OVER ()"
+    output_field = DecimalField()
 
 
 def _consumer_rows(

@@ -131,6 +131,59 @@ class ConsumerDailyRollup(TenantOwned):
         ]
 
 
+class ConsumerWindow(TenantOwned):
+    """A day range whose per-consumer totals `ConsumerWindowRollup` keeps, ready to rank.
+
+    The dashboard's standard ranges (last 24 hours, 7 and 30 days, month to date, last month)
+    end on fixed UTC days, so their top end users and keys can be summed as events arrive
+    instead of over some 600k per-user daily rows per page view. A row here means the window
+    is complete: built from the daily rollups, then added to by every merge (under the
+    tenant's rollup lock, so nothing lands in one and not the other).
+    """
+
+    first_day = models.DateField()
+    last_day = models.DateField()
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "first_day", "last_day"], name="consumer_window_unique"
+            )
+        ]
+
+
+class ConsumerWindowRollup(TenantOwned):
+    """Spend per end user or API key over one `ConsumerWindow`, all teams and environments."""
+
+    first_day = models.DateField()
+    last_day = models.DateField()
+    kind = models.CharField(max_length=8, choices=ConsumerDailyRollup.Kind.choices)
+    consumer = models.CharField(max_length=128)
+    requests = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = money_field(default=0)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "first_day", "last_day", "kind", "consumer"],
+                name="consumer_window_rollup_unique",
+            )
+        ]
+        indexes = [
+            # A page's top consumers: the first rows of this index, no aggregation.
+            models.Index(
+                "tenant",
+                "first_day",
+                "last_day",
+                "kind",
+                models.F("cost_usd").desc(),
+                name="consumer_window_top",
+            )
+        ]
+
+
 class IngestCount(TenantOwned):
     """Per day (UTC, by arrival): events accepted, recognised as duplicates, and rejected."""
 

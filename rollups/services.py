@@ -22,7 +22,7 @@ from django.utils import timezone
 from ingest.models import PendingBatch, UsageEvent
 from pricing.catalog import TokenCounts
 from pricing.resolver import CostSource, pricer_for
-from rollups import sql
+from rollups import sql, windows
 from rollups.models import (
     DIMENSIONS,
     LATENCY_BOUNDS_MS,
@@ -177,6 +177,7 @@ def add_to_rollups(tenant_id: int, events: QuerySet[UsageEvent]) -> int:
     for kind, field in (("user", "user_id"), ("key", "api_key_id")):
         rows = _consumer_rows(events, kind, field)
         _upsert_add(ConsumerDailyRollup, tenant_id, consumer_keys, CONSUMER_MEASURES, rows)
+        windows.add_daily_rows(tenant_id, rows)
     return sum(row["requests"] for row in hourly)
 
 
@@ -198,6 +199,7 @@ def roll_up_pending(tenant_id: int, max_batches: int = MAX_BATCHES_PER_RUN) -> i
         )
         if not batches:
             return 0
+        windows.ensure_windows(tenant_id, timezone.now())
         batch_ids = [b["pk"] for b in batches]
         events = UsageEvent.objects.for_tenant(tenant_id).filter(batch_id__in=batch_ids)
         if connection.vendor == "postgresql":
@@ -301,9 +303,22 @@ def recompute(tenant: Tenant, since: date | datetime) -> int:
         ConsumerDailyRollup.objects.for_tenant(tenant).filter(day__gte=start.date()).delete()
         pending = PendingBatch.objects.for_tenant(tenant).values("pk")
         events = UsageEvent.objects.for_tenant(tenant).filter(hour__gte=start)
+        windows.drop_windows(tenant.pk)  # rebuilt below from the recomputed daily rows
         count = add_to_rollups(tenant.pk, events.exclude(batch_id__in=pending))
         rebuild_lifetime(tenant.pk)
+        windows.ensure_windows(tenant.pk, timezone.now())
         return count
+
+
+def refresh_consumer_windows(tenant_id: int) -> None:
+    """Move a tenant's consumer windows to today's standard ranges, even with no new events."""
+    with transaction.atomic():
+        _lock_tenant(tenant_id)
+        windows.ensure_windows(tenant_id, timezone.now())
+
+
+def all_tenant_ids() -> list[int]:
+    return list(Tenant.objects.values_list("pk", flat=True))
 
 
 def rebuild_lifetime(tenant_id: int) -> None:

@@ -14,6 +14,7 @@ from django.db import connection
 
 from ingest.models import UsageEvent
 from pricing.resolver import CostSource
+from rollups import windows
 from rollups.models import (
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
@@ -122,6 +123,7 @@ def _statements() -> list[str]:
         _upsert(LifetimeRollup._meta.db_table, dims, measures),
         _upsert(ConsumerDailyRollup._meta.db_table, users, consumer, "AND user_id <> '' "),
         _upsert(ConsumerDailyRollup._meta.db_table, keys, consumer, "AND api_key_id IS NOT NULL "),
+        windows.add_batches_sql(EVENTS),
     ]
 
 

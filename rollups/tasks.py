@@ -33,3 +33,12 @@ def roll_up_everything_pending() -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def delete_expired_events() -> int:
     return services.delete_expired_events(settings.RAW_EVENT_RETENTION_DAYS)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def refresh_consumer_windows() -> int:
+    """Beat: at the turn of a day, every tenant's top-consumer ranges move on, busy or idle."""
+    tenant_ids = services.all_tenant_ids()
+    for tenant_id in tenant_ids:
+        services.refresh_consumer_windows(tenant_id)
+    return len(tenant_ids)

@@ -7,7 +7,14 @@ from typing import Any
 from django.db.models import Count, Sum
 
 from ingest.models import UsageEvent
-from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup, LifetimeRollup
+from rollups.models import (
+    ConsumerDailyRollup,
+    ConsumerWindow,
+    ConsumerWindowRollup,
+    DailyRollup,
+    HourlyRollup,
+    LifetimeRollup,
+)
 from tenants.models import Tenant
 
 SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
@@ -83,6 +90,37 @@ def raw_lifetime_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]
     return {k: tuple(v) for k, v in out.items()}
 
 
+def window_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    rows = ConsumerWindowRollup.objects.for_tenant(tenant).filter(requests__gt=0)
+    return {
+        (r.first_day, r.last_day, r.kind, r.consumer): (
+            r.requests,
+            r.input_tokens,
+            r.output_tokens,
+            r.cost_usd,
+        )
+        for r in rows
+    }
+
+
+def daily_window_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """What each built consumer window must hold: its days' per-consumer daily rows, summed."""
+    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for first, last in ConsumerWindow.objects.for_tenant(tenant).values_list(
+        "first_day", "last_day"
+    ):
+        rows = (
+            ConsumerDailyRollup.objects.for_tenant(tenant)
+            .filter(day__gte=first, day__lte=last, requests__gt=0)
+            .values("kind", "consumer")
+            .annotate(n=Sum("requests"), i=Sum("input_tokens"), o=Sum("output_tokens"))
+            .annotate(c=Sum("cost_usd"))
+        )
+        for r in rows:
+            out[(first, last, r["kind"], r["consumer"])] = (r["n"], r["i"], r["o"], r["c"])
+    return out
+
+
 def assert_rollups_match_raw(tenant: Tenant) -> None:
     assert hourly_totals(tenant) == raw_totals(tenant)
     assert lifetime_totals(tenant) == raw_lifetime_totals(tenant)
@@ -90,3 +128,4 @@ def assert_rollups_match_raw(tenant: Tenant) -> None:
     expected = (sum(v[0] for v in raw), sum((v[5] for v in raw), Decimal(0)))
     assert daily_total(tenant) == expected
     assert user_totals(tenant) == raw_user_totals(tenant)
+    assert window_totals(tenant) == daily_window_totals(tenant)

@@ -9,9 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.models import PendingBatch
+from ingest.models import PendingBatch, UsageEvent
 from ingest.services import ingest_events
+from rollups.models import ConsumerWindow
 from rollups.services import recompute, roll_up_pending
+from rollups.windows import standard_windows
 from tests.conftest import World
 from tests.rollups.helpers import assert_rollups_match_raw
 
@@ -73,12 +75,21 @@ def test_it_keeps_rollups_equal_to_raw_events(world: World, steps: list[tuple[An
             pass
         assert not PendingBatch.objects.for_tenant(tenant).exists()
         assert_rollups_match_raw(tenant)
+        if UsageEvent.objects.for_tenant(tenant).exists():
+            assert set(windows_of(tenant)) == standard_windows(datetime.now(UTC))
 
 
 def _reset(tenant: Any) -> None:
     # Hypothesis reuses the function-scoped fixture across examples: start each one empty.
     from ingest.models import UsageEvent
-    from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup, LifetimeRollup
+    from rollups.models import (
+        ConsumerDailyRollup,
+        ConsumerWindow,
+        ConsumerWindowRollup,
+        DailyRollup,
+        HourlyRollup,
+        LifetimeRollup,
+    )
 
     for model in (
         UsageEvent,
@@ -87,5 +98,11 @@ def _reset(tenant: Any) -> None:
         DailyRollup,
         ConsumerDailyRollup,
         LifetimeRollup,
+        ConsumerWindow,
+        ConsumerWindowRollup,
     ):
         model.objects.for_tenant(tenant).delete()
+
+
+def windows_of(tenant: Any) -> list[tuple[Any, Any]]:
+    return list(ConsumerWindow.objects.for_tenant(tenant).values_list("first_day", "last_day"))

@@ -1,0 +1,139 @@
+"""Per-consumer totals over the dashboard's standard day ranges, kept as events arrive.
+
+Ranking end users over 30 days from per-day rows means aggregating every user of every day
+(about 600k rows for 100k users) on each page view. Instead, each standard range is a
+`ConsumerWindow`: built once from the daily rollups when the day changes, then added to by
+each merge. Both happen under the tenant's rollup lock, so a window always equals the sum of
+the daily rows of its days. Pages use a window only when their range matches it exactly and
+no team or environment filter applies; anything else is summed from the daily rows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from django.db import connection
+
+from rollups.models import ConsumerDailyRollup, ConsumerWindow, ConsumerWindowRollup
+
+Window = tuple[date, date]
+MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
+WINDOWS = ConsumerWindowRollup._meta.db_table
+DAILY = ConsumerDailyRollup._meta.db_table
+WINDOW_LIST = ConsumerWindow._meta.db_table
+
+
+def standard_windows(now: datetime) -> set[Window]:
+    """The (first, last) UTC days of the dashboard's standard ranges at `now`.
+
+    The last 24 hours end on today and start yesterday, or today from 23:00 on; the test of
+    `dashboard.filters` checks every standard range maps onto one of these.
+    """
+    today = now.astimezone(UTC).date()
+    month = today.replace(day=1)
+    last_month_end = month - timedelta(days=1)
+    return {
+        (today, today),
+        (today - timedelta(days=1), today),
+        (today - timedelta(days=6), today),
+        (today - timedelta(days=29), today),
+        (month, today),
+        (last_month_end.replace(day=1), last_month_end),
+    }
+
+
+def ensure_windows(tenant_id: int, now: datetime) -> None:
+    """Drop windows that are no longer standard, build the missing ones (caller holds the lock)."""
+    wanted = standard_windows(now)
+    have = set(ConsumerWindow.objects.for_tenant(tenant_id).values_list("first_day", "last_day"))
+    for first, last in have - wanted:
+        ConsumerWindow.objects.for_tenant(tenant_id).filter(first_day=first, last_day=last).delete()
+        ConsumerWindowRollup.objects.for_tenant(tenant_id).filter(
+            first_day=first, last_day=last
+        ).delete()
+    for first, last in sorted(wanted - have):
+        _build(tenant_id, first, last)
+
+
+def drop_windows(tenant_id: int) -> None:
+    """Forget every window (after a recompute rewrote the daily rows); the next ensure rebuilds."""
+    ConsumerWindowRollup.objects.for_tenant(tenant_id).delete()
+    ConsumerWindow.objects.for_tenant(tenant_id).delete()
+
+
+def _build(tenant_id: int, first: date, last: date) -> None:
+    day = connection.ops.adapt_datefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(BUILD_SQL, [day(first), day(last), tenant_id, day(first), day(last)])
+    ConsumerWindow.objects.create(tenant_id=tenant_id, first_day=first, last_day=last)
+
+
+BUILD_SQL = (
+    f"INSERT INTO {WINDOWS} (tenant_id, first_day, last_day, kind, consumer, "  # noqa: S608
+    f"{', '.join(MEASURES)}) "
+    f"SELECT tenant_id, %s, %s, kind, consumer, {', '.join(f'SUM({m})' for m in MEASURES)} "
+    f"FROM {DAILY} WHERE tenant_id = %s AND day >= %s AND day <= %s "
+    "GROUP BY tenant_id, kind, consumer"
+)
+
+
+def add_daily_rows(tenant_id: int, rows: list[dict[str, Any]]) -> None:
+    """Add per-consumer daily rows (as a merge produces them) to every window of their day."""
+    from rollups.services import _upsert_add
+
+    windows = list(
+        ConsumerWindow.objects.for_tenant(tenant_id).values_list("first_day", "last_day")
+    )
+    sums: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        for first, last in windows:
+            if first <= row["day"] <= last:
+                key = (first, last, row["kind"], row["consumer"])
+                target = sums.setdefault(key, dict(zip(_KEYS, key, strict=True)))
+                for m in MEASURES:
+                    target[m] = target.get(m, 0) + row[m]
+    _upsert_add(ConsumerWindowRollup, tenant_id, _KEYS, MEASURES, list(sums.values()))
+
+
+_KEYS = ("first_day", "last_day", "kind", "consumer")
+
+# The PostgreSQL merge: the same per-consumer sums the daily upserts take from the batch's
+# events, once more for each window that holds the event's day.
+ADD_BATCHES_SQL = (
+    f"INSERT INTO {WINDOWS} (tenant_id, first_day, last_day, kind, consumer, "  # noqa: S608
+    f"{', '.join(MEASURES)}) "
+    "SELECT e.tenant_id, w.first_day, w.last_day, e.kind, e.consumer, "
+    "SUM(e.requests), SUM(e.input_tokens), SUM(e.output_tokens), SUM(e.cost_usd) "
+    "FROM ({events}) e "
+    f"JOIN {WINDOW_LIST} w ON w.tenant_id = e.tenant_id "
+    "AND e.day BETWEEN w.first_day AND w.last_day "
+    "GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 "
+    "ON CONFLICT (tenant_id, first_day, last_day, kind, consumer) DO UPDATE SET "
+    + ", ".join(f"{m} = {WINDOWS}.{m} + EXCLUDED.{m}" for m in MEASURES)
+)
+
+
+_EVENT_COLUMNS = (
+    "tenant_id, (hour AT TIME ZONE 'UTC')::date AS day, {kind} AS kind, {consumer} AS consumer, "
+    "1 AS requests, input_tokens, output_tokens, cost_usd"
+)
+
+
+def add_batches_sql(events_table: str) -> str:
+    """The window upsert for the events of `%(batches)s` of tenant `%(tenant)s`."""
+    batch = f"FROM {events_table} WHERE tenant_id = %(tenant)s AND batch_id = ANY(%(batches)s)"
+    users = _EVENT_COLUMNS.format(kind="'user'", consumer="user_id")
+    keys = _EVENT_COLUMNS.format(kind="'key'", consumer="api_key_id::text")
+    events = (
+        f"SELECT {users} {batch} AND user_id <> '' "
+        f"UNION ALL SELECT {keys} {batch} AND api_key_id IS NOT NULL"
+    )
+    return ADD_BATCHES_SQL.format(events=events)
+
+
+def window_of(tenant_id: int, first: date, last: date) -> bool:
+    """Whether (first, last) is a built window of the tenant."""
+    return (
+        ConsumerWindow.objects.for_tenant(tenant_id).filter(first_day=first, last_day=last).exists()
+    )

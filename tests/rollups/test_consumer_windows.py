@@ -1,0 +1,121 @@
+"""Top-consumer windows: always the sum of their days, moved on when the day turns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.http import QueryDict
+
+from dashboard import selectors
+from dashboard.filters import RANGES, parse_filters
+from ingest.services import ingest_events
+from rollups import windows
+from rollups.models import ConsumerWindow, ConsumerWindowRollup
+from rollups.services import refresh_consumer_windows, roll_up_all_pending
+from tests.conftest import World, event
+from tests.rollups.helpers import daily_window_totals, window_totals
+
+NOW = datetime.now(UTC)
+
+
+def _call(n: int, when: datetime, user: str, cost: str) -> dict[str, object]:
+    # A model the catalog does not know: the client's cost is what it costs.
+    return event(n, timestamp=when.isoformat(), user_id=user, cost_usd=cost, model="in-house-1")
+
+
+def _seed(world: World) -> None:
+    today, yesterday = NOW - timedelta(minutes=1), NOW - timedelta(days=1)
+    old = NOW - timedelta(days=20)
+    ingest_events(
+        world.ingest.key,
+        [
+            _call(1, today, "ann", "1.50"),
+            _call(2, yesterday, "bob", "4.00"),
+            _call(3, old, "bob", "2.25"),
+            _call(4, today, "cy", "0.75"),
+        ],
+    )
+    ingest_events(world.other_ingest.key, [_call(9, NOW, "mallory", "99")])
+    roll_up_all_pending(world.tenant.pk)
+    roll_up_all_pending(world.other_tenant.pk)
+
+
+def _windows(world: World) -> set[tuple[object, object]]:
+    rows = ConsumerWindow.objects.for_tenant(world.tenant)
+    return set(rows.values_list("first_day", "last_day"))
+
+
+@pytest.mark.django_db
+def test_it_builds_every_standard_window_equal_to_its_days(world: World) -> None:
+    _seed(world)
+    assert _windows(world) == windows.standard_windows(NOW)
+    assert window_totals(world.tenant) == daily_window_totals(world.tenant)
+    today = NOW.date()
+    month = ConsumerWindowRollup.objects.for_tenant(world.tenant).get(
+        first_day=today - timedelta(days=29), last_day=today, kind="user", consumer="bob"
+    )
+    assert (month.requests, month.cost_usd) == (2, Decimal("6.25"))
+
+
+@pytest.mark.django_db
+def test_it_moves_the_windows_on_when_the_day_turns(world: World) -> None:
+    _seed(world)
+    tomorrow = NOW + timedelta(days=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("django.utils.timezone.now", lambda: tomorrow)
+        refresh_consumer_windows(world.tenant.pk)
+    assert _windows(world) == windows.standard_windows(tomorrow)
+    assert window_totals(world.tenant) == daily_window_totals(world.tenant)
+    week = ConsumerWindowRollup.objects.for_tenant(world.tenant).filter(
+        first_day=tomorrow.date() - timedelta(days=6), kind="user"
+    )
+    assert {r.consumer: r.cost_usd for r in week} == {
+        "ann": Decimal("1.50"),
+        "bob": Decimal("4.00"),
+        "cy": Decimal("0.75"),
+    }
+
+
+@pytest.mark.django_db
+def test_it_keeps_another_tenants_consumers_out_of_the_windows(world: World) -> None:
+    _seed(world)
+    mine = ConsumerWindowRollup.objects.for_tenant(world.tenant)
+    assert not mine.filter(consumer="mallory").exists()
+    theirs = ConsumerWindowRollup.objects.for_tenant(world.other_tenant).filter(kind="user")
+    assert set(theirs.values_list("consumer", flat=True)) == {"mallory"}
+
+
+@pytest.mark.django_db
+def test_it_ranks_the_same_from_a_window_as_from_the_days(world: World) -> None:
+    _seed(world)
+    teams = selectors.TeamIndex.of(world.tenant)
+    for key in ("24h", "7d", "30d", "mtd"):
+        f = parse_filters(QueryDict(f"range={key}"))
+        from_window = selectors.consumers(world.tenant, f, teams, "user", 2)
+        windows.drop_windows(world.tenant.pk)
+        from_days = selectors.consumers(world.tenant, f, teams, "user", 2)
+        refresh_consumer_windows(world.tenant.pk)
+        assert from_window == from_days, key
+    f = parse_filters(QueryDict("range=30d"))
+    top = selectors.consumers(world.tenant, f, teams, "user", 2)
+    assert [(r.key, r.cost, round(r.share, 4)) for r in top] == [
+        ("bob", Decimal("6.25"), 0.7353),
+        ("ann", Decimal("1.50"), 0.1765),
+    ]
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2026, 3, 1, 0, 10, tzinfo=UTC),
+        datetime(2026, 3, 31, 23, 30, tzinfo=UTC),
+        datetime(2026, 1, 1, 12, 0, tzinfo=UTC),
+        datetime(2028, 2, 29, 22, 59, tzinfo=UTC),
+    ],
+)
+def test_it_has_a_window_for_every_standard_range(now: datetime) -> None:
+    for key in RANGES.keys() - {"custom"}:
+        f = parse_filters(QueryDict(f"range={key}"), now)
+        assert (f.first_day, f.last_day) in windows.standard_windows(now), key
