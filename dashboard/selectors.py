@@ -21,10 +21,13 @@ from rollups.models import (
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
     NO_TEAM,
+    SLICES,
     ConsumerDailyRollup,
     ConsumerWindowRollup,
     DailyRollup,
+    DailySlice,
     HourlyRollup,
+    HourlySlice,
     LifetimeRollup,
 )
 from rollups.selectors import UNALLOCATED
@@ -62,15 +65,36 @@ class TeamIndex:
         return next((pk for pk, t in self.by_pk.items() if t.slug == slug), None)
 
 
-def rollups(tenant: Tenant, f: Filters, teams: TeamIndex) -> QuerySet[Any]:
-    """The rollup rows a page's filters select: hourly for short ranges, daily otherwise."""
+def rollups(tenant: Tenant, f: Filters, teams: TeamIndex, grouping: str = "all") -> QuerySet[Any]:
+    """The rollup rows a page's filters select: hourly for short ranges, daily otherwise.
+
+    `grouping` names the one dimension the caller groups by ("all" for none). With no team,
+    feature or model filter, the slice keeping just that dimension has the same sums in far
+    fewer rows; otherwise the full rollups are filtered.
+    """
     if f.hourly:
-        rows: QuerySet[Any] = HourlyRollup.objects.for_tenant(tenant)
-        rows = rows.filter(hour__gte=f.start, hour__lt=f.end)
-    else:
-        rows = DailyRollup.objects.for_tenant(tenant).filter(
-            day__gte=f.first_day, day__lte=f.last_day
-        )
+        model: type[Any] = HourlySlice if _sliceable(f) else HourlyRollup
+        rows = model.objects.for_tenant(tenant).filter(hour__gte=f.start, hour__lt=f.end)
+        return _narrow(rows, f, teams, grouping)
+    return daily(tenant, f, teams, f.first_day, f.last_day, grouping)
+
+
+def daily(
+    tenant: Tenant, f: Filters, teams: TeamIndex, first: date, last: date, grouping: str = "all"
+) -> QuerySet[Any]:
+    """Daily rows of [first, last] under the page's filters (see `rollups`)."""
+    model: type[Any] = DailySlice if _sliceable(f) else DailyRollup
+    rows = model.objects.for_tenant(tenant).filter(day__gte=first, day__lte=last)
+    return _narrow(rows, f, teams, grouping)
+
+
+def _sliceable(f: Filters) -> bool:
+    return not (f.team or f.feature or f.model)
+
+
+def _narrow(rows: QuerySet[Any], f: Filters, teams: TeamIndex, grouping: str) -> QuerySet[Any]:
+    if rows.model in (HourlySlice, DailySlice):
+        rows = rows.filter(grouping=grouping if grouping in SLICES else "all")
     return dimension_filter(rows, f, teams)
 
 
@@ -161,25 +185,30 @@ def top(
     tenant: Tenant, f: Filters, teams: TeamIndex, dim: str, limit: int | None = 10
 ) -> list[Row]:
     """Top values of a dimension by spend, with share of the total and change vs before."""
-    fields = ["provider", "model"] if dim == "model" else [DIM_FIELD[dim]]
+    fields = _fields(dim)
     sums = {
         "c": Sum("cost_usd"),
         "n": Sum("requests"),
         "t": Sum("input_tokens") + Sum("output_tokens"),
     }
-    current = list(rollups(tenant, f, teams).values(*fields).annotate(**sums).order_by("-c"))
+    current = list(rollups(tenant, f, teams, dim).values(*fields).annotate(**sums).order_by("-c"))
     total = sum((r["c"] or ZERO for r in current), ZERO)
     chosen = current[:limit] if limit else current
-    before = _previous_costs(tenant, f, teams, fields, chosen)
+    before = _previous_costs(tenant, f, teams, dim, chosen)
     return [_row(r, fields, dim, teams, total, before) for r in chosen]
 
 
+def _fields(dim: str) -> list[str]:
+    return ["provider", "model"] if dim == "model" else [DIM_FIELD[dim]]
+
+
 def _previous_costs(
-    tenant: Tenant, f: Filters, teams: TeamIndex, fields: list[str], chosen: list[dict[str, Any]]
+    tenant: Tenant, f: Filters, teams: TeamIndex, dim: str, chosen: list[dict[str, Any]]
 ) -> dict[tuple[Any, ...], Decimal]:
     if not chosen:
         return {}
-    rows = rollups(tenant, f.previous(), teams).values(*fields).annotate(c=Sum("cost_usd"))
+    fields = _fields(dim)
+    rows = rollups(tenant, f.previous(), teams, dim).values(*fields).annotate(c=Sum("cost_usd"))
     if len(fields) == 1:
         rows = rows.filter(**{f"{fields[0]}__in": [r[fields[0]] for r in chosen]})
     return {tuple(r[k] for k in fields): r["c"] for r in rows}
@@ -209,7 +238,10 @@ def stacked_spend(tenant: Tenant, f: Filters, teams: TeamIndex, stack: str, keep
     period = period_field(f)
     key = DIM_FIELD[stack]
     rows = (
-        rollups(tenant, f, teams).values(period, key).annotate(c=Sum("cost_usd")).order_by(period)
+        rollups(tenant, f, teams, stack)
+        .values(period, key)
+        .annotate(c=Sum("cost_usd"))
+        .order_by(period)
     )
     per_value: dict[Any, Decimal] = {}
     for r in rows:
@@ -248,7 +280,7 @@ def per_period(tenant: Tenant, f: Filters, teams: TeamIndex) -> dict[Any, Totals
 
 
 def unpriced_models(tenant: Tenant, f: Filters, teams: TeamIndex) -> list[dict[str, Any]]:
-    rows = rollups(tenant, f, teams).filter(unpriced_requests__gt=0)
+    rows = rollups(tenant, f, teams, "model").filter(unpriced_requests__gt=0)
     return list(
         rows.values("provider", "model").annotate(n=Sum("unpriced_requests")).order_by("-n")
     )
@@ -268,17 +300,14 @@ def month_outlook(
     today = today or timezone.now().date()
     first = today.replace(day=1)
     month_end = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-    rows = DailyRollup.objects.for_tenant(tenant).filter(
-        day__gte=today - timedelta(days=35), day__lte=today
-    )
-    daily = dict(
-        dimension_filter(rows, f, teams)
+    days = dict(
+        daily(tenant, f, teams, today - timedelta(days=35), today)
         .values("day")
         .annotate(c=Sum("cost_usd"))
         .values_list("day", "c")
     )
-    mtd = sum((v for d, v in daily.items() if d >= first), ZERO)
-    return MonthOutlook(mtd, forecast_period_end(daily, today, month_end, mtd), month_end)
+    mtd = sum((v for d, v in days.items() if d >= first), ZERO)
+    return MonthOutlook(mtd, forecast_period_end(days, today, month_end, mtd), month_end)
 
 
 def consumers(

@@ -37,7 +37,9 @@ from rollups.models import (
     ConsumerWindow,
     ConsumerWindowRollup,
     DailyRollup,
+    DailySlice,
     HourlyRollup,
+    HourlySlice,
 )
 from rollups.services import roll_up_all_pending
 from tenants.models import ApiKey, Role, Scope, Team, Tenant
@@ -47,6 +49,8 @@ TENANT_SLUG = "acme"
 ROLLUP_MODELS = (
     HourlyRollup,
     DailyRollup,
+    HourlySlice,
+    DailySlice,
     ConsumerDailyRollup,
     ConsumerWindow,
     ConsumerWindowRollup,

@@ -98,6 +98,44 @@ class DailyRollup(TenantOwned, Dimensions, Measures):
         indexes = [models.Index(fields=["tenant", "day"], name="daily_tenant_day")]
 
 
+# Slices: the same measures summed over all but one dimension (environment always kept).
+# An unfiltered page asking "spend per team per day" reads ~50 team rows a day instead of
+# every (team, feature, provider, model, environment) row; ungrouped dimensions hold their
+# blank value (team NO_TEAM, text ""). Filtered views still read the full rollups.
+SLICES: dict[str, tuple[str, ...]] = {
+    "all": (),
+    "team": ("team_pk",),
+    "feature": ("feature",),
+    "model": ("provider", "model"),
+    "provider": ("provider",),
+}
+SLICE_CHOICES = [(name, name) for name in SLICES]
+
+
+class HourlySlice(TenantOwned, Dimensions, Measures):
+    hour = models.DateTimeField()
+    grouping = models.CharField(max_length=16, choices=SLICE_CHOICES)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "grouping", "hour", *DIMENSIONS], name="hourly_slice_unique_key"
+            )
+        ]
+
+
+class DailySlice(TenantOwned, Dimensions, Measures):
+    day = models.DateField()
+    grouping = models.CharField(max_length=16, choices=SLICE_CHOICES)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "grouping", "day", *DIMENSIONS], name="daily_slice_unique_key"
+            )
+        ]
+
+
 class ConsumerDailyRollup(TenantOwned):
     """Daily spend per end user and per API key, for top-consumer tables."""
 
@@ -128,6 +166,8 @@ class ConsumerDailyRollup(TenantOwned):
             models.Index(
                 fields=["tenant", "kind", "consumer", "day"], name="consumer_by_consumer_day"
             ),
+            # A team page's top end users: that team's rows only, not every user of the days.
+            models.Index(fields=["tenant", "kind", "team_pk", "day"], name="consumer_by_team_day"),
         ]
 
 

@@ -28,11 +28,14 @@ from rollups.models import (
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
     NO_TEAM,
+    SLICES,
     TOKENS_BOUNDS,
     TOKENS_FIELDS,
     ConsumerDailyRollup,
     DailyRollup,
+    DailySlice,
     HourlyRollup,
+    HourlySlice,
     IngestCount,
     LifetimeRollup,
 )
@@ -118,6 +121,23 @@ def _day(row: Row) -> dict[str, Any]:
     return {"day": timezone.localtime(row["hour"], UTC).date()}
 
 
+_BLANK = {"team_pk": NO_TEAM, "feature": "", "provider": "", "model": ""}
+
+
+def _slices(rows: list[Row], time_field: str) -> list[Row]:
+    """Each row summed into every slice: the slice's dimensions kept, the others blank."""
+    groups: dict[tuple[Any, ...], Row] = {}
+    for row in rows:
+        for name, kept in SLICES.items():
+            head = {time_field: row[time_field], "grouping": name}
+            head |= {d: row[d] if d in kept else blank for d, blank in _BLANK.items()}
+            head["environment"] = row["environment"]
+            target = groups.setdefault(tuple(head.values()), head)
+            for measure in MEASURES:
+                target[measure] = target.get(measure, 0) + row[measure]
+    return list(groups.values())
+
+
 def _consumer_rows(events: QuerySet[UsageEvent], kind: str, field: str) -> list[Row]:
     grouped = events.exclude(**{field: None})
     grouped = grouped.exclude(**{field: ""}) if field == "user_id" else grouped
@@ -170,8 +190,12 @@ def _upsert_add(
 def add_to_rollups(tenant_id: int, events: QuerySet[UsageEvent]) -> int:
     """Add the sums of `events` to every rollup table; returns the number of events."""
     hourly = _hourly_rows(events)
+    daily = _regroup(hourly, _day)
     _upsert_add(HourlyRollup, tenant_id, ("hour", *DIMENSIONS), MEASURES, hourly)
-    _upsert_add(DailyRollup, tenant_id, ("day", *DIMENSIONS), MEASURES, _regroup(hourly, _day))
+    _upsert_add(DailyRollup, tenant_id, ("day", *DIMENSIONS), MEASURES, daily)
+    slice_keys = ("grouping", *DIMENSIONS)
+    _upsert_add(HourlySlice, tenant_id, ("hour", *slice_keys), MEASURES, _slices(hourly, "hour"))
+    _upsert_add(DailySlice, tenant_id, ("day", *slice_keys), MEASURES, _slices(daily, "day"))
     _upsert_add(LifetimeRollup, tenant_id, DIMENSIONS, MEASURES, _regroup(hourly, lambda row: {}))
     consumer_keys = ("day", "kind", "consumer", "team_pk", "environment")
     for kind, field in (("user", "user_id"), ("key", "api_key_id")):
@@ -298,8 +322,10 @@ def recompute(tenant: Tenant, since: date | datetime) -> int:
     start = _day_start(since)
     with transaction.atomic():
         _lock_tenant(tenant.pk)
-        HourlyRollup.objects.for_tenant(tenant).filter(hour__gte=start).delete()
-        DailyRollup.objects.for_tenant(tenant).filter(day__gte=start.date()).delete()
+        for hourly in (HourlyRollup, HourlySlice):
+            hourly.objects.for_tenant(tenant).filter(hour__gte=start).delete()
+        for daily in (DailyRollup, DailySlice):
+            daily.objects.for_tenant(tenant).filter(day__gte=start.date()).delete()
         ConsumerDailyRollup.objects.for_tenant(tenant).filter(day__gte=start.date()).delete()
         pending = PendingBatch.objects.for_tenant(tenant).values("pk")
         events = UsageEvent.objects.for_tenant(tenant).filter(hour__gte=start)

@@ -18,11 +18,14 @@ from rollups import windows
 from rollups.models import (
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
+    SLICES,
     TOKENS_BOUNDS,
     TOKENS_FIELDS,
     ConsumerDailyRollup,
     DailyRollup,
+    DailySlice,
     HourlyRollup,
+    HourlySlice,
     LifetimeRollup,
 )
 
@@ -92,6 +95,41 @@ def _upsert(
     )
 
 
+# The dimensions a slice may keep, in GROUPING() argument order (first = highest bit).
+SLICE_DIMS = (("team_pk", "COALESCE(team_id, 0)", "0"), ("feature", "feature", "''"),
+              ("provider", "provider", "''"), ("model", "model", "''"))  # fmt: skip
+
+
+def _slice_upsert(table: str, time_key: tuple[str, str], measures: list[tuple[str, str]]) -> str:
+    """Every slice of the batch's events in one pass: GROUPING SETS, one set per slice.
+
+    GROUPING() has a bit set for each dimension a row is *not* grouped by; that names the
+    slice, and the dimensions it leaves out take their blank value.
+    """
+    width = len(SLICE_DIMS)
+    label = " ".join(
+        f"WHEN {sum(1 << (width - 1 - i) for i, d in enumerate(SLICE_DIMS) if d[0] not in dims)} "
+        f"THEN '{name}'"
+        for name, dims in SLICES.items()
+    )
+    exprs = ", ".join(e for _, e, _ in SLICE_DIMS)
+    sets = ", ".join(
+        "(" + ", ".join(e for n, e, _ in SLICE_DIMS if n in dims) + ")" for dims in SLICES.values()
+    )
+    dims = ", ".join(f"COALESCE({e}, {blank})" for _, e, blank in SLICE_DIMS)
+    keys = ["tenant_id", time_key[0], "grouping", *(n for n, _, _ in SLICE_DIMS), "environment"]
+    updates = ", ".join(f"{m} = {table}.{m} + EXCLUDED.{m}" for m, _ in measures)
+    return (
+        f"INSERT INTO {table} ({', '.join(keys)}, {', '.join(m for m, _ in measures)}) "  # noqa: S608
+        f"SELECT tenant_id, {time_key[1]}, CASE GROUPING({exprs}) {label} END, {dims}, "
+        f"environment, {', '.join(e for _, e in measures)} FROM {EVENTS} "
+        "WHERE tenant_id = %(tenant)s AND batch_id = ANY(%(batches)s) "
+        f"GROUP BY tenant_id, {time_key[1]}, environment, GROUPING SETS ({sets}) "
+        f"ORDER BY {', '.join(str(i) for i in range(1, len(keys) + 1))} "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+    )
+
+
 def _statements() -> list[str]:
     measures = _measures()
     dims = list(zip(DIMS, DIM_SQL, strict=True))
@@ -120,6 +158,8 @@ def _statements() -> list[str]:
     return [
         _upsert(HourlyRollup._meta.db_table, [("hour", "hour"), *dims], measures),
         _upsert(DailyRollup._meta.db_table, [day, *dims], measures),
+        _slice_upsert(HourlySlice._meta.db_table, ("hour", "hour"), measures),
+        _slice_upsert(DailySlice._meta.db_table, day, measures),
         _upsert(LifetimeRollup._meta.db_table, dims, measures),
         _upsert(ConsumerDailyRollup._meta.db_table, users, consumer, "AND user_id <> '' "),
         _upsert(ConsumerDailyRollup._meta.db_table, keys, consumer, "AND api_key_id IS NOT NULL "),
@@ -136,3 +176,36 @@ def add_batches(tenant_id: int, batch_ids: list[int]) -> None:
     with connection.cursor() as cursor:
         for statement in STATEMENTS:
             cursor.execute(statement, params)
+
+
+def slices_from_rollups(source: str, target: str, time_col: str) -> list[str]:
+    """Build a slice table from its full rollup table, for every tenant (portable SQL).
+
+    For installations that have rollups from before the slices existed, and for benchmarks
+    that write the full rollups directly.
+    """
+    from rollups.services import MEASURES
+
+    sums = ", ".join(f"SUM({m})" for m in MEASURES)
+    statements = []
+    for name, kept in SLICES.items():
+        dims = [n if n in kept else blank for n, _, blank in SLICE_DIMS]
+        group = ", ".join(["tenant_id", time_col, "environment", *kept])
+        statements.append(
+            f"INSERT INTO {target} (tenant_id, {time_col}, grouping, "  # noqa: S608
+            f"{', '.join(n for n, _, _ in SLICE_DIMS)}, environment, {', '.join(MEASURES)}) "
+            f"SELECT tenant_id, {time_col}, '{name}', {', '.join(dims)}, environment, {sums} "
+            f"FROM {source} GROUP BY {group}"
+        )
+    return statements
+
+
+def rebuild_slices() -> None:
+    """Every tenant's slices again from the full rollups (the tables must be empty)."""
+    with connection.cursor() as cursor:
+        for source, target, time_col in (
+            (HourlyRollup._meta.db_table, HourlySlice._meta.db_table, "hour"),
+            (DailyRollup._meta.db_table, DailySlice._meta.db_table, "day"),
+        ):
+            for statement in slices_from_rollups(source, target, time_col):
+                cursor.execute(statement)

@@ -8,13 +8,18 @@ from django.db.models import Count, Sum
 
 from ingest.models import UsageEvent
 from rollups.models import (
+    DIMENSIONS,
+    SLICES,
     ConsumerDailyRollup,
     ConsumerWindow,
     ConsumerWindowRollup,
     DailyRollup,
+    DailySlice,
     HourlyRollup,
+    HourlySlice,
     LifetimeRollup,
 )
+from rollups.services import MEASURES
 from tenants.models import Tenant
 
 SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
@@ -121,6 +126,33 @@ def daily_window_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]
     return out
 
 
+def slice_totals(tenant: Tenant, model: type[Any], time_field: str) -> dict[tuple[Any, ...], Any]:
+    rows = model.objects.for_tenant(tenant).filter(requests__gt=0)
+    return {
+        (r.grouping, getattr(r, time_field), *(getattr(r, d) for d in DIMENSIONS)): tuple(
+            getattr(r, m) for m in MEASURES
+        )
+        for r in rows
+    }
+
+
+def sliced_full_rollups(
+    tenant: Tenant, model: type[Any], time_field: str
+) -> dict[tuple[Any, ...], Any]:
+    """What every slice must hold: the full rollup rows with the other dimensions blanked."""
+    blank = {"team_pk": 0, "feature": "", "provider": "", "model": "", "environment": None}
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for r in model.objects.for_tenant(tenant).filter(requests__gt=0):
+        for name, kept in SLICES.items():
+            dims = [
+                getattr(r, d) if d in kept or d == "environment" else blank[d] for d in DIMENSIONS
+            ]
+            target = out.setdefault((name, getattr(r, time_field), *dims), [0] * len(MEASURES))
+            for i, m in enumerate(MEASURES):
+                target[i] += getattr(r, m)
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def assert_rollups_match_raw(tenant: Tenant) -> None:
     assert hourly_totals(tenant) == raw_totals(tenant)
     assert lifetime_totals(tenant) == raw_lifetime_totals(tenant)
@@ -129,3 +161,10 @@ def assert_rollups_match_raw(tenant: Tenant) -> None:
     assert daily_total(tenant) == expected
     assert user_totals(tenant) == raw_user_totals(tenant)
     assert window_totals(tenant) == daily_window_totals(tenant)
+    for full, sliced, time_field in (
+        (HourlyRollup, HourlySlice, "hour"),
+        (DailyRollup, DailySlice, "day"),
+    ):
+        assert slice_totals(tenant, sliced, time_field) == sliced_full_rollups(
+            tenant, full, time_field
+        )

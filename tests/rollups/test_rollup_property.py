@@ -87,7 +87,9 @@ def _reset(tenant: Any) -> None:
         ConsumerWindow,
         ConsumerWindowRollup,
         DailyRollup,
+        DailySlice,
         HourlyRollup,
+        HourlySlice,
         LifetimeRollup,
     )
 
@@ -100,6 +102,8 @@ def _reset(tenant: Any) -> None:
         LifetimeRollup,
         ConsumerWindow,
         ConsumerWindowRollup,
+        HourlySlice,
+        DailySlice,
     ):
         model.objects.for_tenant(tenant).delete()
 
