@@ -1,0 +1,74 @@
+"""Top lists: spend, share and change against the previous period, sliced or filtered alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.http import QueryDict
+
+from dashboard import selectors
+from dashboard.filters import parse_filters
+from ingest.services import ingest_events
+from rollups.services import roll_up_all_pending
+from tenants.services import create_team
+from tests.conftest import World, event
+
+NOW = datetime.now(UTC)
+CALL = Decimal("0.0075")  # 1,000 input and 500 output tokens at gpt-4o
+MINI = Decimal("0.00045")  # the same at gpt-4o-mini
+
+
+def _seed(world: World) -> None:
+    create_team(world.tenant, "support", "Support", "CC-2")
+    yesterday, last_week = NOW - timedelta(days=1), NOW - timedelta(days=9)
+    ingest_events(
+        world.ingest.key,
+        [
+            event(1, timestamp=yesterday.isoformat(), feature="chat"),
+            event(2, timestamp=yesterday.isoformat(), feature="chat", model="gpt-4o-mini"),
+            event(3, timestamp=last_week.isoformat(), feature="chat"),
+            event(4, timestamp=last_week.isoformat(), feature="rag"),
+            event(5, timestamp=yesterday.isoformat(), feature="rag", team="support"),
+        ],
+    )
+    ingest_events(world.other_ingest.key, [event(9, timestamp=yesterday.isoformat())])
+    roll_up_all_pending(world.tenant.pk)
+    roll_up_all_pending(world.other_tenant.pk)
+
+
+def _top(world: World, query: str, dim: str) -> list[tuple[str, Decimal, float, float | None]]:
+    f = parse_filters(QueryDict(query))
+    rows = selectors.top(world.tenant, f, selectors.TeamIndex.of(world.tenant), dim)
+    return [(r.label, r.cost, round(r.share, 3), r.change) for r in rows]
+
+
+@pytest.mark.django_db
+def test_it_ranks_teams_with_share_and_change_against_the_week_before(world: World) -> None:
+    _seed(world)
+    assert _top(world, "range=7d", "team") == [
+        ("search", CALL + MINI, round(float((CALL + MINI) / (2 * CALL + MINI)), 3),
+         float((CALL + MINI) / (2 * CALL) - 1)),  # the week before: two gpt-4o calls
+        ("support", CALL, round(float(CALL / (2 * CALL + MINI)), 3), None),  # nothing before
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_it_gives_the_same_figures_from_slices_and_from_filtered_rollups(world: World) -> None:
+    _seed(world)
+    # No filter reads the slices; a feature filter reads the full rollups.
+    unfiltered = {r[0]: r for r in _top(world, "range=7d", "feature")}
+    for feature in ("chat", "rag"):
+        label, cost, _, change = unfiltered[feature]
+        assert _top(world, f"range=7d&feature={feature}", "feature") == [(label, cost, 1.0, change)]
+
+
+@pytest.mark.django_db
+def test_it_ranks_models_within_an_environment(world: World) -> None:
+    _seed(world)
+    assert [r[0] for r in _top(world, "range=7d&environment=production", "model")] == [
+        "openai/gpt-4o",
+        "openai/gpt-4o-mini",
+    ]
+    assert _top(world, "range=7d&environment=staging", "model") == []
