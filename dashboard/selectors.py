@@ -308,10 +308,10 @@ def consumers(
 ) -> list[Row]:
     """Top end users or API keys by spend, with share of their total and change vs before.
 
-    A standard range without team or environment filter reads its ready-made window; any
-    other view sums the per-day rollups, where team and environment filters apply.
+    A standard range without a team filter reads its ready-made window; any other view sums
+    the per-day rollups, where team and environment filters apply.
     """
-    if not (f.team or f.environment) and windows.window_of(tenant.pk, f.first_day, f.last_day):
+    if not f.team and windows.window_of(tenant.pk, f.first_day, f.last_day):
         chosen, total = _top_of_window(tenant, f, kind, limit)
     else:
         chosen, total = _top_of_days(tenant, f, teams, kind, limit)
@@ -342,13 +342,14 @@ def _top_of_window(
     tenant: Tenant, f: Filters, kind: str, limit: int
 ) -> tuple[list[dict[str, Any]], Decimal]:
     rows = ConsumerWindowRollup.objects.for_tenant(tenant).filter(
-        first_day=f.first_day, last_day=f.last_day, kind=kind
+        first_day=f.first_day, last_day=f.last_day, kind=kind, environment=f.environment
     )
-    total = rows.aggregate(total=Sum("cost_usd"))["total"] or ZERO
-    chosen = rows.annotate(
+    total = rows.filter(consumer="").values_list("cost_usd", flat=True).first() or ZERO
+    chosen = rows.exclude(consumer="").annotate(
         c=F("cost_usd"), n=F("requests"), t=F("input_tokens") + F("output_tokens")
-    ).values("consumer", "c", "n", "t")
-    return list(chosen.order_by("-cost_usd", "consumer")[:limit]), total
+    )
+    top = chosen.values("consumer", "c", "n", "t").order_by("-cost_usd", "consumer")[:limit]
+    return list(top), total
 
 
 def _top_of_days(

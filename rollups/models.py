@@ -193,12 +193,17 @@ class ConsumerWindow(TenantOwned):
 
 
 class ConsumerWindowRollup(TenantOwned):
-    """Spend per end user or API key over one `ConsumerWindow`, all teams and environments."""
+    """Spend per end user or API key over one `ConsumerWindow`, all teams together.
+
+    `environment` "" sums every environment; `consumer` "" is the total of all consumers
+    (see `rollups.windows`).
+    """
 
     first_day = models.DateField()
     last_day = models.DateField()
     kind = models.CharField(max_length=8, choices=ConsumerDailyRollup.Kind.choices)
     consumer = models.CharField(max_length=128)
+    environment = models.CharField(max_length=64)
     requests = models.BigIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
@@ -207,7 +212,7 @@ class ConsumerWindowRollup(TenantOwned):
     class Meta(TenantOwned.Meta):
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "first_day", "last_day", "kind", "consumer"],
+                fields=["tenant", "first_day", "last_day", "kind", "consumer", "environment"],
                 name="consumer_window_rollup_unique",
             )
         ]
@@ -218,6 +223,7 @@ class ConsumerWindowRollup(TenantOwned):
                 "first_day",
                 "last_day",
                 "kind",
+                "environment",
                 models.F("cost_usd").desc(),
                 name="consumer_window_top",
             )

@@ -5,7 +5,7 @@ Ranking end users over 30 days from per-day rows means aggregating every user of
 `ConsumerWindow`: built once from the daily rollups when the day changes, then added to by
 each merge. Both happen under the tenant's rollup lock, so a window always equals the sum of
 the daily rows of its days. Pages use a window only when their range matches it exactly and
-no team or environment filter applies; anything else is summed from the daily rows.
+no team filter applies; anything else is summed from the daily rows.
 """
 
 from __future__ import annotations
@@ -65,17 +65,32 @@ def drop_windows(tenant_id: int) -> None:
 def _build(tenant_id: int, first: date, last: date) -> None:
     day = connection.ops.adapt_datefield_value
     with connection.cursor() as cursor:
-        cursor.execute(BUILD_SQL, [day(first), day(last), tenant_id, day(first), day(last)])
+        for statement in BUILD_SQL:
+            cursor.execute(statement, [day(first), day(last), tenant_id, day(first), day(last)])
     ConsumerWindow.objects.create(tenant_id=tenant_id, first_day=first, last_day=last)
 
 
-BUILD_SQL = (
-    f"INSERT INTO {WINDOWS} (tenant_id, first_day, last_day, kind, consumer, "  # noqa: S608
-    f"{', '.join(MEASURES)}) "
-    f"SELECT tenant_id, %s, %s, kind, consumer, {', '.join(f'SUM({m})' for m in MEASURES)} "
-    f"FROM {DAILY} WHERE tenant_id = %s AND day >= %s AND day <= %s "
-    "GROUP BY tenant_id, kind, consumer"
-)
+# Each window holds four kinds of rows per consumer kind: per consumer and environment, per
+# consumer over all environments (environment ""), and the totals of all consumers (consumer
+# "") per environment and overall, so a page's share column needs no sum over every row.
+ROLLUPS = (("consumer", "environment"), ("consumer",), ("environment",), ())
+_KEYS = ("first_day", "last_day", "kind", "consumer", "environment")
+_COLUMNS = f"tenant_id, {', '.join(_KEYS)}, {', '.join(MEASURES)}"
+
+
+def _build_sql(kept: tuple[str, ...]) -> str:
+    """One of the four row kinds of a new window, from the daily rollups (portable SQL)."""
+    keys = [k if k in kept else "''" for k in ("consumer", "environment")]
+    return (
+        f"INSERT INTO {WINDOWS} ({_COLUMNS}) "  # noqa: S608 - built from constants
+        f"SELECT tenant_id, %s, %s, kind, {', '.join(keys)}, "
+        f"{', '.join(f'SUM({m})' for m in MEASURES)} "
+        f"FROM {DAILY} WHERE tenant_id = %s AND day >= %s AND day <= %s "
+        f"GROUP BY {', '.join(['tenant_id', 'kind', *kept])}"
+    )
+
+
+BUILD_SQL = [_build_sql(kept) for kept in ROLLUPS]
 
 
 def add_daily_rows(tenant_id: int, rows: list[dict[str, Any]]) -> None:
@@ -88,35 +103,38 @@ def add_daily_rows(tenant_id: int, rows: list[dict[str, Any]]) -> None:
     sums: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         for first, last in windows:
-            if first <= row["day"] <= last:
-                key = (first, last, row["kind"], row["consumer"])
+            if not first <= row["day"] <= last:
+                continue
+            for kept in ROLLUPS:
+                names = [row[k] if k in kept else "" for k in ("consumer", "environment")]
+                key = (first, last, row["kind"], *names)
                 target = sums.setdefault(key, dict(zip(_KEYS, key, strict=True)))
                 for m in MEASURES:
                     target[m] = target.get(m, 0) + row[m]
     _upsert_add(ConsumerWindowRollup, tenant_id, _KEYS, MEASURES, list(sums.values()))
 
 
-_KEYS = ("first_day", "last_day", "kind", "consumer")
-
 # The PostgreSQL merge: the same per-consumer sums the daily upserts take from the batch's
-# events, once more for each window that holds the event's day.
+# events, for each window that holds the event's day, in all four row kinds at once.
 ADD_BATCHES_SQL = (
-    f"INSERT INTO {WINDOWS} (tenant_id, first_day, last_day, kind, consumer, "  # noqa: S608
-    f"{', '.join(MEASURES)}) "
-    "SELECT e.tenant_id, w.first_day, w.last_day, e.kind, e.consumer, "
+    f"INSERT INTO {WINDOWS} ({_COLUMNS}) "  # noqa: S608 - built from constants
+    "SELECT e.tenant_id, w.first_day, w.last_day, e.kind, COALESCE(e.consumer, ''), "
+    "COALESCE(e.environment, ''), "
     "SUM(e.requests), SUM(e.input_tokens), SUM(e.output_tokens), SUM(e.cost_usd) "
     "FROM ({events}) e "
     f"JOIN {WINDOW_LIST} w ON w.tenant_id = e.tenant_id "
     "AND e.day BETWEEN w.first_day AND w.last_day "
-    "GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 "
-    "ON CONFLICT (tenant_id, first_day, last_day, kind, consumer) DO UPDATE SET "
+    "GROUP BY e.tenant_id, w.first_day, w.last_day, e.kind, GROUPING SETS ("
+    + ", ".join("(" + ", ".join(f"e.{k}" for k in kept) + ")" for kept in ROLLUPS)
+    + ") ORDER BY 1, 2, 3, 4, 5, 6 "
+    f"ON CONFLICT (tenant_id, {', '.join(_KEYS)}) DO UPDATE SET "
     + ", ".join(f"{m} = {WINDOWS}.{m} + EXCLUDED.{m}" for m in MEASURES)
 )
 
 
 _EVENT_COLUMNS = (
     "tenant_id, (hour AT TIME ZONE 'UTC')::date AS day, {kind} AS kind, {consumer} AS consumer, "
-    "1 AS requests, input_tokens, output_tokens, cost_usd"
+    "environment, 1 AS requests, input_tokens, output_tokens, cost_usd"
 )
 
 

@@ -98,7 +98,7 @@ def raw_lifetime_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]
 def window_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     rows = ConsumerWindowRollup.objects.for_tenant(tenant).filter(requests__gt=0)
     return {
-        (r.first_day, r.last_day, r.kind, r.consumer): (
+        (r.first_day, r.last_day, r.kind, r.consumer, r.environment): (
             r.requests,
             r.input_tokens,
             r.output_tokens,
@@ -109,21 +109,24 @@ def window_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
 
 
 def daily_window_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    """What each built consumer window must hold: its days' per-consumer daily rows, summed."""
-    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    for first, last in ConsumerWindow.objects.for_tenant(tenant).values_list(
-        "first_day", "last_day"
-    ):
-        rows = (
-            ConsumerDailyRollup.objects.for_tenant(tenant)
-            .filter(day__gte=first, day__lte=last, requests__gt=0)
-            .values("kind", "consumer")
-            .annotate(n=Sum("requests"), i=Sum("input_tokens"), o=Sum("output_tokens"))
-            .annotate(c=Sum("cost_usd"))
+    """What each built consumer window must hold: its days' per-consumer daily rows, summed
+    per consumer and environment, per consumer, per environment ("" consumer) and overall."""
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    windows = ConsumerWindow.objects.for_tenant(tenant).values_list("first_day", "last_day")
+    for first, last in windows:
+        days = ConsumerDailyRollup.objects.for_tenant(tenant).filter(
+            day__gte=first, day__lte=last, requests__gt=0
         )
-        for r in rows:
-            out[(first, last, r["kind"], r["consumer"])] = (r["n"], r["i"], r["o"], r["c"])
-    return out
+        for r in days:
+            for consumer in (r.consumer, ""):
+                for environment in (r.environment, ""):
+                    key = (first, last, r.kind, consumer, environment)
+                    target = out.setdefault(key, [0, 0, 0, Decimal(0)])
+                    target[0] += r.requests
+                    target[1] += r.input_tokens
+                    target[2] += r.output_tokens
+                    target[3] += r.cost_usd
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def slice_totals(tenant: Tenant, model: type[Any], time_field: str) -> dict[tuple[Any, ...], Any]:

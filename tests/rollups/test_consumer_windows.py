@@ -53,10 +53,13 @@ def test_it_builds_every_standard_window_equal_to_its_days(world: World) -> None
     assert _windows(world) == windows.standard_windows(NOW)
     assert window_totals(world.tenant) == daily_window_totals(world.tenant)
     today = NOW.date()
-    month = ConsumerWindowRollup.objects.for_tenant(world.tenant).get(
-        first_day=today - timedelta(days=29), last_day=today, kind="user", consumer="bob"
+    month = ConsumerWindowRollup.objects.for_tenant(world.tenant).filter(
+        first_day=today - timedelta(days=29), last_day=today, kind="user"
     )
-    assert (month.requests, month.cost_usd) == (2, Decimal("6.25"))
+    bob = month.get(consumer="bob", environment="")
+    assert (bob.requests, bob.cost_usd) == (2, Decimal("6.25"))
+    everyone = month.get(consumer="", environment="")
+    assert (everyone.requests, everyone.cost_usd) == (4, Decimal("8.50"))
 
 
 @pytest.mark.django_db
@@ -69,12 +72,13 @@ def test_it_moves_the_windows_on_when_the_day_turns(world: World) -> None:
     assert _windows(world) == windows.standard_windows(tomorrow)
     assert window_totals(world.tenant) == daily_window_totals(world.tenant)
     week = ConsumerWindowRollup.objects.for_tenant(world.tenant).filter(
-        first_day=tomorrow.date() - timedelta(days=6), kind="user"
+        first_day=tomorrow.date() - timedelta(days=6), kind="user", environment="production"
     )
     assert {r.consumer: r.cost_usd for r in week} == {
         "ann": Decimal("1.50"),
         "bob": Decimal("4.00"),
         "cy": Decimal("0.75"),
+        "": Decimal("6.25"),  # everyone in production
     }
 
 
@@ -84,20 +88,20 @@ def test_it_keeps_another_tenants_consumers_out_of_the_windows(world: World) -> 
     mine = ConsumerWindowRollup.objects.for_tenant(world.tenant)
     assert not mine.filter(consumer="mallory").exists()
     theirs = ConsumerWindowRollup.objects.for_tenant(world.other_tenant).filter(kind="user")
-    assert set(theirs.values_list("consumer", flat=True)) == {"mallory"}
+    assert set(theirs.values_list("consumer", flat=True)) == {"mallory", ""}  # "" = everyone
 
 
 @pytest.mark.django_db
 def test_it_ranks_the_same_from_a_window_as_from_the_days(world: World) -> None:
     _seed(world)
     teams = selectors.TeamIndex.of(world.tenant)
-    for key in ("24h", "7d", "30d", "mtd"):
-        f = parse_filters(QueryDict(f"range={key}"))
+    for query in ("range=24h", "range=7d", "range=30d", "range=mtd&environment=production"):
+        f = parse_filters(QueryDict(query))
         from_window = selectors.consumers(world.tenant, f, teams, "user", 2)
         windows.drop_windows(world.tenant.pk)
         from_days = selectors.consumers(world.tenant, f, teams, "user", 2)
         refresh_consumer_windows(world.tenant.pk)
-        assert from_window == from_days, key
+        assert from_window == from_days, query
     f = parse_filters(QueryDict("range=30d"))
     top = selectors.consumers(world.tenant, f, teams, "user", 2)
     assert [(r.key, r.cost, round(r.share, 4)) for r in top] == [
