@@ -311,8 +311,11 @@ def consumers(
     A standard range without a team filter reads its ready-made window; any other view sums
     the per-day rollups, where team and environment filters apply.
     """
-    if not f.team and windows.window_of(tenant.pk, f.first_day, f.last_day):
-        chosen, total = _top_of_window(tenant, f, kind, limit)
+    total = None
+    if not f.team:
+        total = windows.window_total(tenant.pk, f.first_day, f.last_day, kind, f.environment)
+    if total is not None:
+        chosen = _top_of_window(tenant, f, kind, limit)
     else:
         chosen, total = _top_of_days(tenant, f, teams, kind, limit)
     prev = f.previous()
@@ -338,18 +341,15 @@ def consumers(
     ]
 
 
-def _top_of_window(
-    tenant: Tenant, f: Filters, kind: str, limit: int
-) -> tuple[list[dict[str, Any]], Decimal]:
+def _top_of_window(tenant: Tenant, f: Filters, kind: str, limit: int) -> list[dict[str, Any]]:
     rows = ConsumerWindowRollup.objects.for_tenant(tenant).filter(
         first_day=f.first_day, last_day=f.last_day, kind=kind, environment=f.environment
     )
-    total = rows.filter(consumer="").values_list("cost_usd", flat=True).first() or ZERO
     chosen = rows.exclude(consumer="").annotate(
         c=F("cost_usd"), n=F("requests"), t=F("input_tokens") + F("output_tokens")
     )
     top = chosen.values("consumer", "c", "n", "t").order_by("-cost_usd", "consumer")[:limit]
-    return list(top), total
+    return list(top)
 
 
 def _top_of_days(

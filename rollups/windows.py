@@ -11,9 +11,11 @@ no team filter applies; anything else is summed from the daily rows.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
+from django.db.models import Subquery
 
 from rollups.models import ConsumerDailyRollup, ConsumerWindow, ConsumerWindowRollup
 
@@ -150,8 +152,16 @@ def add_batches_sql(events_table: str) -> str:
     return ADD_BATCHES_SQL.format(events=events)
 
 
-def window_of(tenant_id: int, first: date, last: date) -> bool:
-    """Whether (first, last) is a built window of the tenant."""
-    return (
-        ConsumerWindow.objects.for_tenant(tenant_id).filter(first_day=first, last_day=last).exists()
+def window_total(
+    tenant_id: int, first: date, last: date, kind: str, environment: str
+) -> Decimal | None:
+    """All consumers' spend in a built window (0 if it has none); None if it is not built.
+
+    One query: the window's row, with its total row looked up beside it.
+    """
+    total = ConsumerWindowRollup.objects.for_tenant(tenant_id).filter(
+        first_day=first, last_day=last, kind=kind, environment=environment, consumer=""
     )
+    built = ConsumerWindow.objects.for_tenant(tenant_id).filter(first_day=first, last_day=last)
+    row = built.annotate(total=Subquery(total.values("cost_usd")[:1])).values_list("total").first()
+    return None if row is None else row[0] or Decimal(0)
