@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from html import escape
+from typing import Any
 
 from django import template
+from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 CENT = Decimal("0.01")
@@ -64,3 +68,32 @@ def latency_p(totals: object, q: float) -> float | None:
     """The q-quantile latency of a `Totals` in ms."""
     latency = getattr(totals, "latency", None)
     return latency(float(q)) if latency else None
+
+
+@register.simple_tag
+def row_cells(rows: list[Any], dim: str, compact_view: bool, query: str) -> SafeString:
+    """The body rows of a top-list table, built in Python: a breakdown page can list hundreds
+    of features, and a template loop costs ~0.1 ms a row. Every name is HTML-escaped."""
+    if not rows:
+        return mark_safe('<tr><td colspan="7" class="empty">Nothing in this period.</td></tr>')
+    return mark_safe("\n".join(_cells(r, dim, compact_view, query) for r in rows))  # noqa: S308 - escaped in _cells
+
+
+def _cells(r: Any, dim: str, compact_view: bool, query: str) -> str:
+    team = r.extra.get("team") if dim == "team" else None
+    name = escape(r.label)
+    if team:
+        name = f'<a href="{escape(reverse("team", args=[team.slug]))}?{escape(query)}">{name}</a>'
+    cells = [f"<td>{name}</td>"]
+    if dim == "team" and not compact_view:
+        cells.append(f"<td>{escape(team.cost_center if team and team.cost_center else '—')}</td>")
+    cells += [
+        f'<td class="num">{usd(r.cost)}</td>',
+        f'<td class="num"><span class="bar" style="--share: {r.share:.3f}"></span>'
+        f"{pct(r.share)}</td>",
+        f'<td class="num change {change_class(r.change)}">{change(r.change)}</td>',
+    ]
+    if not compact_view:
+        cells.append(f'<td class="num">{compact(r.requests)}</td>')
+        cells.append(f'<td class="num">{compact(r.tokens)}</td>')
+    return f"<tr>{''.join(cells)}</tr>"
