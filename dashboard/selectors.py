@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import DecimalField, F, Func, Q, QuerySet, Sum
+from django.db.models import Case, DecimalField, F, Func, Q, QuerySet, Sum, When
 from django.utils import timezone
 
 from dashboard.filters import Filters
@@ -227,24 +227,23 @@ def _row(r: dict[str, Any], fields: list[str], dim: str, teams: TeamIndex, total
 
 
 def stacked_spend(tenant: Tenant, f: Filters, teams: TeamIndex, stack: str, keep: int = 8):
-    """Spend per period, one series per top-`keep` value of `stack`, the rest as 'other'."""
+    """Spend per period, one series per top-`keep` value of `stack`, the rest as 'other'.
+
+    The ranking and the folding into 'other' happen in the database, so a page never pulls
+    one row per feature per day into Python.
+    """
     period = period_field(f)
     key = DIM_FIELD[stack]
-    rows = (
-        rollups(tenant, f, teams, stack)
-        .values(period, key)
-        .annotate(c=Sum("cost_usd"))
-        .order_by(period)
-    )
-    per_value: dict[Any, Decimal] = {}
-    for r in rows:
-        per_value[r[key]] = per_value.get(r[key], ZERO) + (r["c"] or ZERO)
-    kept = sorted(per_value, key=lambda v: per_value[v], reverse=True)[:keep]
+    rows = rollups(tenant, f, teams, stack)
+    ranked = rows.values(key).annotate(c=Sum("cost_usd")).order_by("-c", key)
+    kept = list(ranked.values_list(key, flat=True)[:keep])
+    field = rows.model._meta.get_field(key)
+    bucket = Case(When(**{f"{key}__in": kept}, then=F(key)), default=None, output_field=field)
+    sums = rows.values(period, b=bucket).annotate(c=Sum("cost_usd")).order_by(period)
     series: dict[str, dict[Any, Decimal]] = {}
-    for r in rows:
-        name = _label(stack, r[key], teams) if r[key] in kept else "other"
-        bucket = series.setdefault(name, {})
-        bucket[r[period]] = bucket.get(r[period], ZERO) + (r["c"] or ZERO)
+    for r in sums:
+        name = _label(stack, r["b"], teams) if r["b"] is not None else "other"
+        series.setdefault(name, {})[r[period]] = r["c"] or ZERO
     return periods(f), series
 
 

@@ -72,3 +72,20 @@ def test_it_ranks_models_within_an_environment(world: World) -> None:
         "openai/gpt-4o-mini",
     ]
     assert _top(world, "range=7d&environment=staging", "model") == []
+
+
+@pytest.mark.django_db
+def test_it_stacks_the_top_features_and_folds_the_rest_into_other(world: World) -> None:
+    yesterday = (NOW - timedelta(days=1)).isoformat()
+    # Feature f<n> makes n + 1 calls: f9 spends most, f0 and f1 least.
+    calls = [(f"f{n}", i) for n in range(10) for i in range(n + 1)]
+    batch = [event(f"{name}-{i}", timestamp=yesterday, feature=name) for name, i in calls]
+    ingest_events(world.ingest.key, batch)
+    roll_up_all_pending(world.tenant.pk)
+    f = parse_filters(QueryDict("range=7d&stack=feature"))
+    teams = selectors.TeamIndex.of(world.tenant)
+    _, series = selectors.stacked_spend(world.tenant, f, teams, "feature")
+    assert set(series) == {f"f{n}" for n in range(2, 10)} | {"other"}
+    day = (NOW - timedelta(days=1)).date()
+    assert series["f9"] == {day: 10 * CALL}
+    assert series["other"] == {day: 3 * CALL}  # f0 (1 call) and f1 (2 calls)
