@@ -23,7 +23,6 @@ from rollups.models import (
     NO_TEAM,
     SLICES,
     ConsumerDailyRollup,
-    ConsumerWindowRollup,
     DailyRollup,
     DailySlice,
     HourlyRollup,
@@ -307,16 +306,16 @@ def consumers(
 ) -> list[Row]:
     """Top end users or API keys by spend, with share of their total and change vs before.
 
-    A standard range without a team filter reads its ready-made window; any other view sums
-    the per-day rollups, where team and environment filters apply.
+    A standard range without a team filter reads the window of its closed days plus today;
+    any other view sums the per-day rollups, where team and environment filters apply.
     """
-    total = None
+    ranked = None
     if not f.team:
-        total = windows.window_total(tenant.pk, f.first_day, f.last_day, kind, f.environment)
-    if total is not None:
-        chosen = _top_of_window(tenant, f, kind, limit)
-    else:
-        chosen, total = _top_of_days(tenant, f, teams, kind, limit)
+        today = timezone.now().date()
+        ranked = windows.top_consumers(
+            tenant.pk, kind, f.first_day, f.last_day, f.environment, today, limit
+        )
+    chosen, total = ranked or _top_of_days(tenant, f, teams, kind, limit)
     prev = f.previous()
     before_rows = _consumer_rows(tenant, f, teams, kind, prev.first_day, prev.last_day)
     before = dict(
@@ -338,17 +337,6 @@ def consumers(
         )
         for r in chosen
     ]
-
-
-def _top_of_window(tenant: Tenant, f: Filters, kind: str, limit: int) -> list[dict[str, Any]]:
-    rows = ConsumerWindowRollup.objects.for_tenant(tenant).filter(
-        first_day=f.first_day, last_day=f.last_day, kind=kind, environment=f.environment
-    )
-    chosen = rows.exclude(consumer="").annotate(
-        c=F("cost_usd"), n=F("requests"), t=F("input_tokens") + F("output_tokens")
-    )
-    top = chosen.values("consumer", "c", "n", "t").order_by("-cost_usd", "consumer")[:limit]
-    return list(top)
 
 
 def _top_of_days(

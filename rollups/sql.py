@@ -88,8 +88,7 @@ def _upsert(
     positions = ", ".join(str(i) for i in range(1, len(keys) + 2))
     return (
         f"INSERT INTO {table} ({key_names}, {names}) "  # noqa: S608 - built from constants
-        f"SELECT {key_exprs}, {exprs} FROM {EVENTS} "
-        f"WHERE tenant_id = %(tenant)s AND batch_id = ANY(%(batches)s) {where}"
+        f"SELECT {key_exprs}, {exprs} FROM ev WHERE TRUE {where}"
         f"GROUP BY {positions} ORDER BY {positions} "
         f"ON CONFLICT ({key_names}) DO UPDATE SET {updates}"
     )
@@ -122,8 +121,7 @@ def _slice_upsert(table: str, time_key: tuple[str, str], measures: list[tuple[st
     return (
         f"INSERT INTO {table} ({', '.join(keys)}, {', '.join(m for m, _ in measures)}) "  # noqa: S608
         f"SELECT tenant_id, {time_key[1]}, CASE GROUPING({exprs}) {label} END, {dims}, "
-        f"environment, {', '.join(e for _, e in measures)} FROM {EVENTS} "
-        "WHERE tenant_id = %(tenant)s AND batch_id = ANY(%(batches)s) "
+        f"environment, {', '.join(e for _, e in measures)} FROM ev "
         f"GROUP BY tenant_id, {time_key[1]}, environment, GROUPING SETS ({sets}) "
         f"ORDER BY {', '.join(str(i) for i in range(1, len(keys) + 1))} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
@@ -163,19 +161,35 @@ def _statements() -> list[str]:
         _upsert(LifetimeRollup._meta.db_table, dims, measures),
         _upsert(ConsumerDailyRollup._meta.db_table, users, consumer, "AND user_id <> '' "),
         _upsert(ConsumerDailyRollup._meta.db_table, keys, consumer, "AND api_key_id IS NOT NULL "),
-        windows.add_batches_sql(EVENTS),
+        windows.add_batches_sql("ev"),
     ]
 
 
 STATEMENTS = _statements()
 
 
+EVENT_COLUMNS = (
+    "tenant_id, hour, team_id, feature, provider, model, environment, status_code, "
+    "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, "
+    "cost_source, latency_ms, user_id, api_key_id"
+)
+# The whole merge is one statement: the batches' events are read once (by the batch index;
+# `tenant_id + 0` keeps the tenant check without tempting the planner into scanning all of
+# the tenant's events when its statistics are stale), then each rollup upsert is a
+# data-modifying CTE over that one materialised set.
+MERGE_SQL = (
+    f"WITH ev AS MATERIALIZED (SELECT {EVENT_COLUMNS} FROM {EVENTS} "  # noqa: S608 - constants
+    "WHERE batch_id = ANY(%(batches)s::bigint[]) AND tenant_id + 0 = %(tenant)s), "
+    + ", ".join(f"u{i} AS ({statement})" for i, statement in enumerate(STATEMENTS))
+    + " SELECT 1"
+)
+
+
 def add_batches(tenant_id: int, batch_ids: list[int]) -> None:
     """Add the events of these batches to every rollup table (the caller holds the lock)."""
     params: dict[str, Any] = {"tenant": tenant_id, "batches": batch_ids}
     with connection.cursor() as cursor:
-        for statement in STATEMENTS:
-            cursor.execute(statement, params)
+        cursor.execute(MERGE_SQL, params)
 
 
 def slices_from_rollups(source: str, target: str, time_col: str) -> list[str]:

@@ -37,7 +37,7 @@ def _seed(world: World) -> None:
             _call(4, today, "cy", "0.75"),
         ],
     )
-    ingest_events(world.other_ingest.key, [_call(9, NOW, "mallory", "99")])
+    ingest_events(world.other_ingest.key, [_call(9, NOW - timedelta(days=1), "mallory", "99")])
     roll_up_all_pending(world.tenant.pk)
     roll_up_all_pending(world.other_tenant.pk)
 
@@ -53,13 +53,15 @@ def test_it_builds_every_standard_window_equal_to_its_days(world: World) -> None
     assert _windows(world) == windows.standard_windows(NOW)
     assert window_totals(world.tenant) == daily_window_totals(world.tenant)
     today = NOW.date()
+    # The closed days of the last 30: today's calls (ann, cy) are added when a page reads.
     month = ConsumerWindowRollup.objects.for_tenant(world.tenant).filter(
-        first_day=today - timedelta(days=29), last_day=today, kind="user"
+        first_day=today - timedelta(days=29), last_day=today - timedelta(days=1), kind="user"
     )
     bob = month.get(consumer="bob", environment="")
     assert (bob.requests, bob.cost_usd) == (2, Decimal("6.25"))
     everyone = month.get(consumer="", environment="")
-    assert (everyone.requests, everyone.cost_usd) == (4, Decimal("8.50"))
+    assert (everyone.requests, everyone.cost_usd) == (2, Decimal("6.25"))
+    assert not month.filter(consumer__in=["ann", "cy"]).exists()
 
 
 @pytest.mark.django_db
@@ -72,7 +74,10 @@ def test_it_moves_the_windows_on_when_the_day_turns(world: World) -> None:
     assert _windows(world) == windows.standard_windows(tomorrow)
     assert window_totals(world.tenant) == daily_window_totals(world.tenant)
     week = ConsumerWindowRollup.objects.for_tenant(world.tenant).filter(
-        first_day=tomorrow.date() - timedelta(days=6), kind="user", environment="production"
+        first_day=tomorrow.date() - timedelta(days=6),
+        last_day=NOW.date(),
+        kind="user",
+        environment="production",
     )
     assert {r.consumer: r.cost_usd for r in week} == {
         "ann": Decimal("1.50"),
@@ -122,4 +127,8 @@ def test_it_ranks_the_same_from_a_window_as_from_the_days(world: World) -> None:
 def test_it_has_a_window_for_every_standard_range(now: datetime) -> None:
     for key in RANGES.keys() - {"custom"}:
         f = parse_filters(QueryDict(f"range={key}"), now)
-        assert (f.first_day, f.last_day) in windows.standard_windows(now), key
+        closed = windows.closed_part(f.first_day, f.last_day, now.date())
+        assert closed is None or closed in windows.standard_windows(now), key
+        # Only today, read from the daily rows: 24 hours from 23:00, month to date on the 1st.
+        today_only = (key == "24h" and now.hour == 23) or (key == "mtd" and now.day == 1)
+        assert (closed is None) == today_only, key
