@@ -23,6 +23,7 @@ import random
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -166,8 +167,23 @@ def backend_cpu(app: str) -> dict[int, float]:
     return cpu
 
 
-def used(before: dict[int, float], after: dict[int, float]) -> float:
-    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+class BackendMeter(threading.Thread):
+    """Samples the CPU of named backends every 0.2 s, so short-lived connections count too."""
+
+    def __init__(self, app: str) -> None:
+        super().__init__(daemon=True)
+        self.app, self.first, self.last, self.running = app, backend_cpu(app), {}, True
+
+    def run(self) -> None:
+        while self.running:
+            self.last.update(backend_cpu(self.app))
+            time.sleep(0.2)
+
+    def stop(self) -> float:
+        self.running = False
+        self.join()
+        self.last.update(backend_cpu(self.app))
+        return sum(cpu - self.first.get(pid, 0.0) for pid, cpu in self.last.items())
 
 
 def named(app: str) -> dict[str, str]:
@@ -219,7 +235,9 @@ def main() -> None:
     try:
         time.sleep(6)
         web_cpu0, worker_cpu0, t0 = tree_cpu(web.pid), tree_cpu(worker.pid), time.monotonic()
-        web_pg0, worker_pg0 = backend_cpu("bench-web"), backend_cpu("bench-rollup")
+        web_pg, worker_pg = BackendMeter("bench-web"), BackendMeter("bench-rollup")
+        web_pg.start()
+        worker_pg.start()
         queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
         per_client = args.rate / args.clients if args.rate else 0
         loaders = [
@@ -236,8 +254,7 @@ def main() -> None:
         results = [queue.get() for _ in range(len(loaders) + 1)]
         wall = time.monotonic() - t0
         web_cpu, worker_cpu = tree_cpu(web.pid) - web_cpu0, tree_cpu(worker.pid) - worker_cpu0
-        web_pg = used(web_pg0, backend_cpu("bench-web"))
-        worker_pg = used(worker_pg0, backend_cpu("bench-rollup"))
+        web_db, worker_db = web_pg.stop(), worker_pg.stop()
         for p in [*loaders, prober]:
             p.join()
     finally:
@@ -267,10 +284,10 @@ def main() -> None:
         f"rollup: {ingested / max(worker_cpu, 1e-9):,.0f} events per CPU-second of the worker; "
         f"worker CPU {worker_cpu:.1f}s vs web CPU {web_cpu:.1f}s over {wall:.0f}s = {worker_cpu / web_cpu:.1%}"
     )
-    rollup_all, ingest_all = worker_cpu + worker_pg, web_cpu + web_pg
+    rollup_all, ingest_all = worker_cpu + worker_db, web_cpu + web_db
     print(
-        f"with PostgreSQL: rollup {worker_cpu:.1f}s worker + {worker_pg:.1f}s database = "
-        f"{rollup_all:.1f}s vs ingest {web_cpu:.1f}s web + {web_pg:.1f}s database = "
+        f"with PostgreSQL: rollup {worker_cpu:.1f}s worker + {worker_db:.1f}s database = "
+        f"{rollup_all:.1f}s vs ingest {web_cpu:.1f}s web + {web_db:.1f}s database = "
         f"{ingest_all:.1f}s: {rollup_all / ingest_all:.1%}"
     )
     print(
