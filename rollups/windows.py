@@ -2,25 +2,28 @@
 
 Ranking end users over 30 days from per-day rows means aggregating every user of every day
 (about 600k rows for 100k users) on each page view. Instead, the closed days of each
-standard range (everything but today) are a `ConsumerWindow`: built once from the daily
-rollups when the UTC day turns; a merge adds to it only the rare late event for one of its
-days, so keeping windows costs the merge next to nothing. Building and adding both happen
-under the tenant's rollup lock, so a window always equals the daily rows of its days.
+standard range (everything but today) are a `ConsumerWindow`, built once from the daily
+rollups when the UTC day turns, and today is a window of its own. A merge adds its events to
+today's window (and late events to the closed window of their day), two rows per consumer:
+per environment and over all. Building and adding both happen under the tenant's rollup
+lock, so a window always equals the daily rows of its days.
 
-A page then ranks window + today: a consumer outside the window's top N with no spend today
-cannot overtake the window's top N, so the candidates are those N plus today's consumers.
-Pages use a window only when their range's closed days match it exactly and no team filter
-applies; anything else is summed from the daily rows.
+A page ranks "closed days + today" with the threshold algorithm over the two windows' top
+rows (see `_threshold_top`), so it reads a few index pages however many consumers there are.
+Pages use windows only when their range's days match them and no team filter applies;
+anything else is summed from the daily rows.
 """
 
 from __future__ import annotations
 
+import operator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import reduce
 from typing import Any
 
 from django.db import connection
-from django.db.models import Subquery
+from django.db.models import OuterRef, Q, Subquery
 
 from rollups.models import ConsumerDailyRollup, ConsumerWindow, ConsumerWindowRollup
 
@@ -53,7 +56,8 @@ def standard_windows(now: datetime) -> set[Window]:
         (month, today),
         (last_month_end.replace(day=1), last_month_end),
     ]
-    return {part for first, last in ranges if (part := closed_part(first, last, today))}
+    closed = {part for first, last in ranges if (part := closed_part(first, last, today))}
+    return closed | {(today, today)}  # today's own window, added to by every merge
 
 
 def ensure_windows(tenant_id: int, now: datetime) -> None:
@@ -166,62 +170,89 @@ def add_batches_sql(events_table: str) -> str:
 def top_consumers(
     tenant_id: int, kind: str, first: date, last: date, environment: str, today: date, limit: int
 ) -> tuple[list[dict[str, Any]], Decimal] | None:
-    """The top `limit` consumers of [first, last] and all consumers' total, from the window
-    of its closed days plus today's daily rows; None when no such window is built."""
-    closed = closed_part(first, last, today)
-    total = None if closed is None else _window_total(tenant_id, closed, kind, environment)
-    if closed is None or total is None:
+    """The top `limit` consumers of [first, last] and all consumers' total, from the window of
+    its closed days and today's window; None when a window it needs is not built."""
+    parts = [p for p in (closed_part(first, last, today), _live_part(first, last, today)) if p]
+    totals = _window_totals(tenant_id, parts, kind, environment)
+    if not parts or totals is None:
         return None
-    live = last >= today
-    params: list[Any] = [tenant_id, kind, today, *([environment] if environment else []), live]
-    params += [tenant_id, *closed, kind, environment, limit, tenant_id, *closed, kind]
-    params += [environment, limit]
-    with connection.cursor() as cursor:
-        cursor.execute(_ranking_sql(bool(environment)), params)
-        rows = [dict(zip(("consumer", "c", "n", "t", "today"), r, strict=True)) for r in cursor]
-    today_total = Decimal(rows[0]["today"] or 0) if rows else Decimal(0)
-    return [_exact(r) for r in rows], total + today_total
+    return _threshold_top(tenant_id, parts, kind, environment, limit), totals
 
 
-def _exact(row: dict[str, Any]) -> dict[str, Any]:
-    # SQLite hands back sums of decimals as floats; money stays Decimal on every backend.
-    return {**row, "c": Decimal(str(row["c"])), "n": int(row["n"]), "t": int(row["t"])}
+def _live_part(first: date, last: date, today: date) -> Window | None:
+    return (today, today) if first <= today <= last else None
 
 
-def _ranking_sql(by_environment: bool) -> str:
-    today_env = "AND environment = %s " if by_environment else ""
-    return (
-        "WITH today AS ("  # noqa: S608 - built from constants
-        "SELECT consumer, SUM(cost_usd) AS c, SUM(requests) AS n, "
-        "SUM(input_tokens + output_tokens) AS t "
-        f"FROM {DAILY} WHERE tenant_id = %s AND kind = %s AND day = %s {today_env}AND %s "
-        "GROUP BY consumer), "
-        "best AS (SELECT consumer FROM ("
-        f"SELECT consumer, cost_usd FROM {WINDOWS} WHERE tenant_id = %s AND first_day = %s "
-        "AND last_day = %s AND kind = %s AND environment = %s AND consumer <> '' "
-        "ORDER BY cost_usd DESC, consumer LIMIT %s) top), "
-        "candidates AS (SELECT consumer FROM today UNION SELECT consumer FROM best) "
-        "SELECT c.consumer, COALESCE(w.cost_usd, 0) + COALESCE(d.c, 0) AS cost, "
-        "COALESCE(w.requests, 0) + COALESCE(d.n, 0), "
-        "COALESCE(w.input_tokens + w.output_tokens, 0) + COALESCE(d.t, 0), "
-        "SUM(COALESCE(d.c, 0)) OVER () "
-        "FROM candidates c "
-        f"LEFT JOIN {WINDOWS} w ON w.tenant_id = %s AND w.first_day = %s AND w.last_day = %s "
-        "AND w.kind = %s AND w.environment = %s AND w.consumer = c.consumer "
-        "LEFT JOIN today d ON d.consumer = c.consumer "
-        "ORDER BY cost DESC, c.consumer LIMIT %s"
+def _threshold_top(
+    tenant_id: int, parts: list[Window], kind: str, environment: str, limit: int
+) -> list[dict[str, Any]]:
+    """Exact top N of sums over windows without summing every consumer (Fagin's threshold
+    algorithm): read each window's top k by index; a consumer in none of those lists spends
+    at most the sum of the lists' k-th values, so once the N-th best exact total of the
+    consumers seen beats that, the ranking is final. Otherwise read deeper (k x 4)."""
+    depth = limit
+    while True:
+        lists = [_window_top(tenant_id, part, kind, environment, depth) for part in parts]
+        seen = {consumer for ranked in lists for consumer, _ in ranked}
+        rows = _exact_totals(tenant_id, parts, kind, environment, seen)[:limit]
+        exhausted = all(len(ranked) < depth for ranked in lists)
+        bound = sum((ranked[-1][1] for ranked in lists if len(ranked) == depth), Decimal(0))
+        if exhausted or (len(rows) == limit and rows[-1]["c"] > bound):
+            return rows
+        depth *= 4
+
+
+def _rows_of(tenant_id: int, part: Window, kind: str, environment: str) -> Any:
+    return ConsumerWindowRollup.objects.for_tenant(tenant_id).filter(
+        first_day=part[0], last_day=part[1], kind=kind, environment=environment
     )
 
 
-def _window_total(tenant_id: int, closed: Window, kind: str, environment: str) -> Decimal | None:
-    """All consumers' spend in a built window (0 if it has none); None if it is not built.
+def _window_top(
+    tenant_id: int, part: Window, kind: str, environment: str, depth: int
+) -> list[tuple[str, Decimal]]:
+    rows = _rows_of(tenant_id, part, kind, environment).exclude(consumer="")
+    ranked = rows.order_by("-cost_usd", "consumer").values_list("consumer", "cost_usd")
+    return [(consumer, Decimal(str(cost))) for consumer, cost in ranked[:depth]]
 
-    One query: the window's row, with its total row looked up beside it.
+
+def _exact_totals(
+    tenant_id: int, parts: list[Window], kind: str, environment: str, consumers: set[str]
+) -> list[dict[str, Any]]:
+    """Each consumer's sums over all the parts, best first (ties by name, as the daily path)."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        rows = _rows_of(tenant_id, part, kind, environment).filter(consumer__in=consumers)
+        for consumer, cost, requests, tokens_in, tokens_out in rows.values_list(
+            "consumer", "cost_usd", "requests", "input_tokens", "output_tokens"
+        ):
+            row = out.setdefault(consumer, {"consumer": consumer, "c": Decimal(0), "n": 0, "t": 0})
+            row["c"] += Decimal(str(cost))  # SQLite returns floats; money stays Decimal
+            row["n"] += requests
+            row["t"] += tokens_in + tokens_out
+    return sorted(out.values(), key=lambda r: (-r["c"], r["consumer"]))
+
+
+def _window_totals(
+    tenant_id: int, parts: list[Window], kind: str, environment: str
+) -> Decimal | None:
+    """All consumers' spend over the parts (0 if none); None if a part's window is not built.
+
+    One query: the parts' window rows, each with its total row looked up beside it.
     """
-    first, last = closed
+    if not parts:
+        return None
     total = ConsumerWindowRollup.objects.for_tenant(tenant_id).filter(
-        first_day=first, last_day=last, kind=kind, environment=environment, consumer=""
+        first_day=OuterRef("first_day"),
+        last_day=OuterRef("last_day"),
+        kind=kind,
+        environment=environment,
+        consumer="",
     )
-    built = ConsumerWindow.objects.for_tenant(tenant_id).filter(first_day=first, last_day=last)
-    row = built.annotate(total=Subquery(total.values("cost_usd")[:1])).values_list("total").first()
-    return None if row is None else Decimal(str(row[0] or 0))
+    built = ConsumerWindow.objects.for_tenant(tenant_id).filter(
+        reduce(operator.or_, (Q(first_day=a, last_day=b) for a, b in parts))
+    )
+    found = list(built.annotate(total=Subquery(total.values("cost_usd")[:1])).values_list("total"))
+    if len(found) < len(parts):
+        return None
+    return sum((Decimal(str(t or 0)) for (t,) in found), Decimal(0))

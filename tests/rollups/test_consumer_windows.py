@@ -129,6 +129,28 @@ def test_it_has_a_window_for_every_standard_range(now: datetime) -> None:
         f = parse_filters(QueryDict(f"range={key}"), now)
         closed = windows.closed_part(f.first_day, f.last_day, now.date())
         assert closed is None or closed in windows.standard_windows(now), key
+        assert (now.date(), now.date()) in windows.standard_windows(now)
         # Only today, read from the daily rows: 24 hours from 23:00, month to date on the 1st.
         today_only = (key == "24h" and now.hour == 23) or (key == "mtd" and now.day == 1)
         assert (closed is None) == today_only, key
+
+
+@pytest.mark.django_db
+def test_it_finds_a_top_consumer_who_leads_neither_yesterday_nor_today(world: World) -> None:
+    # Yesterday ann leads, today cy leads; over both days bob, second each day, spends most.
+    yesterday, today = NOW - timedelta(days=1), NOW - timedelta(minutes=1)
+    calls = [("ann", yesterday, "10"), ("bob", yesterday, "9"), ("cy", yesterday, "0.5")]
+    calls += [("cy", today, "10"), ("bob", today, "9"), ("ann", today, "0.5")]
+    calls += [(f"u{n}", when, "0.01") for n in range(30) for when in (yesterday, today)]
+    batch = [_call(n, when, user, cost) for n, (user, when, cost) in enumerate(calls)]
+    ingest_events(world.ingest.key, batch)
+    roll_up_all_pending(world.tenant.pk)
+    f = parse_filters(QueryDict("range=7d"))
+    teams = selectors.TeamIndex.of(world.tenant)
+    for limit in (1, 2, 3, 5):
+        ranked = selectors.consumers(world.tenant, f, teams, "user", limit)
+        windows.drop_windows(world.tenant.pk)
+        assert ranked == selectors.consumers(world.tenant, f, teams, "user", limit), limit
+        refresh_consumer_windows(world.tenant.pk)
+    top = selectors.consumers(world.tenant, f, teams, "user", 1)
+    assert [(r.key, r.cost) for r in top] == [("bob", Decimal("18"))]
