@@ -77,7 +77,11 @@ def _measures() -> list[tuple[str, str]]:
 
 
 def _upsert(
-    table: str, keys: list[tuple[str, str]], measures: list[tuple[str, str]], where: str = ""
+    table: str,
+    keys: list[tuple[str, str]],
+    measures: list[tuple[str, str]],
+    where: str = "",
+    source: str = "ev",
 ) -> str:
     """INSERT ... SELECT grouped events ... ON CONFLICT add; rows sorted so writers lock in order."""
     key_names = ", ".join(["tenant_id", *(k for k, _ in keys)])
@@ -88,7 +92,7 @@ def _upsert(
     positions = ", ".join(str(i) for i in range(1, len(keys) + 2))
     return (
         f"INSERT INTO {table} ({key_names}, {names}) "  # noqa: S608 - built from constants
-        f"SELECT {key_exprs}, {exprs} FROM ev WHERE TRUE {where}"
+        f"SELECT {key_exprs}, {exprs} FROM {source} WHERE TRUE {where}"
         f"GROUP BY {positions} ORDER BY {positions} "
         f"ON CONFLICT ({key_names}) DO UPDATE SET {updates}"
     )
@@ -99,7 +103,9 @@ SLICE_DIMS = (("team_pk", "COALESCE(team_id, 0)", "0"), ("feature", "feature", "
               ("provider", "provider", "''"), ("model", "model", "''"))  # fmt: skip
 
 
-def _slice_upsert(table: str, time_key: tuple[str, str], measures: list[tuple[str, str]]) -> str:
+def _slice_upsert(
+    table: str, time_key: tuple[str, str], measures: list[tuple[str, str]], source: str
+) -> str:
     """Every slice of the batch's events in one pass: GROUPING SETS, one set per slice.
 
     GROUPING() has a bit set for each dimension a row is *not* grouped by; that names the
@@ -121,7 +127,7 @@ def _slice_upsert(table: str, time_key: tuple[str, str], measures: list[tuple[st
     return (
         f"INSERT INTO {table} ({', '.join(keys)}, {', '.join(m for m, _ in measures)}) "  # noqa: S608
         f"SELECT tenant_id, {time_key[1]}, CASE GROUPING({exprs}) {label} END, {dims}, "
-        f"environment, {', '.join(e for _, e in measures)} FROM ev "
+        f"environment, {', '.join(e for _, e in measures)} FROM {source} "
         f"GROUP BY tenant_id, {time_key[1]}, environment, GROUPING SETS ({sets}) "
         f"ORDER BY {', '.join(str(i) for i in range(1, len(keys) + 1))} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
@@ -153,12 +159,15 @@ def _statements() -> list[str]:
         (k, "api_key_id::text" if k == "consumer" else ("'key'" if k == "kind" else e))
         for k, e in per_consumer
     ]
+    # Every usage table is summed from `h`, the batch's events grouped once per hour and
+    # dimensions: the 40 measures are computed over the events once, not once per table.
+    summed = [(m, f"SUM({m})") for m, _ in measures]
     return [
-        _upsert(HourlyRollup._meta.db_table, [("hour", "hour"), *dims], measures),
-        _upsert(DailyRollup._meta.db_table, [day, *dims], measures),
-        _slice_upsert(HourlySlice._meta.db_table, ("hour", "hour"), measures),
-        _slice_upsert(DailySlice._meta.db_table, day, measures),
-        _upsert(LifetimeRollup._meta.db_table, dims, measures),
+        _upsert(HourlyRollup._meta.db_table, [("hour", "hour"), *dims], summed, source="h"),
+        _upsert(DailyRollup._meta.db_table, [day, *dims], summed, source="h"),
+        _slice_upsert(HourlySlice._meta.db_table, ("hour", "hour"), summed, "h"),
+        _slice_upsert(DailySlice._meta.db_table, day, summed, "h"),
+        _upsert(LifetimeRollup._meta.db_table, dims, summed, source="h"),
         _upsert(ConsumerDailyRollup._meta.db_table, users, consumer, "AND user_id <> '' "),
         _upsert(ConsumerDailyRollup._meta.db_table, keys, consumer, "AND api_key_id IS NOT NULL "),
         windows.add_batches_sql("ev"),
@@ -180,6 +189,10 @@ EVENT_COLUMNS = (
 MERGE_SQL = (
     f"WITH ev AS MATERIALIZED (SELECT {EVENT_COLUMNS} FROM {EVENTS} "  # noqa: S608 - constants
     "WHERE batch_id = ANY(%(batches)s::bigint[]) AND tenant_id + 0 = %(tenant)s), "
+    "h AS MATERIALIZED (SELECT tenant_id, hour, COALESCE(team_id, 0) AS team_id, feature, "
+    "provider, model, environment, "
+    + ", ".join(f"{expr} AS {name}" for name, expr in _measures())
+    + " FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7), "
     + ", ".join(f"u{i} AS ({statement})" for i, statement in enumerate(STATEMENTS))
     + " SELECT 1"
 )
