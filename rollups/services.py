@@ -215,6 +215,11 @@ def _lock_tenant(tenant_id: int) -> None:
 
 def roll_up_pending(tenant_id: int, max_batches: int = MAX_BATCHES_PER_RUN) -> int:
     """Fold up to `max_batches` pending batches of a tenant into the rollups; returns events."""
+    return _roll_up(tenant_id, max_batches)[1]
+
+
+def _roll_up(tenant_id: int, max_batches: int) -> tuple[int, int]:
+    """(batches folded in, events they held): a batch of only rejected events holds none."""
     with transaction.atomic():
         _lock_tenant(tenant_id)
         pending = PendingBatch.objects.for_tenant(tenant_id).select_for_update(skip_locked=True)
@@ -222,7 +227,7 @@ def roll_up_pending(tenant_id: int, max_batches: int = MAX_BATCHES_PER_RUN) -> i
             pending.order_by("pk").values("pk", "created_at", "offered", "rejected")[:max_batches]
         )
         if not batches:
-            return 0
+            return 0, 0
         windows.ensure_windows(tenant_id, timezone.now())
         batch_ids = [b["pk"] for b in batches]
         events = UsageEvent.objects.for_tenant(tenant_id).filter(batch_id__in=batch_ids)
@@ -232,7 +237,7 @@ def roll_up_pending(tenant_id: int, max_batches: int = MAX_BATCHES_PER_RUN) -> i
             add_to_rollups(tenant_id, events)
         count = _count_ingest(tenant_id, batches, events)
         PendingBatch.objects.for_tenant(tenant_id).filter(pk__in=batch_ids).delete()
-    return count
+    return len(batches), count
 
 
 def _count_ingest(tenant_id: int, batches: list[Row], events: QuerySet[UsageEvent]) -> int:
@@ -259,10 +264,14 @@ def _count_ingest(tenant_id: int, batches: list[Row], events: QuerySet[UsageEven
 
 
 def roll_up_all_pending(tenant_id: int) -> int:
+    """Fold in every pending batch; returns the events. Keeps going past batches that held no
+    events (all rejected), which must not end the run with later batches still waiting."""
     total = 0
-    while events := roll_up_pending(tenant_id):
+    while True:
+        batches, events = _roll_up(tenant_id, MAX_BATCHES_PER_RUN)
+        if not batches:
+            return total
         total += events
-    return total
 
 
 def tenants_with_pending() -> list[int]:

@@ -167,3 +167,11 @@ def test_it_explains_bad_rollup_arguments(
 ) -> None:
     with pytest.raises(CommandError, match=message):
         call_command("rollup", *args, stdout=StringIO())
+
+
+def test_it_rolls_up_past_a_batch_whose_events_were_all_rejected(world: World) -> None:
+    ingest_events(world.ingest.key, [event(1, input_tokens=-5)])  # rejected: nothing stored
+    ingest_events(world.ingest.key, [event(2, timestamp=DAY1.isoformat())])
+    assert roll_up_all_pending(world.tenant.pk) == 1
+    assert not PendingBatch.objects.for_tenant(world.tenant).exists()
+    assert daily_total(world.tenant)[0] == 1
