@@ -8,12 +8,20 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
+STORAGE_UNAVAILABLE = {"detail": "storage is unavailable, retry later"}
 
 
 def storage_unavailable() -> JsonResponse:
-    response = JsonResponse({"detail": "storage is unavailable, retry later"}, status=503)
+    response = JsonResponse(STORAGE_UNAVAILABLE, status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def is_storage_outage(exception: BaseException) -> bool:
+    """A database that is down, unreachable or dropped the connection (not a bad query)."""
+    return isinstance(exception, OperationalError | InterfaceError) or (
+        isinstance(exception, DatabaseError) and "connection" in str(exception).lower()
+    )
 
 
 class DatabaseUnavailableMiddleware:
@@ -29,9 +37,7 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if isinstance(exception, OperationalError | InterfaceError) or (
-            isinstance(exception, DatabaseError) and "connection" in str(exception).lower()
-        ):
+        if is_storage_outage(exception):
             log.warning("database unavailable: %s", exception)
             return storage_unavailable()
         return None

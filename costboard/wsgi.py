@@ -3,7 +3,13 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "costboard.settings")
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from ingest.wsgi import IngestFastPath  # noqa: E402 - needs the apps that setup() loaded
+
+# The two ingest URLs are answered before Django's middleware and DRF (see ingest/wsgi.py);
+# everything else is Django's.
+application = IngestFastPath(django_application)
 
 
 def _warm_up() -> None:

@@ -33,18 +33,34 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer cb_<prefix>_<secret>`; unknown or revoked keys get 401."""
 
     def authenticate(self, request: Request) -> tuple[KeyPrincipal, ApiKey] | None:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer":
+        token = bearer_token(request.META.get("HTTP_AUTHORIZATION", ""))
+        if token is None:
             return None
-        key = api_key_from_token(token.strip())
+        key = live_api_key(token)
         if key is None:
-            raise exceptions.AuthenticationFailed("unknown or revoked API key")
-        touch_api_key(key)
+            raise exceptions.AuthenticationFailed(UNKNOWN_KEY)
         return KeyPrincipal(key), key
 
     def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="costboard"'
+        return AUTHENTICATE_HEADER
+
+
+UNKNOWN_KEY = "unknown or revoked API key"
+AUTHENTICATE_HEADER = 'Bearer realm="costboard"'
+
+
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer ...` header; None for any other scheme."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def live_api_key(token: str) -> ApiKey | None:
+    """The key of a token, its use recorded; None when unknown, malformed or revoked."""
+    key = api_key_from_token(token)
+    if key is not None:
+        touch_api_key(key)
+    return key
 
 
 def _scope_permission(scope: Scope) -> type[permissions.BasePermission]:
@@ -69,23 +85,30 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
         key = request.auth
         if not isinstance(key, ApiKey):
             return True
-        limit = key.rate_limit_per_minute or settings.INGEST_RATE_LIMIT_PER_MINUTE
-        window = int(time.time() // 60)
-        self.window_end = (window + 1) * 60
-        try:
-            return _count(f"costboard:rate:{key.prefix}:{window}") <= limit
-        except Exception:  # a cache outage must not stop ingest: fail open on the limit only
-            return True
+        self.retry_after = rate_limit_wait(key)
+        return self.retry_after is None
 
-    def wait(self) -> float:
-        return max(1.0, self.window_end - time.time())
+    def wait(self) -> float | None:
+        return self.retry_after
+
+
+def rate_limit_wait(key: ApiKey) -> float | None:
+    """Count one request against the key's limit: None if allowed, else seconds to wait."""
+    limit = key.rate_limit_per_minute or settings.INGEST_RATE_LIMIT_PER_MINUTE
+    now = time.time()
+    window = int(now // 60)
+    try:
+        if _count(f"costboard:rate:{key.prefix}:{window}") <= limit:
+            return None
+    except Exception:  # a cache outage must not stop ingest: fail open on the limit only
+        return None
+    return max(1.0, (window + 1) * 60 - now)
 
 
 def _count(counter: str) -> int:
     """Increment the window's counter; one round trip to Redis (INCR + EXPIRE NX)."""
-    client: Any = getattr(cache, "_cache", None)  # RedisCache's private, untyped client
-    if hasattr(client, "get_client"):
-        redis = client.get_client(counter, write=True)
+    redis = _redis_client()
+    if redis is not None:
         name = cache.make_and_validate_key(counter)
         pipe = redis.pipeline(transaction=False)
         pipe.incr(name)
@@ -93,3 +116,15 @@ def _count(counter: str) -> int:
         return int(pipe.execute()[0])
     cache.add(counter, 0, timeout=120)
     return cache.incr(counter)
+
+
+def _redis_client() -> Any:
+    """The Redis client behind the cache, reused: RedisCache builds a new one per operation."""
+    backend: Any = getattr(cache, "_cache", None)  # RedisCache's private, untyped client
+    if not hasattr(backend, "get_client"):
+        return None
+    client = getattr(backend, "costboard_client", None)
+    if client is None:
+        # The cache backend is per thread (and per process): so is the client kept on it.
+        client = backend.costboard_client = backend.get_client(write=True)
+    return client

@@ -20,27 +20,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+def _wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Until a worker answers: gunicorn listens before its workers have imported the app, and
+    on a busy machine booting one takes seconds, longer than a test client's timeout."""
+    probe = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
+            with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+                sock.sendall(probe)
+                if sock.recv(16).startswith(b"HTTP/"):
+                    return
         except OSError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise RuntimeError("server did not start")
 
 
 @contextmanager
 def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
-    """Yield the base URL of a gunicorn serving Costboard with `env` on top of ours."""
+    """Yield the base URL of a gunicorn serving Costboard with `env` on top of ours, configured
+    as in production (deploy/gunicorn.conf.py) but for the number of workers."""
     port = free_port()
     full_env = {**os.environ, "SECRET_KEY": "test-only-secret-key", **env}
     cmd = [
-        sys.executable, "-m", "gunicorn", "costboard.wsgi",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
+        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+        "costboard.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        "--log-level", "warning",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env)
     try:
