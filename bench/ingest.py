@@ -17,11 +17,12 @@ All in one run:
    once into the real table, whose three deferred foreign keys are checked per row. For
    reference (a', a'') it calls `ingest.services.ingest_events` in-process with 100 and 1
    events: the whole service path (validation, pricing, transaction, Redis) without HTTP;
-3. (b) starts gunicorn (`--configs` workers x threads are swept with `--connections` client
-   connections each, then the best point is run again for `--seconds`) and POSTs
-   `{"events": [100 events]}` from client processes: a raw-socket HTTP/1.1 client that keeps
-   connections alive when the server allows it (gunicorn's sync workers close them after
-   every answer) and costs ~0.1-0.2 ms of CPU per request; its CPU use is printed;
+3. (b) starts gunicorn with production's `deploy/gunicorn.conf.py` (`--configs` workers x
+   threads are swept with `--connections` client connections each, then the best point is run
+   again for `--seconds`) and POSTs `{"events": [100 events]}` from client processes: a
+   raw-socket HTTP/1.1 client that keeps connections alive when the server allows it (the
+   config's threaded workers do) and costs ~0.1-0.2 ms of CPU per request; its CPU use is
+   printed;
 4. (c) the same with one event per request;
 5. checks that the database holds exactly the events the 2xx answers said were accepted;
 6. prints a table of a, b, c, b/a and pass/fail against the targets.
@@ -54,6 +55,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 VENV_BIN = ROOT / ".venv" / "bin"
+GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # `bench/ingest.py` would shadow the app's `ingest` package: put the project root first.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
@@ -334,6 +336,7 @@ def phase_copy(args: argparse.Namespace, copy_key: str) -> dict[str, Any]:
     import psycopg
     from django.db import connections
     from django.utils import timezone
+    from psycopg.types.json import Jsonb
 
     from ingest.services import COLUMNS, PG_TYPES, TABLE, _rows
     from ingest.validation import validate_event
@@ -357,6 +360,8 @@ def phase_copy(args: argparse.Namespace, copy_key: str) -> dict[str, Any]:
         t1 = time.perf_counter()
         rows = list(_rows(key, 0, valid, now))
         t2 = time.perf_counter()
+        # The tags come as dicts; Jsonb adapts them for text COPY as well as binary.
+        rows = [(*row[:-1], Jsonb(row[-1])) for row in rows]
         return rows, (t1 - t0) / count * 1e6, (t2 - t1) / count * 1e6
 
     url = f"postgresql://postgres@127.0.0.1:5432/{args.db}"
@@ -624,12 +629,12 @@ class Servers:
     def start(
         self, args: argparse.Namespace, workers: int, threads: int
     ) -> subprocess.Popen[bytes]:
+        # Production's configuration (worker class, keep-alive); only the counts vary.
         cmd = [
-            str(VENV_BIN / "gunicorn"), "costboard.wsgi", "--bind", f"127.0.0.1:{args.port}",
-            "--workers", str(workers), "--log-level", "warning",
+            str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), "costboard.wsgi",
+            "--bind", f"127.0.0.1:{args.port}", "--workers", str(workers),
+            "--threads", str(threads), "--log-level", "warning",
         ]  # fmt: skip
-        if threads > 1:
-            cmd += ["--threads", str(threads)]
         with open(args.server_log, "ab") as logfile:
             proc = subprocess.Popen(
                 cmd, cwd=ROOT, env=bench_env(args), start_new_session=True,
@@ -939,9 +944,8 @@ def main() -> int:
             label = f"final {workers}w x {threads}t, {conns} conns {kind}"
             finals[phase] = measure(args, server, batch, args.seconds, label, conns, runs)
             finals[phase]["config"] = (
-                f"gunicorn --workers {workers}"
-                + (f" --threads {threads}" if threads > 1 else "")
-                + f", {conns} client connections"
+                f"gunicorn -c deploy/gunicorn.conf.py --workers {workers} --threads {threads}"
+                f", {conns} client connections"
             )
             if args.keep and phase == "c":
                 servers.procs.remove(server)

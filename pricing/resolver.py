@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.db import models
 
-from pricing.catalog import ZERO, TokenCounts, catalog_price
+from pricing.catalog import ZERO, CatalogPrice, PriceHistory, TokenCounts, price_history
 from pricing.models import PriceOverride
 from tenants.models import Tenant
 
@@ -75,13 +75,8 @@ class TenantPricer:
                     row.cache_write_per_mtok,
                 )
             )
-
-    def _override(self, provider: str, model: str, at: datetime) -> OverridePrice | None:
-        history = self._overrides.get((provider, model))
-        if not history:
-            return None
-        index = bisect.bisect_right([o.effective_from for o in history], at) - 1
-        return history[index] if index >= 0 else None
+        # (provider, model) as the client spelled them -> where their prices come from.
+        self._models: dict[tuple[str, str], _ModelPrices] = {}
 
     def price(
         self,
@@ -91,16 +86,46 @@ class TenantPricer:
         at: datetime,
         client_cost: Decimal | None = None,
     ) -> tuple[Decimal, str]:
-        provider, model_key = normalise_provider(provider), model.strip().lower()
-        override = self._override(provider, model_key, at)
+        prices = self._models.get((provider, model)) or self._look_up(provider, model)
+        override = prices.override_at(at)
         if override is not None:
             return override.cost(tokens), CostSource.OVERRIDE
-        catalog = catalog_price(provider, model_key, at)
+        catalog = prices.catalog_at(at)
         if catalog is not None:
             return catalog.cost(tokens), CostSource.CATALOG
         if client_cost is not None:
             return client_cost, CostSource.CLIENT
         return ZERO, CostSource.UNPRICED
+
+    def _look_up(self, provider: str, model: str) -> _ModelPrices:
+        """Normalise the names and find their overrides and catalog entry once, not per event."""
+        provider_key, model_key = normalise_provider(provider), model.strip().lower()
+        history = self._overrides.get((provider_key, model_key), [])
+        starts = [o.effective_from for o in history]
+        prices = _ModelPrices(history, starts, price_history(provider_key, model_key))
+        if len(self._models) >= MAX_MODELS:  # clients choose the names: stay bounded
+            self._models.clear()
+        self._models[(provider, model)] = prices
+        return prices
+
+
+MAX_MODELS = 4096
+
+
+@dataclass
+class _ModelPrices:
+    overrides: list[OverridePrice]
+    starts: list[datetime]
+    catalog: PriceHistory | None
+
+    def override_at(self, at: datetime) -> OverridePrice | None:
+        if not self.overrides:
+            return None
+        index = bisect.bisect_right(self.starts, at) - 1
+        return self.overrides[index] if index >= 0 else None
+
+    def catalog_at(self, at: datetime) -> CatalogPrice | None:
+        return None if self.catalog is None else self.catalog.at(at)
 
 
 _pricers: dict[int, tuple[tuple[object, ...], TenantPricer]] = {}
