@@ -27,5 +27,6 @@ RUN SECRET_KEY=build-time-only-not-a-secret python manage.py collectstatic --no-
 USER costboard
 
 EXPOSE 8000
-# Workers: gunicorn reads WEB_CONCURRENCY (docker-compose.yml sets it).
-CMD ["gunicorn", "costboard.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+# deploy/gunicorn.conf.py: threaded workers with keep-alive, as bench/ingest.py measures them;
+# WEB_CONCURRENCY sets the number of workers (docker-compose.yml sets it).
+CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "costboard.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
