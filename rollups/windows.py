@@ -190,7 +190,7 @@ def _threshold_top(
     algorithm): read each window's top k by index; a consumer in none of those lists spends
     at most the sum of the lists' k-th values, so once the N-th best exact total of the
     consumers seen beats that, the ranking is final. Otherwise read deeper (k x 4)."""
-    depth = limit
+    depth = max(4 * limit, 40)  # deep enough that most pages need one round
     while True:
         lists = [_window_top(tenant_id, part, kind, environment, depth) for part in parts]
         seen = {consumer for ranked in lists for consumer, _ in ranked}
@@ -221,16 +221,21 @@ def _exact_totals(
 ) -> list[dict[str, Any]]:
     """Each consumer's sums over all the parts, best first (ties by name, as the daily path)."""
     out: dict[str, dict[str, Any]] = {}
-    for part in parts:
-        rows = _rows_of(tenant_id, part, kind, environment).filter(consumer__in=consumers)
-        for consumer, cost, requests, tokens_in, tokens_out in rows.values_list(
-            "consumer", "cost_usd", "requests", "input_tokens", "output_tokens"
-        ):
-            row = out.setdefault(consumer, {"consumer": consumer, "c": Decimal(0), "n": 0, "t": 0})
-            row["c"] += Decimal(str(cost))  # SQLite returns floats; money stays Decimal
-            row["n"] += requests
-            row["t"] += tokens_in + tokens_out
+    rows = ConsumerWindowRollup.objects.for_tenant(tenant_id).filter(
+        _any_part(parts), kind=kind, environment=environment, consumer__in=consumers
+    )
+    for consumer, cost, requests, tokens_in, tokens_out in rows.values_list(
+        "consumer", "cost_usd", "requests", "input_tokens", "output_tokens"
+    ):
+        row = out.setdefault(consumer, {"consumer": consumer, "c": Decimal(0), "n": 0, "t": 0})
+        row["c"] += Decimal(str(cost))  # SQLite returns floats; money stays Decimal
+        row["n"] += requests
+        row["t"] += tokens_in + tokens_out
     return sorted(out.values(), key=lambda r: (-r["c"], r["consumer"]))
+
+
+def _any_part(parts: list[Window]) -> Q:
+    return reduce(operator.or_, (Q(first_day=a, last_day=b) for a, b in parts))
 
 
 def _window_totals(
@@ -249,9 +254,7 @@ def _window_totals(
         environment=environment,
         consumer="",
     )
-    built = ConsumerWindow.objects.for_tenant(tenant_id).filter(
-        reduce(operator.or_, (Q(first_day=a, last_day=b) for a, b in parts))
-    )
+    built = ConsumerWindow.objects.for_tenant(tenant_id).filter(_any_part(parts))
     found = list(built.annotate(total=Subquery(total.values("cost_usd")[:1])).values_list("total"))
     if len(found) < len(parts):
         return None

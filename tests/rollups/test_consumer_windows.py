@@ -137,11 +137,16 @@ def test_it_has_a_window_for_every_standard_range(now: datetime) -> None:
 
 @pytest.mark.django_db
 def test_it_finds_a_top_consumer_who_leads_neither_yesterday_nor_today(world: World) -> None:
-    # Yesterday ann leads, today cy leads; over both days bob, second each day, spends most.
+    # Neither day's leader leads both days together: ann and cy against bob, and dan, who is
+    # deep in each day's list, against everyone.
     yesterday, today = NOW - timedelta(days=1), NOW - timedelta(minutes=1)
     calls = [("ann", yesterday, "10"), ("bob", yesterday, "9"), ("cy", yesterday, "0.5")]
     calls += [("cy", today, "10"), ("bob", today, "9"), ("ann", today, "0.5")]
     calls += [(f"u{n}", when, "0.01") for n in range(30) for when in (yesterday, today)]
+    # Deeper than the first round reads: dan is 51st each day and first over both days.
+    calls += [(f"y{n}", yesterday, str(100 - n)) for n in range(60)]
+    calls += [(f"t{n}", today, str(100 - n)) for n in range(60)]
+    calls += [("dan", yesterday, "50.5"), ("dan", today, "50.5")]
     batch = [_call(n, when, user, cost) for n, (user, when, cost) in enumerate(calls)]
     ingest_events(world.ingest.key, batch)
     roll_up_all_pending(world.tenant.pk)
@@ -152,5 +157,10 @@ def test_it_finds_a_top_consumer_who_leads_neither_yesterday_nor_today(world: Wo
         windows.drop_windows(world.tenant.pk)
         assert ranked == selectors.consumers(world.tenant, f, teams, "user", limit), limit
         refresh_consumer_windows(world.tenant.pk)
-    top = selectors.consumers(world.tenant, f, teams, "user", 1)
-    assert [(r.key, r.cost) for r in top] == [("bob", Decimal("18"))]
+    top = selectors.consumers(world.tenant, f, teams, "user", 4)
+    assert [(r.key, r.cost) for r in top] == [
+        ("dan", Decimal("101")),
+        ("t0", Decimal("100")),
+        ("y0", Decimal("100")),
+        ("t1", Decimal("99")),
+    ]
