@@ -121,3 +121,11 @@ def test_it_keeps_hostile_names_inert_on_every_page(world: World, name: str) -> 
         for blob in re.findall(r'type="application/json">(.*?)</script>', page, re.S):
             assert "<" not in blob  # json_script escapes < as \\u003C inside figures
             assert "<script" not in json.dumps(json.loads(blob))  # labels are HTML-escaped
+
+
+def test_it_keeps_the_chosen_filters_selected_in_the_filter_bar(world: World) -> None:
+    _seed(world)
+    page = login("member").get("/?range=7d&feature=rag&environment=staging").content.decode()
+    assert "<option selected>rag</option>" in page and "<option>chat</option>" in page
+    assert "<option selected>staging</option>" in page
+    assert "<option>support</option>" in page  # a team, not chosen
