@@ -142,8 +142,21 @@ class Totals:
         return percentile([getattr(self, n) for n in LATENCY_FIELDS], q)
 
 
-def totals(rows: QuerySet[Any]) -> Totals:
-    return Totals(rows.aggregate(**{name: Sum(name) for name in SUMMED}))
+def totals_now_and_before(tenant: Tenant, f: Filters, teams: TeamIndex) -> tuple[Totals, Totals]:
+    """The period's totals and the previous period's, in one query over both."""
+    now = _in_period(f)
+    sums = {f"n_{name}": Sum(name, filter=now) for name in SUMMED}
+    sums |= {f"b_{name}": Sum(name, filter=~now) for name in SUMMED}
+    span = replace(f, start=f.previous().start)
+    row = rollups(tenant, span, teams).aggregate(**sums)
+    return Totals({k[2:]: v for k, v in row.items() if k.startswith("n_")}), Totals(
+        {k[2:]: v for k, v in row.items() if k.startswith("b_")}
+    )
+
+
+def _in_period(f: Filters) -> Q:
+    """Rows of the period itself, in a query that also reads the period before."""
+    return Q(**{f"{period_field(f)}__gte": f.start if f.hourly else f.first_day})
 
 
 def percentile(buckets: list[int], q: float) -> float | None:
@@ -189,7 +202,7 @@ def top(
     row falls in, so "change" costs no second pass over the rollups.
     """
     fields = _fields(dim)
-    now = Q(**{f"{period_field(f)}__gte": f.start if f.hourly else f.first_day})
+    now = _in_period(f)
     sums = {
         "c": Sum("cost_usd", filter=now),
         "n": Sum("requests", filter=now),

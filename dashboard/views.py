@@ -19,15 +19,15 @@ from tenants.models import Team, Tenant
 
 def _base(request: HttpRequest, ctx: TenantContext, f: Filters, teams: TeamIndex) -> dict[str, Any]:
     """What every page shows: the filter bar, the totals and the unpriced-usage banner."""
-    rows = selectors.rollups(ctx.tenant, f, teams)
+    totals, previous = selectors.totals_now_and_before(ctx.tenant, f, teams)
     return {
         "ctx": ctx,
         "f": f,
         "ranges": RANGES,
         "stacks": STACKS,
         "choices": selectors.filter_choices(ctx.tenant, teams),
-        "totals": selectors.totals(rows),
-        "previous": selectors.totals(selectors.rollups(ctx.tenant, f.previous(), teams)),
+        "totals": totals,
+        "previous": previous,
         "unpriced": selectors.unpriced_models(ctx.tenant, f, teams),
     }
 

@@ -89,3 +89,14 @@ def test_it_stacks_the_top_features_and_folds_the_rest_into_other(world: World) 
     day = (NOW - timedelta(days=1)).date()
     assert series["f9"] == {day: 10 * CALL}
     assert series["other"] == {day: 3 * CALL}  # f0 (1 call) and f1 (2 calls)
+
+
+@pytest.mark.django_db
+def test_it_totals_the_period_and_the_one_before_apart(world: World) -> None:
+    _seed(world)
+    f = parse_filters(QueryDict("range=7d"))
+    now, before = selectors.totals_now_and_before(
+        world.tenant, f, selectors.TeamIndex.of(world.tenant)
+    )
+    assert (now.requests, now.cost_usd) == (3, 2 * CALL + MINI)
+    assert (before.requests, before.cost_usd) == (2, 2 * CALL)
