@@ -32,29 +32,13 @@ from budgets.demo import set_up_budgets
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import store_events
 from ingest.validation import ValidEvent
-from rollups.models import (
-    ConsumerDailyRollup,
-    ConsumerWindow,
-    ConsumerWindowRollup,
-    DailyRollup,
-    DailySlice,
-    HourlyRollup,
-    HourlySlice,
-)
+from rollups.models import ROLLUP_MODELS, DailyRollup
 from rollups.services import roll_up_all_pending
 from tenants.models import ApiKey, Role, Scope, Team, Tenant
+from tenants.scoping import TenantOwned
 from tenants.services import add_member, create_api_key, create_team, create_tenant
 
 TENANT_SLUG = "acme"
-ROLLUP_MODELS = (
-    HourlyRollup,
-    DailyRollup,
-    HourlySlice,
-    DailySlice,
-    ConsumerDailyRollup,
-    ConsumerWindow,
-    ConsumerWindowRollup,
-)
 TENANT_NAME = "Acme Corp"
 PASSWORD = "costboard-demo"  # noqa: S105 - the published demo login, printed by `make demo`
 LOGINS = {"admin": Role.ADMIN, "finance": Role.FINANCE, "viewer": Role.VIEWER}
@@ -180,7 +164,8 @@ def reset() -> bool:
         # Scoped deletes, no unscoped manager needed. The big tables go first as one DELETE
         # each (the tenant's cascade would collect every row), then the keys, because
         # ApiKey.team is PROTECT: with keys left, tenant.delete() raises ProtectedError.
-        for model in (UsageEvent, PendingBatch, *ROLLUP_MODELS):
+        owned: tuple[type[TenantOwned], ...] = (UsageEvent, PendingBatch, *ROLLUP_MODELS)
+        for model in owned:
             model.objects.for_tenant(tenant).delete()
         ApiKey.objects.for_tenant(tenant).delete()
         tenant.delete()  # cascades teams, memberships, price overrides, ...

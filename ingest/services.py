@@ -187,7 +187,8 @@ PG_EVENT_COLUMNS = (
     ("status_code", "int"), ("client_cost_usd", "numeric"), ("cost_usd", "numeric"),
     ("cost_source", "text"), ("tags", "jsonb"),
 )  # fmt: skip
-PG_STORE = (
+# The batch row first, then the events with its id and the batch's own values.
+_PG_STORE_HEAD = (
     f"WITH batch AS (INSERT INTO {PendingBatch._meta.db_table} "  # noqa: S608 - constants only
     "(tenant_id, created_at, offered, rejected) "
     "VALUES (%(tenant)b::bigint, %(now)b::timestamptz, %(offered)b::int, %(rejected)b::int) "
@@ -195,7 +196,10 @@ PG_STORE = (
     f"INSERT INTO {TABLE} (batch_id, tenant_id, api_key_id, received_at, hour, "
     f"{', '.join(name for name, _ in PG_EVENT_COLUMNS)}) "
     "SELECT batch.id, %(tenant)b::bigint, %(key)b::bigint, %(now)b::timestamptz, "
-    "date_trunc('hour', e.timestamp, 'UTC'), e.* FROM batch, unnest("
+)
+PG_STORE = (
+    _PG_STORE_HEAD
+    + "date_trunc('hour', e.timestamp, 'UTC'), e.* FROM batch, unnest("
     + ", ".join(f"%({name})b::{pg_type}[]" for name, pg_type in PG_EVENT_COLUMNS)
     + f") AS e({', '.join(name for name, _ in PG_EVENT_COLUMNS)}) "
     "ON CONFLICT (tenant_id, event_id) DO NOTHING"
@@ -203,14 +207,8 @@ PG_STORE = (
 # One event (what most calls of a client that does not batch send): plain parameters, far
 # cheaper to send than nineteen one-element arrays.
 PG_STORE_ONE = (
-    f"WITH batch AS (INSERT INTO {PendingBatch._meta.db_table} "  # noqa: S608 - constants only
-    "(tenant_id, created_at, offered, rejected) "
-    "VALUES (%(tenant)b::bigint, %(now)b::timestamptz, %(offered)b::int, %(rejected)b::int) "
-    "RETURNING id) "
-    f"INSERT INTO {TABLE} (batch_id, tenant_id, api_key_id, received_at, hour, "
-    f"{', '.join(name for name, _ in PG_EVENT_COLUMNS)}) "
-    "SELECT batch.id, %(tenant)b::bigint, %(key)b::bigint, %(now)b::timestamptz, "
-    "date_trunc('hour', %(timestamp)b::timestamptz, 'UTC'), "
+    _PG_STORE_HEAD
+    + "date_trunc('hour', %(timestamp)b::timestamptz, 'UTC'), "
     + ", ".join(f"%({name})b::{pg_type}" for name, pg_type in PG_EVENT_COLUMNS)
     + " FROM batch ON CONFLICT (tenant_id, event_id) DO NOTHING"
 )

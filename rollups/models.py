@@ -136,7 +136,22 @@ class DailySlice(TenantOwned, Dimensions, Measures):
         ]
 
 
-class ConsumerDailyRollup(TenantOwned):
+class ConsumerMeasures(models.Model):
+    """What per-consumer rollups sum (end users and API keys), daily or over a window."""
+
+    requests = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = money_field(default=0)
+
+    class Meta:
+        abstract = True
+
+
+CONSUMER_MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
+
+
+class ConsumerDailyRollup(TenantOwned, ConsumerMeasures):
     """Daily spend per end user and per API key, for top-consumer tables."""
 
     class Kind(models.TextChoices):
@@ -148,10 +163,6 @@ class ConsumerDailyRollup(TenantOwned):
     consumer = models.CharField(max_length=128)  # the user_id, or the API key's pk
     team_pk = models.BigIntegerField(default=NO_TEAM)
     environment = models.CharField(max_length=64)
-    requests = models.BigIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    cost_usd = money_field(default=0)
 
     class Meta(TenantOwned.Meta):
         constraints = [
@@ -174,11 +185,12 @@ class ConsumerDailyRollup(TenantOwned):
 class ConsumerWindow(TenantOwned):
     """A day range whose per-consumer totals `ConsumerWindowRollup` keeps, ready to rank.
 
-    The dashboard's standard ranges (last 24 hours, 7 and 30 days, month to date, last month)
-    end on fixed UTC days, so their top end users and keys can be summed as events arrive
-    instead of over some 600k per-user daily rows per page view. A row here means the window
-    is complete: built from the daily rollups, then added to by every merge (under the
-    tenant's rollup lock, so nothing lands in one and not the other).
+    The closed days of each dashboard standard range (last 24 hours, 7 and 30 days, month to
+    date, last month), and today: their top end users and keys are read from an index instead
+    of summing some 600k per-user daily rows per page view (see `rollups.windows`). A row here
+    means the window is complete: built from the daily rollups, then added to by the merges
+    of events of its days (under the tenant's rollup lock, so nothing lands in one and not
+    the other).
     """
 
     first_day = models.DateField()
@@ -192,7 +204,7 @@ class ConsumerWindow(TenantOwned):
         ]
 
 
-class ConsumerWindowRollup(TenantOwned):
+class ConsumerWindowRollup(TenantOwned, ConsumerMeasures):
     """Spend per end user or API key over one `ConsumerWindow`, all teams together.
 
     `environment` "" sums every environment; `consumer` "" is the total of all consumers
@@ -204,10 +216,6 @@ class ConsumerWindowRollup(TenantOwned):
     kind = models.CharField(max_length=8, choices=ConsumerDailyRollup.Kind.choices)
     consumer = models.CharField(max_length=128)
     environment = models.CharField(max_length=64)
-    requests = models.BigIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    cost_usd = money_field(default=0)
 
     class Meta(TenantOwned.Meta):
         constraints = [
@@ -254,3 +262,16 @@ class LifetimeRollup(TenantOwned, Dimensions, Measures):
                 fields=["tenant", *DIMENSIONS], name="lifetime_rollup_unique_key"
             )
         ]
+
+
+# Every rollup table of a tenant, for whatever must empty them all (the demo's reset, tests).
+ROLLUP_MODELS: tuple[type[TenantOwned], ...] = (
+    HourlyRollup,
+    DailyRollup,
+    HourlySlice,
+    DailySlice,
+    LifetimeRollup,
+    ConsumerDailyRollup,
+    ConsumerWindow,
+    ConsumerWindowRollup,
+)

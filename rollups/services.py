@@ -24,6 +24,7 @@ from pricing.catalog import TokenCounts
 from pricing.resolver import CostSource, pricer_for
 from rollups import sql, windows
 from rollups.models import (
+    CONSUMER_MEASURES,
     DIMENSIONS,
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
@@ -83,7 +84,6 @@ def _histogram(field: str, names: tuple[str, ...], bounds: tuple[int, ...]) -> d
 
 
 MEASURES = tuple(_measures())
-CONSUMER_MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
 
 
 def _annotated(grouped: QuerySet[Any], measures: dict[str, Any]) -> Iterable[Row]:

@@ -25,10 +25,14 @@ from typing import Any
 from django.db import connection
 from django.db.models import OuterRef, Q, Subquery
 
-from rollups.models import ConsumerDailyRollup, ConsumerWindow, ConsumerWindowRollup
+from rollups.models import (
+    CONSUMER_MEASURES,
+    ConsumerDailyRollup,
+    ConsumerWindow,
+    ConsumerWindowRollup,
+)
 
 Window = tuple[date, date]
-MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
 WINDOWS = ConsumerWindowRollup._meta.db_table
 DAILY = ConsumerDailyRollup._meta.db_table
 WINDOW_LIST = ConsumerWindow._meta.db_table
@@ -92,7 +96,7 @@ def _build(tenant_id: int, first: date, last: date) -> None:
 # "") per environment and overall, so a page's share column needs no sum over every row.
 ROLLUPS = (("consumer", "environment"), ("consumer",), ("environment",), ())
 _KEYS = ("first_day", "last_day", "kind", "consumer", "environment")
-_COLUMNS = f"tenant_id, {', '.join(_KEYS)}, {', '.join(MEASURES)}"
+_COLUMNS = f"tenant_id, {', '.join(_KEYS)}, {', '.join(CONSUMER_MEASURES)}"
 
 
 def _build_sql(kept: tuple[str, ...]) -> str:
@@ -101,7 +105,7 @@ def _build_sql(kept: tuple[str, ...]) -> str:
     return (
         f"INSERT INTO {WINDOWS} ({_COLUMNS}) "  # noqa: S608 - built from constants
         f"SELECT tenant_id, %s, %s, kind, {', '.join(keys)}, "
-        f"{', '.join(f'SUM({m})' for m in MEASURES)} "
+        f"{', '.join(f'SUM({m})' for m in CONSUMER_MEASURES)} "
         f"FROM {DAILY} WHERE tenant_id = %s AND day >= %s AND day <= %s "
         f"GROUP BY {', '.join(['tenant_id', 'kind', *kept])}"
     )
@@ -126,9 +130,9 @@ def add_daily_rows(tenant_id: int, rows: list[dict[str, Any]]) -> None:
                 names = [row[k] if k in kept else "" for k in ("consumer", "environment")]
                 key = (first, last, row["kind"], *names)
                 target = sums.setdefault(key, dict(zip(_KEYS, key, strict=True)))
-                for m in MEASURES:
+                for m in CONSUMER_MEASURES:
                     target[m] = target.get(m, 0) + row[m]
-    _upsert_add(ConsumerWindowRollup, tenant_id, _KEYS, MEASURES, list(sums.values()))
+    _upsert_add(ConsumerWindowRollup, tenant_id, _KEYS, CONSUMER_MEASURES, list(sums.values()))
 
 
 # The PostgreSQL merge: the same per-consumer sums the daily upserts take from the batch's
@@ -145,7 +149,7 @@ ADD_BATCHES_SQL = (
     + ", ".join("(" + ", ".join(f"e.{k}" for k in kept) + ")" for kept in ROLLUPS)
     + ") ORDER BY 1, 2, 3, 4, 5, 6 "
     f"ON CONFLICT (tenant_id, {', '.join(_KEYS)}) DO UPDATE SET "
-    + ", ".join(f"{m} = {WINDOWS}.{m} + EXCLUDED.{m}" for m in MEASURES)
+    + ", ".join(f"{m} = {WINDOWS}.{m} + EXCLUDED.{m}" for m in CONSUMER_MEASURES)
 )
 
 

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import ingest_events
-from rollups.models import ConsumerWindow
+from rollups.models import ROLLUP_MODELS, ConsumerWindow
 from rollups.services import recompute, roll_up_pending
 from rollups.windows import standard_windows
+from tenants.scoping import TenantOwned
 from tests.conftest import World
 from tests.rollups.helpers import assert_rollups_match_raw
 
@@ -82,30 +83,8 @@ def test_it_keeps_rollups_equal_to_raw_events(world: World, steps: list[tuple[An
 
 def _reset(tenant: Any) -> None:
     # Hypothesis reuses the function-scoped fixture across examples: start each one empty.
-    from ingest.models import UsageEvent
-    from rollups.models import (
-        ConsumerDailyRollup,
-        ConsumerWindow,
-        ConsumerWindowRollup,
-        DailyRollup,
-        DailySlice,
-        HourlyRollup,
-        HourlySlice,
-        LifetimeRollup,
-    )
-
-    for model in (
-        UsageEvent,
-        PendingBatch,
-        HourlyRollup,
-        DailyRollup,
-        ConsumerDailyRollup,
-        LifetimeRollup,
-        ConsumerWindow,
-        ConsumerWindowRollup,
-        HourlySlice,
-        DailySlice,
-    ):
+    owned: tuple[type[TenantOwned], ...] = (UsageEvent, PendingBatch, *ROLLUP_MODELS)
+    for model in owned:
         model.objects.for_tenant(tenant).delete()
 
 

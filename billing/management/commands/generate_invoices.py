@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from billing import months, services
 from billing.models import Invoice
+from tenants.commands import tenants_from_option
 from tenants.models import Tenant
 
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
             month = months.parse_month(opts["month"])
         except months.BadMonth as exc:
             raise CommandError(f"--month: {exc}") from None
-        tenants = self._tenants(opts["tenant"])
+        tenants = tenants_from_option(opts["tenant"])
         now = timezone.now()
         self._check(tenants, month, opts["finalize"], now)
         started, total = time.monotonic(), 0
@@ -41,14 +42,6 @@ class Command(BaseCommand):
             f"done: {len(tenants)} tenant(s), {total} invoice(s) for {months.label(month)} "
             f"in {time.monotonic() - started:.1f}s"
         )
-
-    def _tenants(self, slug: str | None) -> list[Tenant]:
-        if slug is None:
-            return list(Tenant.objects.order_by("slug"))
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"tenant {slug!r} does not exist")
-        return [tenant]
 
     def _check(self, tenants: list[Tenant], month: date, finalize: bool, now: Any) -> None:
         """Refuse before writing anything: a month not started, or finalizing an open one."""

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from rollups import services
+from tenants.commands import tenants_from_option
 from tenants.models import Tenant
 
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--since", help="YYYY-MM-DD: recompute from the start of this UTC day")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        tenants = self._tenants(opts["tenant"])
+        tenants = tenants_from_option(opts["tenant"])
         since = self._since(opts["since"]) if opts["since"] else None
         for tenant in tenants:
             pending = services.roll_up_all_pending(tenant.pk)
@@ -46,14 +47,6 @@ class Command(BaseCommand):
             f"{tenant.slug}: re-priced {repriced} events and rebuilt rollups from {since} "
             f"over {events} events in {time.monotonic() - started:.1f}s"
         )
-
-    def _tenants(self, slug: str | None) -> list[Tenant]:
-        if slug is None:
-            return list(Tenant.objects.order_by("slug"))
-        tenant = Tenant.objects.filter(slug=slug).first()
-        if tenant is None:
-            raise CommandError(f"tenant {slug!r} does not exist")
-        return [tenant]
 
     def _since(self, raw: str) -> date:
         try:
