@@ -18,6 +18,7 @@ from dashboard.filters import Filters
 from rollups import windows
 from rollups.forecast import forecast_period_end
 from rollups.models import (
+    ALL_ENVIRONMENTS,
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
     NO_TEAM,
@@ -64,42 +65,77 @@ class TeamIndex:
         return next((pk for pk, t in self.by_pk.items() if t.slug == slug), None)
 
 
-def rollups(tenant: Tenant, f: Filters, teams: TeamIndex, grouping: str = "all") -> QuerySet[Any]:
+Grouping = str | tuple[str, ...]
+SLICE_MODELS = (HourlySlice, DailySlice)
+
+
+def rollups(
+    tenant: Tenant, f: Filters, teams: TeamIndex, grouping: Grouping = "all"
+) -> QuerySet[Any]:
     """The rollup rows a page's filters select: hourly for short ranges, daily otherwise.
 
-    `grouping` names the one dimension the caller groups by ("all" for none). With no team,
-    feature or model filter, the slice keeping just that dimension has the same sums in far
-    fewer rows; otherwise the full rollups are filtered.
+    `grouping` names the one dimension the caller groups by ("all" for none), or several
+    that it groups by separately. Where a slice holds the same sums (see `_slices_for`) it is
+    read instead of the full rollups, in far fewer rows.
     """
     if f.hourly:
-        model: type[Any] = HourlySlice if _sliceable(f) else HourlyRollup
+        slices = _slices_for(f, grouping)
+        model: type[Any] = HourlyRollup if slices is None else HourlySlice
         rows = model.objects.for_tenant(tenant).filter(hour__gte=f.start, hour__lt=f.end)
-        return _narrow(rows, f, teams, grouping)
+        return _narrow(rows, f, teams, slices)
     return daily(tenant, f, teams, f.first_day, f.last_day, grouping)
 
 
 def daily(
-    tenant: Tenant, f: Filters, teams: TeamIndex, first: date, last: date, grouping: str = "all"
+    tenant: Tenant,
+    f: Filters,
+    teams: TeamIndex,
+    first: date,
+    last: date,
+    grouping: Grouping = "all",
 ) -> QuerySet[Any]:
     """Daily rows of [first, last] under the page's filters (see `rollups`)."""
-    model: type[Any] = DailySlice if _sliceable(f) else DailyRollup
+    slices = _slices_for(f, grouping)
+    model: type[Any] = DailyRollup if slices is None else DailySlice
     rows = model.objects.for_tenant(tenant).filter(day__gte=first, day__lte=last)
-    return _narrow(rows, f, teams, grouping)
+    return _narrow(rows, f, teams, slices)
 
 
-def _sliceable(f: Filters) -> bool:
-    return not (f.team or f.feature or f.model)
+def _slices_for(f: Filters, grouping: Grouping) -> list[str] | None:
+    """The slices that hold what a query grouped by `grouping` needs, or None for the full
+    rollups. Unfiltered, each grouping's own slice; filtered by one of team, feature or
+    model, that dimension's slice when the query groups by nothing else (a team page's
+    totals and trends read one row per day)."""
+    names = [g if g in SLICES else "all" for g in _names(grouping)]
+    filtered = [d for d in ("team", "feature", "model") if getattr(f, d)]
+    if not filtered:
+        return names
+    if len(filtered) == 1 and set(names) <= {"all", filtered[0]}:
+        return filtered
+    return None
 
 
-def _narrow(rows: QuerySet[Any], f: Filters, teams: TeamIndex, grouping: str) -> QuerySet[Any]:
-    if rows.model in (HourlySlice, DailySlice):
-        rows = rows.filter(grouping=grouping if grouping in SLICES else "all")
+def _narrow(
+    rows: QuerySet[Any], f: Filters, teams: TeamIndex, slices: list[str] | None
+) -> QuerySet[Any]:
+    if slices is not None:
+        # A slice's rows of one environment, or its rows summed over all environments.
+        rows = rows.filter(environment=f.environment or ALL_ENVIRONMENTS)
+        rows = (
+            rows.filter(grouping=slices[0])
+            if len(slices) == 1
+            else rows.filter(grouping__in=slices)
+        )
     return dimension_filter(rows, f, teams)
+
+
+def _names(grouping: Grouping) -> tuple[str, ...]:
+    return (grouping,) if isinstance(grouping, str) else grouping
 
 
 def dimension_filter(rows: QuerySet[Any], f: Filters, teams: TeamIndex) -> QuerySet[Any]:
     for name in ("environment", "feature", "model"):
-        if getattr(f, name):
+        if getattr(f, name) and not (rows.model in SLICE_MODELS and name == "environment"):
             rows = rows.filter(**{name: getattr(f, name)})
     return _team_filter(rows, f, teams)
 
@@ -196,12 +232,21 @@ def _change(now: Decimal, before: Decimal | None) -> float | None:
 def top(
     tenant: Tenant, f: Filters, teams: TeamIndex, dim: str, limit: int | None = 10
 ) -> list[Row]:
-    """Top values of a dimension by spend, with share of the total and change vs before.
+    """Top values of a dimension by spend, with share of the total and change vs before."""
+    return tops(tenant, f, teams, (dim,), limit)[dim]
 
-    One query over this period and the one before: the sums are split by which period a
-    row falls in, so "change" costs no second pass over the rollups.
+
+def tops(
+    tenant: Tenant, f: Filters, teams: TeamIndex, dims: tuple[str, ...], limit: int | None = 10
+) -> dict[str, list[Row]]:
+    """`top` of several dimensions; from the slices, all of them in one query.
+
+    One query also covers this period and the one before: the sums are split by which
+    period a row falls in, so "change" costs no second pass over the rollups.
     """
-    fields = _fields(dim)
+    several = len(dims) > 1
+    if several and _slices_for(f, dims) is None:
+        return {dim: top(tenant, f, teams, dim, limit) for dim in dims}
     now = _in_period(f)
     sums = {
         "c": Sum("cost_usd", filter=now),
@@ -209,12 +254,22 @@ def top(
         "t": Sum(F("input_tokens") + F("output_tokens"), filter=now),
         "p": Sum("cost_usd", filter=~now),
     }
+    fields = list(dict.fromkeys(name for dim in dims for name in _fields(dim)))
     span = replace(f, start=f.previous().start)
-    rows = rollups(tenant, span, teams, dim).values(*fields).annotate(**sums)
-    current = [r for r in rows.order_by(F("c").desc(nulls_last=True)) if r["c"] is not None]
+    rows = rollups(tenant, span, teams, dims).values(*(["grouping"] if several else []), *fields)
+    found: dict[str, list[dict[str, Any]]] = {dim: [] for dim in dims}
+    for r in rows.annotate(**sums).order_by(F("c").desc(nulls_last=True)):
+        if r["c"] is not None:  # spent only in the period before
+            found[r["grouping"] if several else dims[0]].append(r)
+    return {dim: _ranked(found[dim], dim, teams, limit) for dim in dims}
+
+
+def _ranked(
+    current: list[dict[str, Any]], dim: str, teams: TeamIndex, limit: int | None
+) -> list[Row]:
     total = sum((r["c"] for r in current), ZERO)
     chosen = current[:limit] if limit else current
-    return [_row(r, fields, dim, teams, total) for r in chosen]
+    return [_row(r, _fields(dim), dim, teams, total) for r in chosen]
 
 
 def _fields(dim: str) -> list[str]:

@@ -51,9 +51,7 @@ def _has_usage(page: dict[str, Any]) -> bool:
 def overview(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     f, teams = parse_filters(request.GET), TeamIndex.of(ctx.tenant)
     page = _base(request, ctx, f, teams)
-    tops = {
-        dim: selectors.top(ctx.tenant, f, teams, dim, 5) for dim in ("team", "feature", "model")
-    }
+    tops = selectors.tops(ctx.tenant, f, teams, ("team", "feature", "model"), 5)
     users = selectors.consumers(ctx.tenant, f, teams, ConsumerDailyRollup.Kind.USER, 5)
     page.update(
         outlook=selectors.month_outlook(ctx.tenant, f, teams),
@@ -118,9 +116,7 @@ def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResp
     page.update(
         team=team,
         outlook=selectors.month_outlook(ctx.tenant, f, teams_index),
-        tops={
-            dim: selectors.top(ctx.tenant, f, teams_index, dim, 8) for dim in ("feature", "model")
-        },
+        tops=selectors.tops(ctx.tenant, f, teams_index, ("feature", "model"), 8),
         users=selectors.consumers(ctx.tenant, f, teams_index, ConsumerDailyRollup.Kind.USER, 8),
         figures={
             "spend": _spend_chart(ctx.tenant, f, teams_index, f.stack),

@@ -98,10 +98,12 @@ class DailyRollup(TenantOwned, Dimensions, Measures):
         indexes = [models.Index(fields=["tenant", "day"], name="daily_tenant_day")]
 
 
-# Slices: the same measures summed over all but one dimension (environment always kept).
-# An unfiltered page asking "spend per team per day" reads ~50 team rows a day instead of
-# every (team, feature, provider, model, environment) row; ungrouped dimensions hold their
-# blank value (team NO_TEAM, text ""). Filtered views still read the full rollups.
+# Slices: the same measures summed over all but one dimension, each once per environment and
+# once over all environments (environment ALL_ENVIRONMENTS). An unfiltered page asking "spend
+# per team per day" reads ~50 team rows a day instead of every (team, feature, provider,
+# model, environment) row; ungrouped dimensions hold their blank value (team NO_TEAM, text
+# ""). Views filtered by team, feature or model still read the full rollups.
+ALL_ENVIRONMENTS = ""  # never an event's environment: a blank one is stored as "production"
 SLICES: dict[str, tuple[str, ...]] = {
     "all": (),
     "team": ("team_pk",),
@@ -110,6 +112,9 @@ SLICES: dict[str, tuple[str, ...]] = {
     "provider": ("provider",),
 }
 SLICE_CHOICES = [(name, name) for name in SLICES]
+# A slice's key leads with what a page fixes (grouping, environment), then its time range:
+# the page's rows are one stretch of the unique index, not a scan of every slice.
+SLICE_DIMENSIONS = [d for d in DIMENSIONS if d != "environment"]
 
 
 class HourlySlice(TenantOwned, Dimensions, Measures):
@@ -119,7 +124,8 @@ class HourlySlice(TenantOwned, Dimensions, Measures):
     class Meta(TenantOwned.Meta):
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "grouping", "hour", *DIMENSIONS], name="hourly_slice_unique_key"
+                fields=["tenant", "grouping", "environment", "hour", *SLICE_DIMENSIONS],
+                name="hourly_slice_unique_key",
             )
         ]
 
@@ -131,7 +137,8 @@ class DailySlice(TenantOwned, Dimensions, Measures):
     class Meta(TenantOwned.Meta):
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "grouping", "day", *DIMENSIONS], name="daily_slice_unique_key"
+                fields=["tenant", "grouping", "environment", "day", *SLICE_DIMENSIONS],
+                name="daily_slice_unique_key",
             )
         ]
 

@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import product
 from typing import Any
 
 from django.db import connection, transaction
@@ -24,6 +25,7 @@ from pricing.catalog import TokenCounts
 from pricing.resolver import CostSource, pricer_for
 from rollups import sql, windows
 from rollups.models import (
+    ALL_ENVIRONMENTS,
     CONSUMER_MEASURES,
     DIMENSIONS,
     LATENCY_BOUNDS_MS,
@@ -125,13 +127,16 @@ _BLANK = {"team_pk": NO_TEAM, "feature": "", "provider": "", "model": ""}
 
 
 def _slices(rows: list[Row], time_field: str) -> list[Row]:
-    """Each row summed into every slice: the slice's dimensions kept, the others blank."""
+    """Each row summed into every slice: the slice's dimensions kept, the others blank; once
+    for its environment and once for all of them."""
     groups: dict[tuple[Any, ...], Row] = {}
     for row in rows:
-        for name, kept in SLICES.items():
+        for (name, kept), environment in product(
+            SLICES.items(), (row["environment"], ALL_ENVIRONMENTS)
+        ):
             head = {time_field: row[time_field], "grouping": name}
             head |= {d: row[d] if d in kept else blank for d, blank in _BLANK.items()}
-            head["environment"] = row["environment"]
+            head["environment"] = environment
             target = groups.setdefault(tuple(head.values()), head)
             for measure in MEASURES:
                 target[measure] = target.get(measure, 0) + row[measure]

@@ -16,6 +16,7 @@ from ingest.models import UsageEvent
 from pricing.resolver import CostSource
 from rollups import windows
 from rollups.models import (
+    ALL_ENVIRONMENTS,
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
     SLICES,
@@ -106,10 +107,12 @@ SLICE_DIMS = (("team_pk", "COALESCE(team_id, 0)", "0"), ("feature", "feature", "
 def _slice_upsert(
     table: str, time_key: tuple[str, str], measures: list[tuple[str, str]], source: str
 ) -> str:
-    """Every slice of the batch's events in one pass: GROUPING SETS, one set per slice.
+    """Every slice of the batch's events in one pass: GROUPING SETS, two sets per slice.
 
     GROUPING() has a bit set for each dimension a row is *not* grouped by; that names the
-    slice, and the dimensions it leaves out take their blank value.
+    slice, and the dimensions it leaves out take their blank value. Each slice is summed once
+    per environment and once over all of them (environment '', ALL_ENVIRONMENTS), so an
+    unfiltered page reads one row where it would sum one per environment.
     """
     width = len(SLICE_DIMS)
     label = " ".join(
@@ -119,7 +122,9 @@ def _slice_upsert(
     )
     exprs = ", ".join(e for _, e, _ in SLICE_DIMS)
     sets = ", ".join(
-        "(" + ", ".join(e for n, e, _ in SLICE_DIMS if n in dims) + ")" for dims in SLICES.values()
+        "(" + ", ".join([*env, *(e for n, e, _ in SLICE_DIMS if n in dims)]) + ")"
+        for dims in SLICES.values()
+        for env in (["environment"], [])
     )
     dims = ", ".join(f"COALESCE({e}, {blank})" for _, e, blank in SLICE_DIMS)
     keys = ["tenant_id", time_key[0], "grouping", *(n for n, _, _ in SLICE_DIMS), "environment"]
@@ -127,8 +132,8 @@ def _slice_upsert(
     return (
         f"INSERT INTO {table} ({', '.join(keys)}, {', '.join(m for m, _ in measures)}) "  # noqa: S608
         f"SELECT tenant_id, {time_key[1]}, CASE GROUPING({exprs}) {label} END, {dims}, "
-        f"environment, {', '.join(e for _, e in measures)} FROM {source} "
-        f"GROUP BY tenant_id, {time_key[1]}, environment, GROUPING SETS ({sets}) "
+        f"COALESCE(environment, '{ALL_ENVIRONMENTS}'), {', '.join(e for _, e in measures)} "
+        f"FROM {source} GROUP BY tenant_id, {time_key[1]}, GROUPING SETS ({sets}) "
         f"ORDER BY {', '.join(str(i) for i in range(1, len(keys) + 1))} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     )
@@ -217,13 +222,14 @@ def slices_from_rollups(source: str, target: str, time_col: str) -> list[str]:
     statements = []
     for name, kept in SLICES.items():
         dims = [n if n in kept else blank for n, _, blank in SLICE_DIMS]
-        group = ", ".join(["tenant_id", time_col, "environment", *kept])
-        statements.append(
-            f"INSERT INTO {target} (tenant_id, {time_col}, grouping, "  # noqa: S608
-            f"{', '.join(n for n, _, _ in SLICE_DIMS)}, environment, {', '.join(MEASURES)}) "
-            f"SELECT tenant_id, {time_col}, '{name}', {', '.join(dims)}, environment, {sums} "
-            f"FROM {source} GROUP BY {group}"
-        )
+        for env, env_group in (("environment", ["environment"]), (f"'{ALL_ENVIRONMENTS}'", [])):
+            group = ", ".join(["tenant_id", time_col, *env_group, *kept])
+            statements.append(
+                f"INSERT INTO {target} (tenant_id, {time_col}, grouping, "  # noqa: S608
+                f"{', '.join(n for n, _, _ in SLICE_DIMS)}, environment, {', '.join(MEASURES)}) "
+                f"SELECT tenant_id, {time_col}, '{name}', {', '.join(dims)}, {env}, {sums} "
+                f"FROM {source} GROUP BY {group}"
+            )
     return statements
 
 

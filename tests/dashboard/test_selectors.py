@@ -75,6 +75,37 @@ def test_it_ranks_models_within_an_environment(world: World) -> None:
 
 
 @pytest.mark.django_db
+def test_it_sums_every_environment_when_none_is_chosen(world: World) -> None:
+    yesterday = (NOW - timedelta(days=1)).isoformat()
+    staging = [event(n, timestamp=yesterday, feature="chat", environment="staging") for n in (7, 8)]
+    ingest_events(world.ingest.key, [event(6, timestamp=yesterday, feature="chat"), *staging])
+    roll_up_all_pending(world.tenant.pk)
+    assert _top(world, "range=7d", "feature") == [("chat", 3 * CALL, 1.0, None)]
+    assert _top(world, "range=7d&environment=staging", "feature") == [("chat", 2 * CALL, 1.0, None)]
+    assert _top(world, "range=7d&environment=production", "feature") == [("chat", CALL, 1.0, None)]
+
+
+def _spend(world: World, query: str) -> Decimal:
+    f = parse_filters(QueryDict(query))
+    totals, _ = selectors.totals_now_and_before(
+        world.tenant, f, selectors.TeamIndex.of(world.tenant)
+    )
+    return totals.cost_usd
+
+
+@pytest.mark.django_db
+def test_it_totals_one_team_feature_or_model_as_the_raw_events_do(world: World) -> None:
+    _seed(world)  # one filter reads that dimension's slice; two read the full rollups
+    assert _spend(world, "range=7d&team=support") == CALL
+    assert _spend(world, "range=7d&team=search") == CALL + MINI
+    assert _spend(world, "range=7d&feature=chat") == CALL + MINI
+    assert _spend(world, "range=7d&model=gpt-4o-mini") == MINI
+    assert _spend(world, "range=7d&team=search&feature=chat") == CALL + MINI
+    assert _spend(world, "range=7d&team=support&environment=staging") == 0
+    assert _spend(world, "range=30d&feature=rag") == 2 * CALL
+
+
+@pytest.mark.django_db
 def test_it_stacks_the_top_features_and_folds_the_rest_into_other(world: World) -> None:
     yesterday = (NOW - timedelta(days=1)).isoformat()
     # Feature f<n> makes n + 1 calls: f9 spends most, f0 and f1 least.

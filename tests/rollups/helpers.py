@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
+from itertools import product
 from typing import Any
 
 from django.db.models import Count, Sum
@@ -142,14 +143,13 @@ def slice_totals(tenant: Tenant, model: type[Any], time_field: str) -> dict[tupl
 def sliced_full_rollups(
     tenant: Tenant, model: type[Any], time_field: str
 ) -> dict[tuple[Any, ...], Any]:
-    """What every slice must hold: the full rollup rows with the other dimensions blanked."""
-    blank = {"team_pk": 0, "feature": "", "provider": "", "model": "", "environment": None}
+    """What every slice must hold: the full rollup rows with the other dimensions blanked,
+    once with their environment and once with the environment blank (all environments)."""
+    blank = {"team_pk": 0, "feature": "", "provider": "", "model": "", "environment": ""}
     out: dict[tuple[Any, ...], list[Any]] = {}
     for r in model.objects.for_tenant(tenant).filter(requests__gt=0):
-        for name, kept in SLICES.items():
-            dims = [
-                getattr(r, d) if d in kept or d == "environment" else blank[d] for d in DIMENSIONS
-            ]
+        for (name, kept), environment in product(SLICES.items(), (("environment",), ())):
+            dims = [getattr(r, d) if d in (*kept, *environment) else blank[d] for d in DIMENSIONS]
             target = out.setdefault((name, getattr(r, time_field), *dims), [0] * len(MEASURES))
             for i, m in enumerate(MEASURES):
                 target[i] += getattr(r, m)
