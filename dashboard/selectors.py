@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Case, DecimalField, F, Func, Q, QuerySet, Sum, When
+from django.db.models import BooleanField, Case, DecimalField, F, Func, Q, QuerySet, Sum, When
 from django.utils import timezone
 
 from dashboard.filters import Filters
@@ -179,15 +179,16 @@ class Totals:
 
 
 def totals_now_and_before(tenant: Tenant, f: Filters, teams: TeamIndex) -> tuple[Totals, Totals]:
-    """The period's totals and the previous period's, in one query over both."""
-    now = _in_period(f)
-    sums = {f"n_{name}": Sum(name, filter=now) for name in SUMMED}
-    sums |= {f"b_{name}": Sum(name, filter=~now) for name in SUMMED}
+    """The period's totals and the previous period's, in one query over both: grouped by
+    which period a row falls in (plain sums build far faster than filtered ones)."""
     span = replace(f, start=f.previous().start)
-    row = rollups(tenant, span, teams).aggregate(**sums)
-    return Totals({k[2:]: v for k, v in row.items() if k.startswith("n_")}), Totals(
-        {k[2:]: v for k, v in row.items() if k.startswith("b_")}
-    )
+    rows = rollups(tenant, span, teams).values(now=_is_now(f))
+    found = {r.pop("now"): Totals(r) for r in rows.annotate(**{n: Sum(n) for n in SUMMED})}
+    return found.get(True, Totals()), found.get(False, Totals())
+
+
+def _is_now(f: Filters) -> Case:
+    return Case(When(_in_period(f), then=True), default=False, output_field=BooleanField())
 
 
 def _in_period(f: Filters) -> Q:
