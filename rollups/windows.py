@@ -193,49 +193,90 @@ def _threshold_top(
     """Exact top N of sums over windows without summing every consumer (Fagin's threshold
     algorithm): read each window's top k by index; a consumer in none of those lists spends
     at most the sum of the lists' k-th values, so once the N-th best exact total of the
-    consumers seen beats that, the ranking is final. Otherwise read deeper (k x 4)."""
-    depth = max(4 * limit, 40)  # deep enough that most pages need one round
+    consumers seen beats that, the ranking is final. Otherwise read twice as deep."""
+    depth = max(8 * limit, 80)  # deep enough that most pages need one round
     while True:
-        lists = [_window_top(tenant_id, part, kind, environment, depth) for part in parts]
-        seen = {consumer for ranked in lists for consumer, _ in ranked}
-        rows = _exact_totals(tenant_id, parts, kind, environment, seen)[:limit]
-        exhausted = all(len(ranked) < depth for ranked in lists)
-        bound = sum((ranked[-1][1] for ranked in lists if len(ranked) == depth), Decimal(0))
+        rows, bounds = _threshold_round(tenant_id, parts, kind, environment, depth, limit)
+        exhausted = all(b is None for b in bounds)  # every list shorter than `depth`
+        bound = sum((Decimal(str(b)) for b in bounds if b is not None), Decimal(0))
         if exhausted or (len(rows) == limit and rows[-1]["c"] > bound):
             return rows
-        depth *= 4
+        depth *= 2
 
 
-def _rows_of(tenant_id: int, part: Window, kind: str, environment: str) -> Any:
-    return ConsumerWindowRollup.objects.for_tenant(tenant_id).filter(
-        first_day=part[0], last_day=part[1], kind=kind, environment=environment
+def _threshold_round(
+    tenant_id: int, parts: list[Window], kind: str, environment: str, depth: int, limit: int
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """One round in one query: the best `limit` exact sums over the parts of the consumers in
+    any part's top `depth`, best first (ties by name, as the daily path), and each part's
+    depth-th value (None when its list is shorter)."""
+    day = connection.ops.adapt_datefield_value
+    params: dict[str, Any] = {"tenant": tenant_id, "kind": kind, "env": environment}
+    params |= {"depth": depth, "kth": depth - 1, "limit": limit}
+    for i, (first, last) in enumerate(parts):
+        params |= {f"first{i}": day(first), f"last{i}": day(last)}
+    with connection.cursor() as cursor:
+        cursor.execute(_round_sql(len(parts)), params)
+        found = cursor.fetchall()
+    count = len(parts)
+    bounds = list(found[0][-count:]) if found else [None] * count
+    rows = [
+        {"consumer": r[0], "c": _money_sum(r[1 : 1 + count]), "n": r[1 + count], "t": r[2 + count]}
+        for r in found
+        if r[0] is not None
+    ]
+    return rows, bounds
+
+
+def _money_sum(values: tuple[Any, ...]) -> Decimal:
+    # Added here, not in SQL: SQLite returns floats, and each one alone converts exactly.
+    return sum((Decimal(str(v)) for v in values if v is not None), Decimal(0))
+
+
+_KEY = "tenant_id = %(tenant)s AND kind = %(kind)s AND environment = %(env)s"
+_PART = "first_day = %(first{i})s AND last_day = %(last{i})s"
+_RANKED = (
+    f"FROM {WINDOWS} WHERE {_KEY} AND {_PART} AND consumer <> '' ORDER BY cost_usd DESC, consumer"
+)
+
+
+def _round_sql(parts: int) -> str:
+    """Portable SQL for `_threshold_round` over this many parts.
+
+    A seen consumer's sums are correlated subqueries, one per part, each a lookup of one row
+    by the window's unique key (a join tempts the planner into reading every row of the
+    windows); requests and tokens only for the `limit` consumers ranked. A left join from
+    the one-row table of bounds, so those come back even when no consumer is seen."""
+    top = "SELECT consumer FROM (SELECT consumer {} LIMIT %(depth)s) AS top{}"
+    seen = " UNION ".join(top.format(_RANKED.format(i=i), i) for i in range(parts))
+    kth = ", ".join(
+        f"(SELECT cost_usd {_RANKED.format(i=i)} LIMIT 1 OFFSET %(kth)s) AS bound{i}"
+        for i in range(parts)
+    )
+    looked_up = ", ".join(_in_part("cost_usd", "seen", i) + f" AS cost{i}" for i in range(parts))
+    costs = [f"cost{i}" for i in range(parts)]
+    ranked = (
+        f"SELECT * FROM (SELECT seen.consumer, {looked_up} FROM ({seen}) AS seen) AS sums "  # noqa: S608
+        f"ORDER BY {_sum_of(costs)} DESC, consumer LIMIT %(limit)s"
+    )
+    costs = [f"ranked.{cost}" for cost in costs]
+    requests = [_in_part("requests", "ranked", i) for i in range(parts)]
+    tokens = [_in_part("input_tokens + output_tokens", "ranked", i) for i in range(parts)]
+    return (
+        f"SELECT ranked.consumer, {', '.join(costs)}, {_sum_of(requests)}, {_sum_of(tokens)}, "  # noqa: S608
+        f"b.* FROM (SELECT {kth}) AS b LEFT JOIN ({ranked}) AS ranked ON TRUE "
+        f"ORDER BY {_sum_of(costs)} DESC, ranked.consumer"
     )
 
 
-def _window_top(
-    tenant_id: int, part: Window, kind: str, environment: str, depth: int
-) -> list[tuple[str, Decimal]]:
-    rows = _rows_of(tenant_id, part, kind, environment).exclude(consumer="")
-    ranked = rows.order_by("-cost_usd", "consumer").values_list("consumer", "cost_usd")
-    return [(consumer, Decimal(str(cost))) for consumer, cost in ranked[:depth]]
+def _in_part(measure: str, row: str, i: int) -> str:
+    """A measure of the consumer in `row` in part i (0 where it is absent)."""
+    one = f"SELECT {measure} FROM {WINDOWS} WHERE {_KEY} AND {_PART.format(i=i)}"  # noqa: S608
+    return f"COALESCE(({one} AND consumer = {row}.consumer), 0)"
 
 
-def _exact_totals(
-    tenant_id: int, parts: list[Window], kind: str, environment: str, consumers: set[str]
-) -> list[dict[str, Any]]:
-    """Each consumer's sums over all the parts, best first (ties by name, as the daily path)."""
-    out: dict[str, dict[str, Any]] = {}
-    rows = ConsumerWindowRollup.objects.for_tenant(tenant_id).filter(
-        _any_part(parts), kind=kind, environment=environment, consumer__in=consumers
-    )
-    for consumer, cost, requests, tokens_in, tokens_out in rows.values_list(
-        "consumer", "cost_usd", "requests", "input_tokens", "output_tokens"
-    ):
-        row = out.setdefault(consumer, {"consumer": consumer, "c": Decimal(0), "n": 0, "t": 0})
-        row["c"] += Decimal(str(cost))  # SQLite returns floats; money stays Decimal
-        row["n"] += requests
-        row["t"] += tokens_in + tokens_out
-    return sorted(out.values(), key=lambda r: (-r["c"], r["consumer"]))
+def _sum_of(terms: list[str]) -> str:
+    return "(" + " + ".join(terms) + ")"
 
 
 def _any_part(parts: list[Window]) -> Q:

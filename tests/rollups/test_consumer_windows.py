@@ -143,10 +143,10 @@ def test_it_finds_a_top_consumer_who_leads_neither_yesterday_nor_today(world: Wo
     calls = [("ann", yesterday, "10"), ("bob", yesterday, "9"), ("cy", yesterday, "0.5")]
     calls += [("cy", today, "10"), ("bob", today, "9"), ("ann", today, "0.5")]
     calls += [(f"u{n}", when, "0.01") for n in range(30) for when in (yesterday, today)]
-    # Deeper than the first round reads: dan is 51st each day and first over both days.
-    calls += [(f"y{n}", yesterday, str(100 - n)) for n in range(60)]
-    calls += [(f"t{n}", today, str(100 - n)) for n in range(60)]
-    calls += [("dan", yesterday, "50.5"), ("dan", today, "50.5")]
+    # Deeper than the first round reads (80): dan is 101st each day and first over both days.
+    calls += [(f"y{n}", yesterday, str(200 - n)) for n in range(100)]
+    calls += [(f"t{n}", today, str(200 - n)) for n in range(100)]
+    calls += [("dan", yesterday, "100.5"), ("dan", today, "100.5")]
     batch = [_call(n, when, user, cost) for n, (user, when, cost) in enumerate(calls)]
     ingest_events(world.ingest.key, batch)
     roll_up_all_pending(world.tenant.pk)
@@ -159,8 +159,8 @@ def test_it_finds_a_top_consumer_who_leads_neither_yesterday_nor_today(world: Wo
         refresh_consumer_windows(world.tenant.pk)
     top = selectors.consumers(world.tenant, f, teams, "user", 4)
     assert [(r.key, r.cost) for r in top] == [
-        ("dan", Decimal("101")),
-        ("t0", Decimal("100")),
-        ("y0", Decimal("100")),
-        ("t1", Decimal("99")),
+        ("dan", Decimal("201")),
+        ("t0", Decimal("200")),
+        ("y0", Decimal("200")),
+        ("t1", Decimal("199")),
     ]
