@@ -9,9 +9,9 @@ from django.conf import settings
 from django.core.cache import cache
 
 log = logging.getLogger(__name__)
-# Per process: when this process last asked for a tenant's rollup, so a busy ingest process
-# does not ask Redis on every request. Half the debounce: the scheduled run still starts
-# after every event this shortcut skipped.
+# Per process: until when a tenant's scheduled rollup surely has not started yet, so a busy
+# ingest process does not ask Redis on every request: at most half the debounce, and never
+# past the run's start, so the run still starts after every event this shortcut skipped.
 _recently: dict[int, float] = {}
 
 
@@ -30,13 +30,21 @@ def schedule_rollup(tenant_id: int) -> None:
     delay = settings.ROLLUP_DEBOUNCE_SECONDS
     now = time.monotonic()
     if _recently.get(tenant_id, 0.0) > now:
-        return  # this process scheduled one a moment ago: it will pick these events up too
-    _recently[tenant_id] = now + delay / 2
+        return  # a run that has not started yet will pick these events up too
     try:
-        if cache.add(_flag(tenant_id), 1, timeout=delay + 60):
+        starts = time.time() + delay
+        if cache.add(_flag(tenant_id), starts, timeout=delay + 60):
             roll_up_tenant.apply_async((tenant_id,), countdown=delay)
+        else:
+            # Another process scheduled the run; it may start well before `delay` is over.
+            starts = float(cache.get(_flag(tenant_id)) or 0.0)
     except Exception:  # the request already succeeded; never turn that into an error
         log.warning("could not schedule a rollup for tenant %s", tenant_id, exc_info=True)
+        return
+    # Skip asking again while the scheduled run is sure not to have started (it starts no
+    # sooner than `starts`): a run takes what is pending when it starts and does not wait
+    # for more, so events committed after it began need a run of their own.
+    _recently[tenant_id] = now + min(delay / 2, max(0.0, starts - time.time()))
 
 
 def clear_schedule(tenant_id: int) -> None:

@@ -17,6 +17,7 @@ from pricing.resolver import CostSource
 from rollups import windows
 from rollups.models import (
     ALL_ENVIRONMENTS,
+    CONSUMER_MEASURES,
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
     SLICES,
@@ -139,43 +140,45 @@ def _slice_upsert(
     )
 
 
+CONSUMER_KEYS = ("day", "kind", "consumer", "team_pk", "environment")
+
+
+def _consumer_sums(source: str) -> str:
+    """Per day, end user or API key, team and environment: the batch's events summed once.
+
+    Both the daily per-consumer upsert and the consumer windows add these rows (a few
+    thousand), so the events are sorted into consumers once, not once per table; keys are
+    grouped by their id, and only the groups' ids made text."""
+    sums = ", ".join(["COUNT(*)", *(f"SUM({m})" for m in CONSUMER_MEASURES[1:])])
+    day = "(hour AT TIME ZONE 'UTC')::date"
+    return (
+        f"SELECT tenant_id, {day} AS day, 'user' AS kind, user_id AS consumer, "  # noqa: S608
+        f"COALESCE(team_id, 0) AS team_pk, environment, COUNT(*) AS requests, "
+        + ", ".join(f"SUM({m}) AS {m}" for m in CONSUMER_MEASURES[1:])
+        + f" FROM {source} WHERE user_id <> '' GROUP BY 1, 2, 4, 5, 6 "  # noqa: S608
+        f"UNION ALL SELECT tenant_id, {day}, 'key', api_key_id::text, COALESCE(team_id, 0), "
+        f"environment, {sums} FROM {source} WHERE api_key_id IS NOT NULL "
+        f"GROUP BY tenant_id, {day}, api_key_id, COALESCE(team_id, 0), environment"
+    )
+
+
 def _statements() -> list[str]:
     measures = _measures()
     dims = list(zip(DIMS, DIM_SQL, strict=True))
-    consumer = [
-        ("requests", "COUNT(*)"),
-        ("input_tokens", "SUM(input_tokens)"),
-        ("output_tokens", "SUM(output_tokens)"),
-        ("cost_usd", "SUM(cost_usd)"),
-    ]
-    day = ("day", "(hour AT TIME ZONE 'UTC')::date")
-    per_consumer = [
-        day,
-        ("kind", "%(kind)s"),
-        ("consumer", "%(consumer)s"),
-        ("team_pk", "COALESCE(team_id, 0)"),
-        ("environment", "environment"),
-    ]
-    users = [
-        (k, "user_id" if k == "consumer" else ("'user'" if k == "kind" else e))
-        for k, e in per_consumer
-    ]
-    keys = [
-        (k, "api_key_id::text" if k == "consumer" else ("'key'" if k == "kind" else e))
-        for k, e in per_consumer
-    ]
     # Every usage table is summed from `h`, the batch's events grouped once per hour and
     # dimensions: the 40 measures are computed over the events once, not once per table.
     summed = [(m, f"SUM({m})") for m, _ in measures]
+    day = ("day", "(hour AT TIME ZONE 'UTC')::date")
+    consumer = [(k, k) for k in CONSUMER_KEYS]
+    consumer_sums = [(m, f"SUM({m})") for m in CONSUMER_MEASURES]
     return [
         _upsert(HourlyRollup._meta.db_table, [("hour", "hour"), *dims], summed, source="h"),
         _upsert(DailyRollup._meta.db_table, [day, *dims], summed, source="h"),
         _slice_upsert(HourlySlice._meta.db_table, ("hour", "hour"), summed, "h"),
         _slice_upsert(DailySlice._meta.db_table, day, summed, "h"),
         _upsert(LifetimeRollup._meta.db_table, dims, summed, source="h"),
-        _upsert(ConsumerDailyRollup._meta.db_table, users, consumer, "AND user_id <> '' "),
-        _upsert(ConsumerDailyRollup._meta.db_table, keys, consumer, "AND api_key_id IS NOT NULL "),
-        windows.add_batches_sql("ev"),
+        _upsert(ConsumerDailyRollup._meta.db_table, consumer, consumer_sums, source="c"),
+        windows.add_consumer_sums_sql("c"),
     ]
 
 
@@ -183,14 +186,15 @@ STATEMENTS = _statements()
 
 
 EVENT_COLUMNS = (
-    "tenant_id, hour, team_id, feature, provider, model, environment, status_code, "
+    "tenant_id, batch_id, hour, team_id, feature, provider, model, environment, status_code, "
     "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, "
     "cost_source, latency_ms, user_id, api_key_id"
 )
 # The whole merge is one statement: the batches' events are read once (by the batch index;
 # `tenant_id + 0` keeps the tenant check without tempting the planner into scanning all of
 # the tenant's events when its statistics are stale), then each rollup upsert is a
-# data-modifying CTE over that one materialised set.
+# data-modifying CTE over that one materialised set, and the statement answers how many
+# events each batch held (for the ingest counts).
 MERGE_SQL = (
     f"WITH ev AS MATERIALIZED (SELECT {EVENT_COLUMNS} FROM {EVENTS} "  # noqa: S608 - constants
     "WHERE batch_id = ANY(%(batches)s::bigint[]) AND tenant_id + 0 = %(tenant)s), "
@@ -198,16 +202,19 @@ MERGE_SQL = (
     "provider, model, environment, "
     + ", ".join(f"{expr} AS {name}" for name, expr in _measures())
     + " FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7), "
+    + f"c AS MATERIALIZED ({_consumer_sums('ev')}), "
     + ", ".join(f"u{i} AS ({statement})" for i, statement in enumerate(STATEMENTS))
-    + " SELECT 1"
+    + " SELECT batch_id, COUNT(*) FROM ev GROUP BY batch_id"
 )
 
 
-def add_batches(tenant_id: int, batch_ids: list[int]) -> None:
-    """Add the events of these batches to every rollup table (the caller holds the lock)."""
+def add_batches(tenant_id: int, batch_ids: list[int]) -> dict[int, int]:
+    """Add the events of these batches to every rollup table (the caller holds the lock);
+    returns how many events each batch held (batches that held none are left out)."""
     params: dict[str, Any] = {"tenant": tenant_id, "batches": batch_ids}
     with connection.cursor() as cursor:
         cursor.execute(MERGE_SQL, params)
+        return dict(cursor.fetchall())
 
 
 def slices_from_rollups(source: str, target: str, time_col: str) -> list[str]:

@@ -12,11 +12,19 @@ A page ranks "closed days + today" with the threshold algorithm over the two win
 rows (see `_threshold_top`), so it reads a few index pages however many consumers there are.
 Pages use windows only when their range's days match them and no team filter applies;
 anything else is summed from the daily rows.
+
+Today's window is *live*: every merge adds to it, so it keeps per consumer only the row over
+all environments (plus the per-environment totals). That is one window row per consumer a
+merge touches instead of two; the window rows are the merge's dearest writes (the top-N
+index holds the cost, so no update of them is HOT). A page filtered by environment ranks
+today from the day's per-consumer daily rows of that environment instead (one day's rows of
+one environment). When the day turns the live window is rebuilt whole, as a closed one.
 """
 
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import reduce
@@ -64,17 +72,28 @@ def standard_windows(now: datetime) -> set[Window]:
     return closed | {(today, today)}  # today's own window, added to by every merge
 
 
+def is_live(window: Window, today: date) -> bool:
+    """Today's window, the one every merge adds to (see the module docstring)."""
+    return window == (today, today)
+
+
 def ensure_windows(tenant_id: int, now: datetime) -> None:
-    """Drop windows that are no longer standard, build the missing ones (caller holds the lock)."""
-    wanted = standard_windows(now)
-    have = set(ConsumerWindow.objects.for_tenant(tenant_id).values_list("first_day", "last_day"))
-    for first, last in have - wanted:
+    """Drop windows that are no longer standard, build the missing ones (caller holds the lock).
+
+    Yesterday's live window is no longer wanted as it is (it lacks the per-environment rows
+    of each consumer), so it is rebuilt whole from the daily rows when the day turns."""
+    today = now.astimezone(UTC).date()
+    wanted = {(*w, is_live(w, today)) for w in standard_windows(now)}
+    have = set(
+        ConsumerWindow.objects.for_tenant(tenant_id).values_list("first_day", "last_day", "live")
+    )
+    for first, last, _ in have - wanted:
         ConsumerWindow.objects.for_tenant(tenant_id).filter(first_day=first, last_day=last).delete()
         ConsumerWindowRollup.objects.for_tenant(tenant_id).filter(
             first_day=first, last_day=last
         ).delete()
-    for first, last in sorted(wanted - have):
-        _build(tenant_id, first, last)
+    for first, last, live in sorted(wanted - have):
+        _build(tenant_id, first, last, live)
 
 
 def drop_windows(tenant_id: int) -> None:
@@ -83,18 +102,28 @@ def drop_windows(tenant_id: int) -> None:
     ConsumerWindow.objects.for_tenant(tenant_id).delete()
 
 
-def _build(tenant_id: int, first: date, last: date) -> None:
+def _build(tenant_id: int, first: date, last: date, live: bool) -> None:
     day = connection.ops.adapt_datefield_value
     with connection.cursor() as cursor:
-        for statement in BUILD_SQL:
-            cursor.execute(statement, [day(first), day(last), tenant_id, day(first), day(last)])
-    ConsumerWindow.objects.create(tenant_id=tenant_id, first_day=first, last_day=last)
+        for kept in kinds_of(live):
+            params = [day(first), day(last), tenant_id, day(first), day(last)]
+            cursor.execute(BUILD_SQL[kept], params)
+    ConsumerWindow.objects.create(tenant_id=tenant_id, first_day=first, last_day=last, live=live)
 
 
 # Each window holds four kinds of rows per consumer kind: per consumer and environment, per
 # consumer over all environments (environment ""), and the totals of all consumers (consumer
 # "") per environment and overall, so a page's share column needs no sum over every row.
-ROLLUPS = (("consumer", "environment"), ("consumer",), ("environment",), ())
+# The live window (today's) leaves out the first kind.
+PER_ENVIRONMENT: tuple[str, ...] = ("consumer", "environment")
+ROLLUPS: tuple[tuple[str, ...], ...] = (PER_ENVIRONMENT, ("consumer",), ("environment",), ())
+
+
+def kinds_of(live: bool) -> tuple[tuple[str, ...], ...]:
+    """The row kinds a window keeps: all four, or the live window's three."""
+    return tuple(kept for kept in ROLLUPS if not (live and kept == PER_ENVIRONMENT))
+
+
 _KEYS = ("first_day", "last_day", "kind", "consumer", "environment")
 _COLUMNS = f"tenant_id, {', '.join(_KEYS)}, {', '.join(CONSUMER_MEASURES)}"
 
@@ -111,7 +140,7 @@ def _build_sql(kept: tuple[str, ...]) -> str:
     )
 
 
-BUILD_SQL = [_build_sql(kept) for kept in ROLLUPS]
+BUILD_SQL = {kept: _build_sql(kept) for kept in ROLLUPS}
 
 
 def add_daily_rows(tenant_id: int, rows: list[dict[str, Any]]) -> None:
@@ -119,14 +148,14 @@ def add_daily_rows(tenant_id: int, rows: list[dict[str, Any]]) -> None:
     from rollups.services import _upsert_add
 
     windows = list(
-        ConsumerWindow.objects.for_tenant(tenant_id).values_list("first_day", "last_day")
+        ConsumerWindow.objects.for_tenant(tenant_id).values_list("first_day", "last_day", "live")
     )
     sums: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
-        for first, last in windows:
+        for first, last, live in windows:
             if not first <= row["day"] <= last:
                 continue
-            for kept in ROLLUPS:
+            for kept in kinds_of(live):
                 names = [row[k] if k in kept else "" for k in ("consumer", "environment")]
                 key = (first, last, row["kind"], *names)
                 target = sums.setdefault(key, dict(zip(_KEYS, key, strict=True)))
@@ -135,40 +164,24 @@ def add_daily_rows(tenant_id: int, rows: list[dict[str, Any]]) -> None:
     _upsert_add(ConsumerWindowRollup, tenant_id, _KEYS, CONSUMER_MEASURES, list(sums.values()))
 
 
-# The PostgreSQL merge: the same per-consumer sums the daily upserts take from the batch's
-# events, for each window that holds the event's day, in all four row kinds at once.
-ADD_BATCHES_SQL = (
-    f"INSERT INTO {WINDOWS} ({_COLUMNS}) "  # noqa: S608 - built from constants
-    "SELECT e.tenant_id, w.first_day, w.last_day, e.kind, COALESCE(e.consumer, ''), "
-    "COALESCE(e.environment, ''), "
-    "SUM(e.requests), SUM(e.input_tokens), SUM(e.output_tokens), SUM(e.cost_usd) "
-    "FROM ({events}) e "
-    f"JOIN {WINDOW_LIST} w ON w.tenant_id = e.tenant_id "
-    "AND e.day BETWEEN w.first_day AND w.last_day "
-    "GROUP BY e.tenant_id, w.first_day, w.last_day, e.kind, GROUPING SETS ("
-    + ", ".join("(" + ", ".join(f"e.{k}" for k in kept) + ")" for kept in ROLLUPS)
-    + ") ORDER BY 1, 2, 3, 4, 5, 6 "
-    f"ON CONFLICT (tenant_id, {', '.join(_KEYS)}) DO UPDATE SET "
-    + ", ".join(f"{m} = {WINDOWS}.{m} + EXCLUDED.{m}" for m in CONSUMER_MEASURES)
-)
-
-
-_EVENT_COLUMNS = (
-    "tenant_id, (hour AT TIME ZONE 'UTC')::date AS day, {kind} AS kind, {consumer} AS consumer, "
-    "environment, 1 AS requests, input_tokens, output_tokens, cost_usd"
-)
-
-
-def add_batches_sql(events_table: str) -> str:
-    """The window upsert for the events in `events_table` (the merge's batch of events)."""
-    batch = f"FROM {events_table} WHERE TRUE"
-    users = _EVENT_COLUMNS.format(kind="'user'", consumer="user_id")
-    keys = _EVENT_COLUMNS.format(kind="'key'", consumer="api_key_id::text")
-    events = (
-        f"SELECT {users} {batch} AND user_id <> '' "
-        f"UNION ALL SELECT {keys} {batch} AND api_key_id IS NOT NULL"
+def add_consumer_sums_sql(source: str) -> str:
+    """The PostgreSQL merge's window upsert: the batch's per-consumer daily sums (`source`,
+    with the daily rollup's columns) added to each window that holds their day, in all the
+    window's row kinds at once (the live window has no per-environment consumer rows)."""
+    return (
+        f"INSERT INTO {WINDOWS} ({_COLUMNS}) "  # noqa: S608 - built from constants
+        "SELECT c.tenant_id, w.first_day, w.last_day, c.kind, COALESCE(c.consumer, ''), "
+        "COALESCE(c.environment, ''), "
+        + ", ".join(f"SUM(c.{m})" for m in CONSUMER_MEASURES)
+        + f" FROM {source} c JOIN {WINDOW_LIST} w ON w.tenant_id = c.tenant_id "
+        "AND c.day BETWEEN w.first_day AND w.last_day "
+        "GROUP BY c.tenant_id, w.first_day, w.last_day, w.live, c.kind, GROUPING SETS ("
+        + ", ".join("(" + ", ".join(f"c.{k}" for k in kept) + ")" for kept in ROLLUPS)
+        + ") HAVING NOT (w.live AND GROUPING(c.consumer, c.environment) = 0) "
+        "ORDER BY 1, 2, 3, 4, 5, 6 "
+        f"ON CONFLICT (tenant_id, {', '.join(_KEYS)}) DO UPDATE SET "
+        + ", ".join(f"{m} = {WINDOWS}.{m} + EXCLUDED.{m}" for m in CONSUMER_MEASURES)
     )
-    return ADD_BATCHES_SQL.format(events=events)
 
 
 def top_consumers(
@@ -177,18 +190,28 @@ def top_consumers(
     """The top `limit` consumers of [first, last] and all consumers' total, from the window of
     its closed days and today's window; None when a window it needs is not built."""
     parts = [p for p in (closed_part(first, last, today), _live_part(first, last, today)) if p]
-    totals = _window_totals(tenant_id, parts, kind, environment)
+    totals = _window_totals(tenant_id, parts, kind, environment, today)
     if not parts or totals is None:
         return None
-    return _threshold_top(tenant_id, parts, kind, environment, limit), totals
+    lists = [_List(p, from_days=bool(environment) and is_live(p, today)) for p in parts]
+    return _threshold_top(tenant_id, lists, kind, environment, limit), totals
 
 
 def _live_part(first: date, last: date, today: date) -> Window | None:
     return (today, today) if first <= today <= last else None
 
 
+@dataclass(frozen=True)
+class _List:
+    """One part of a page's range, ranked from its window rows or, for the live window's
+    per-environment figures it does not keep, from that day's daily rows."""
+
+    part: Window
+    from_days: bool
+
+
 def _threshold_top(
-    tenant_id: int, parts: list[Window], kind: str, environment: str, limit: int
+    tenant_id: int, lists: list[_List], kind: str, environment: str, limit: int
 ) -> list[dict[str, Any]]:
     """Exact top N of sums over windows without summing every consumer (Fagin's threshold
     algorithm): read each window's top k by index; a consumer in none of those lists spends
@@ -196,7 +219,7 @@ def _threshold_top(
     consumers seen beats that, the ranking is final. Otherwise read twice as deep."""
     depth = max(8 * limit, 80)  # deep enough that most pages need one round
     while True:
-        rows, bounds = _threshold_round(tenant_id, parts, kind, environment, depth, limit)
+        rows, bounds = _threshold_round(tenant_id, lists, kind, environment, depth, limit)
         exhausted = all(b is None for b in bounds)  # every list shorter than `depth`
         bound = sum((Decimal(str(b)) for b in bounds if b is not None), Decimal(0))
         if exhausted or (len(rows) == limit and rows[-1]["c"] > bound):
@@ -205,7 +228,7 @@ def _threshold_top(
 
 
 def _threshold_round(
-    tenant_id: int, parts: list[Window], kind: str, environment: str, depth: int, limit: int
+    tenant_id: int, lists: list[_List], kind: str, environment: str, depth: int, limit: int
 ) -> tuple[list[dict[str, Any]], list[Any]]:
     """One round in one query: the best `limit` exact sums over the parts of the consumers in
     any part's top `depth`, best first (ties by name, as the daily path), and each part's
@@ -213,12 +236,12 @@ def _threshold_round(
     day = connection.ops.adapt_datefield_value
     params: dict[str, Any] = {"tenant": tenant_id, "kind": kind, "env": environment}
     params |= {"depth": depth, "kth": depth - 1, "limit": limit}
-    for i, (first, last) in enumerate(parts):
+    for i, (first, last) in enumerate(p.part for p in lists):
         params |= {f"first{i}": day(first), f"last{i}": day(last)}
     with connection.cursor() as cursor:
-        cursor.execute(_round_sql(len(parts)), params)
+        cursor.execute(_round_sql(tuple(p.from_days for p in lists)), params)
         found = cursor.fetchall()
-    count = len(parts)
+    count = len(lists)
     bounds = list(found[0][-count:]) if found else [None] * count
     rows = [
         {"consumer": r[0], "c": _money_sum(r[1 : 1 + count]), "n": r[1 + count], "t": r[2 + count]}
@@ -234,34 +257,47 @@ def _money_sum(values: tuple[Any, ...]) -> Decimal:
 
 
 _KEY = "tenant_id = %(tenant)s AND kind = %(kind)s AND environment = %(env)s"
-_PART = "first_day = %(first{i})s AND last_day = %(last{i})s"
-_RANKED = (
-    f"FROM {WINDOWS} WHERE {_KEY} AND {_PART} AND consumer <> '' ORDER BY cost_usd DESC, consumer"
+# Part i's rows: its window's, or (`from_days`) the daily rows of its days.
+_WINDOW_PART = (
+    f"FROM {WINDOWS} WHERE {_KEY} AND first_day = %(first{{i}})s AND last_day = %(last{{i}})s"
 )
+_DAYS_PART = f"FROM {DAILY} WHERE {_KEY} AND day >= %(first{{i}})s AND day <= %(last{{i}})s"
+# Part i's consumers with their spend, to rank (a window row is one consumer's sum already).
+_WINDOW_LIST = f"SELECT consumer, cost_usd AS c {_WINDOW_PART} AND consumer <> ''"
+_DAYS_LIST = f"SELECT consumer, SUM(cost_usd) AS c {_DAYS_PART} GROUP BY consumer"
 
 
-def _round_sql(parts: int) -> str:
-    """Portable SQL for `_threshold_round` over this many parts.
+def _round_sql(from_days: tuple[bool, ...]) -> str:
+    """Portable SQL for `_threshold_round` over parts read from windows or from days.
 
-    A seen consumer's sums are correlated subqueries, one per part, each a lookup of one row
-    by the window's unique key (a join tempts the planner into reading every row of the
+    A seen consumer's sums are correlated subqueries, one per part, each an index lookup by
+    the part's key and the consumer (a join tempts the planner into reading every row of the
     windows); requests and tokens only for the `limit` consumers ranked. A left join from
     the one-row table of bounds, so those come back even when no consumer is seen."""
-    top = "SELECT consumer FROM (SELECT consumer {} LIMIT %(depth)s) AS top{}"
-    seen = " UNION ".join(top.format(_RANKED.format(i=i), i) for i in range(parts))
+    parts = range(len(from_days))
+    ranked_lists = [
+        f"SELECT consumer, c FROM ({(_DAYS_LIST if days else _WINDOW_LIST).format(i=i)}) AS "  # noqa: S608
+        f"list{i} ORDER BY c DESC, consumer"
+        for i, days in enumerate(from_days)
+    ]
+    top = "SELECT consumer FROM ({} LIMIT %(depth)s) AS top{}"
+    seen = " UNION ".join(top.format(ranked, i) for i, ranked in enumerate(ranked_lists))
     kth = ", ".join(
-        f"(SELECT cost_usd {_RANKED.format(i=i)} LIMIT 1 OFFSET %(kth)s) AS bound{i}"
-        for i in range(parts)
+        f"(SELECT c FROM ({ranked} LIMIT 1 OFFSET %(kth)s) AS kth{i}) AS bound{i}"  # noqa: S608
+        for i, ranked in enumerate(ranked_lists)
     )
-    looked_up = ", ".join(_in_part("cost_usd", "seen", i) + f" AS cost{i}" for i in range(parts))
-    costs = [f"cost{i}" for i in range(parts)]
+    lookups = [_DAYS_PART if days else _WINDOW_PART for days in from_days]
+    looked_up = ", ".join(
+        _in_part("cost_usd", lookups[i], "seen", i) + f" AS cost{i}" for i in parts
+    )
+    costs = [f"cost{i}" for i in parts]
     ranked = (
         f"SELECT * FROM (SELECT seen.consumer, {looked_up} FROM ({seen}) AS seen) AS sums "  # noqa: S608
         f"ORDER BY {_sum_of(costs)} DESC, consumer LIMIT %(limit)s"
     )
     costs = [f"ranked.{cost}" for cost in costs]
-    requests = [_in_part("requests", "ranked", i) for i in range(parts)]
-    tokens = [_in_part("input_tokens + output_tokens", "ranked", i) for i in range(parts)]
+    requests = [_in_part("requests", lookups[i], "ranked", i) for i in parts]
+    tokens = [_in_part("input_tokens + output_tokens", lookups[i], "ranked", i) for i in parts]
     return (
         f"SELECT ranked.consumer, {', '.join(costs)}, {_sum_of(requests)}, {_sum_of(tokens)}, "  # noqa: S608
         f"b.* FROM (SELECT {kth}) AS b LEFT JOIN ({ranked}) AS ranked ON TRUE "
@@ -269,24 +305,21 @@ def _round_sql(parts: int) -> str:
     )
 
 
-def _in_part(measure: str, row: str, i: int) -> str:
+def _in_part(measure: str, part: str, row: str, i: int) -> str:
     """A measure of the consumer in `row` in part i (0 where it is absent)."""
-    one = f"SELECT {measure} FROM {WINDOWS} WHERE {_KEY} AND {_PART.format(i=i)}"  # noqa: S608
-    return f"COALESCE(({one} AND consumer = {row}.consumer), 0)"
+    one = f"SELECT SUM({measure}) {part.format(i=i)} AND consumer = {row}.consumer"
+    return f"COALESCE(({one}), 0)"
 
 
 def _sum_of(terms: list[str]) -> str:
     return "(" + " + ".join(terms) + ")"
 
 
-def _any_part(parts: list[Window]) -> Q:
-    return reduce(operator.or_, (Q(first_day=a, last_day=b) for a, b in parts))
-
-
 def _window_totals(
-    tenant_id: int, parts: list[Window], kind: str, environment: str
+    tenant_id: int, parts: list[Window], kind: str, environment: str, today: date
 ) -> Decimal | None:
-    """All consumers' spend over the parts (0 if none); None if a part's window is not built.
+    """All consumers' spend over the parts (0 if none); None if a part's window is not built
+    (or not yet rebuilt: yesterday's live window before the day's first merge or refresh).
 
     One query: the parts' window rows, each with its total row looked up beside it.
     """
@@ -299,7 +332,12 @@ def _window_totals(
         environment=environment,
         consumer="",
     )
-    built = ConsumerWindow.objects.for_tenant(tenant_id).filter(_any_part(parts))
+    built = ConsumerWindow.objects.for_tenant(tenant_id).filter(
+        reduce(
+            operator.or_,
+            (Q(first_day=a, last_day=b, live=is_live((a, b), today)) for a, b in parts),
+        )
+    )
     found = list(built.annotate(total=Subquery(total.values("cost_usd")[:1])).values_list("total"))
     if len(found) < len(parts):
         return None

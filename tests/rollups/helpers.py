@@ -111,16 +111,19 @@ def window_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
 
 def daily_window_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     """What each built consumer window must hold: its days' per-consumer daily rows, summed
-    per consumer and environment, per consumer, per environment ("" consumer) and overall."""
+    per consumer and environment (except in the live window, today's), per consumer, per
+    environment ("" consumer) and overall."""
     out: dict[tuple[Any, ...], list[Any]] = {}
-    windows = ConsumerWindow.objects.for_tenant(tenant).values_list("first_day", "last_day")
-    for first, last in windows:
+    windows = ConsumerWindow.objects.for_tenant(tenant).values_list("first_day", "last_day", "live")
+    for first, last, live in windows:
         days = ConsumerDailyRollup.objects.for_tenant(tenant).filter(
             day__gte=first, day__lte=last, requests__gt=0
         )
         for r in days:
             for consumer in (r.consumer, ""):
                 for environment in (r.environment, ""):
+                    if live and consumer and environment:
+                        continue
                     key = (first, last, r.kind, consumer, environment)
                     target = out.setdefault(key, [0, 0, 0, Decimal(0)])
                     target[0] += r.requests

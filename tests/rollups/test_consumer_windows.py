@@ -164,3 +164,101 @@ def test_it_finds_a_top_consumer_who_leads_neither_yesterday_nor_today(world: Wo
         ("y0", Decimal("200")),
         ("t1", Decimal("199")),
     ]
+
+
+@pytest.mark.django_db
+def test_it_keeps_only_all_environment_rows_per_consumer_in_todays_live_window(
+    world: World,
+) -> None:
+    _seed(world)
+    today = NOW.date()
+    live = ConsumerWindow.objects.for_tenant(world.tenant).get(first_day=today, last_day=today)
+    assert live.live
+    rows = ConsumerWindowRollup.objects.for_tenant(world.tenant).filter(
+        first_day=today, last_day=today, kind="user"
+    )
+    assert {(r.consumer, r.environment): r.cost_usd for r in rows} == {
+        ("ann", ""): Decimal("1.50"),
+        ("cy", ""): Decimal("0.75"),
+        ("", "production"): Decimal("2.25"),  # everyone, per environment: the share's total
+        ("", ""): Decimal("2.25"),
+    }
+    closed = ConsumerWindow.objects.for_tenant(world.tenant).exclude(first_day=today)
+    assert not closed.filter(live=True).exists()
+
+
+def _two_environments(world: World) -> None:
+    today, yesterday = NOW - timedelta(minutes=1), NOW - timedelta(days=1)
+    calls = [
+        ("ann", today, "production", "3"),
+        ("ann", today, "staging", "0.5"),
+        ("bob", today, "staging", "2"),
+        ("bob", yesterday, "staging", "2"),
+        ("cy", today, "production", "1"),
+        ("cy", yesterday, "production", "4"),
+        ("dan", yesterday, "staging", "0.25"),
+    ]
+    ingest_events(
+        world.ingest.key,
+        [
+            {**_call(n, when, user, cost), "environment": environment}
+            for n, (user, when, environment, cost) in enumerate(calls)
+        ],
+    )
+    roll_up_all_pending(world.tenant.pk)
+
+
+@pytest.mark.django_db
+def test_it_ranks_today_per_environment_from_the_daily_rows_as_the_days_do(
+    world: World,
+) -> None:
+    _two_environments(world)
+    teams = selectors.TeamIndex.of(world.tenant)
+    for environment in ("staging", "production"):
+        for key in ("24h", "7d", "30d", "mtd"):
+            f = parse_filters(QueryDict(f"range={key}&environment={environment}"))
+            assert windows.top_consumers(
+                world.tenant.pk, "user", f.first_day, f.last_day, environment, NOW.date(), 3
+            ), (environment, key)  # read from the windows, not the fallback
+            from_window = selectors.consumers(world.tenant, f, teams, "user", 3)
+            windows.drop_windows(world.tenant.pk)
+            from_days = selectors.consumers(world.tenant, f, teams, "user", 3)
+            refresh_consumer_windows(world.tenant.pk)
+            assert from_window == from_days, (environment, key)
+    f = parse_filters(QueryDict("range=7d&environment=staging"))
+    top = selectors.consumers(world.tenant, f, teams, "user", 3)
+    assert [(r.key, r.cost, round(r.share, 4)) for r in top] == [
+        ("bob", Decimal("4"), 0.8421),
+        ("ann", Decimal("0.5"), 0.1053),
+        ("dan", Decimal("0.25"), 0.0526),
+    ]
+
+
+@pytest.mark.django_db
+def test_it_rebuilds_yesterdays_live_window_with_its_environments_when_the_day_turns(
+    world: World,
+) -> None:
+    _two_environments(world)
+    tomorrow = NOW + timedelta(days=1)
+    today = NOW.date()
+    # Until the windows move on, a page of tomorrow reads the days, not the live window.
+    assert (
+        windows.top_consumers(
+            world.tenant.pk, "user", today, tomorrow.date(), "staging", tomorrow.date(), 3
+        )
+        is None
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("django.utils.timezone.now", lambda: tomorrow)
+        refresh_consumer_windows(world.tenant.pk)
+    yesterday = ConsumerWindow.objects.for_tenant(world.tenant).get(first_day=today, last_day=today)
+    assert not yesterday.live
+    staging = ConsumerWindowRollup.objects.for_tenant(world.tenant).filter(
+        first_day=today, last_day=today, kind="user", environment="staging"
+    )
+    assert {r.consumer: r.cost_usd for r in staging} == {
+        "ann": Decimal("0.5"),
+        "bob": Decimal("2"),
+        "": Decimal("2.5"),
+    }
+    assert window_totals(world.tenant) == daily_window_totals(world.tenant)
