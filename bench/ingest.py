@@ -6,6 +6,7 @@ Run by hand from the project root (PostgreSQL on 127.0.0.1:5432, Redis on 127.0.
     .venv/bin/python bench/ingest.py                      # sweep, then 15 s per final phase
     .venv/bin/python bench/ingest.py --seconds 5 --sweep-seconds 2 --configs 2x1,4x1
     .venv/bin/python bench/ingest.py --configs '' --final 4x1@4   # no sweep
+    .venv/bin/python bench/ingest.py --configs '' --final 2x8@4,2x8@24   # b's, then c's
 
 All in one run:
 
@@ -857,7 +858,8 @@ def main() -> int:
     ap.add_argument(
         "--final",
         default="",
-        help="WxT@CONNS for both final runs, e.g. 3x1@8 (default: best point of the sweep)",
+        help="WxT@CONNS for both final runs, e.g. 3x1@8, or for b and c: 3x2@4,3x8@16 "
+        "(default: best point of the sweep)",
     )
     ap.add_argument("--client-procs", type=int, default=2, help="client processes")
     ap.add_argument("--batch", type=int, default=100, help="events per request in phase b")
@@ -924,7 +926,8 @@ def main() -> int:
 
         def best(phase: str) -> tuple[int, int, int]:
             if args.final:
-                cfg, _, conns = args.final.partition("@")
+                finals = args.final.split(",")
+                cfg, _, conns = finals[-1 if phase == "c" else 0].partition("@")
                 w, t = parse_configs(cfg)[0]
                 return w, t, int(conns or conn_counts[-1])
             if not sweep:

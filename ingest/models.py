@@ -30,8 +30,9 @@ def money_field(**kwargs: Any) -> models.DecimalField[Any, Any]:
 class UsageEvent(TenantOwned):
     """One LLM call as a service reported it, priced at ingest.
 
-    Rows are written by `ingest.services.store_events` with one multi-row INSERT per request;
-    `batch_id` ties them to the `PendingBatch` that the rollup worker consumes.
+    Rows are written by `ingest.services.store_events`: by COPY for a batch of 10 or more,
+    otherwise in one INSERT shared with the process's concurrent requests of the same tenant
+    (group commit). `batch_id` ties them to the `PendingBatch` that the rollup worker consumes.
     """
 
     event_id = models.CharField(max_length=128)

@@ -59,12 +59,21 @@ class ValidEvent:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+# PostgreSQL's text cannot hold a NUL character: refused here, with the field's name, rather
+# than by the database.
+NUL = "\x00"
+NO_NUL = "must not contain NUL characters"
+
+
 def _string(value: Any, max_len: int, errors: Errors, name: str) -> str | None:
     if not isinstance(value, str):
         errors[name] = ["must be a string"]
         return None
     if len(value) > max_len:
         errors[name] = [f"must be at most {max_len} characters"]
+        return None
+    if NUL in value:
+        errors[name] = [NO_NUL]
         return None
     return value
 
@@ -163,6 +172,9 @@ def _tags(value: Any, errors: Errors) -> dict[str, str]:
         return {}
     if any(len(k) > 128 or len(v) > 256 for k, v in value.items()):
         errors["tags"] = ["keys must be at most 128 and values 256 characters"]
+        return {}
+    if any(NUL in k or NUL in v for k, v in value.items()):
+        errors["tags"] = [NO_NUL]
         return {}
     return value
 
@@ -269,6 +281,8 @@ def _common_case(raw: dict[str, Any], now: datetime) -> ValidEvent | None:
     at = _common_timestamp(get("timestamp"), now)
     if not provider or not model or texts is None or at is None:
         return None
+    if any(NUL in t for t in (provider, model, event_id, team or "", environment, *texts)):
+        return None
     optional = _common_optional(get)
     if optional is None:
         return None
@@ -360,5 +374,7 @@ def _plain_tags(tags: Any) -> bool:
         return False
     for k, v in tags.items():
         if type(k) is not str or type(v) is not str or len(k) > 128 or len(v) > 256:
+            return False
+        if NUL in k or NUL in v:
             return False
     return True

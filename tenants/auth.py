@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import NoScriptError
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 
@@ -106,25 +108,49 @@ def rate_limit_wait(key: ApiKey) -> float | None:
 
 
 def _count(counter: str) -> int:
-    """Increment the window's counter; one round trip to Redis (INCR + EXPIRE NX)."""
-    redis = _redis_client()
-    if redis is not None:
-        name = cache.make_and_validate_key(counter)
-        pipe = redis.pipeline(transaction=False)
-        pipe.incr(name)
-        pipe.expire(name, 120, nx=True)
-        return int(pipe.execute()[0])
-    cache.add(counter, 0, timeout=120)
-    return cache.incr(counter)
+    """Increment the window's counter and return it: one round trip to Redis."""
+    conn = _redis_connection()
+    if conn is None:
+        cache.add(counter, 0, timeout=120)
+        return cache.incr(counter)
+    name = cache.make_and_validate_key(counter)
+    try:
+        return _incr(conn, name)
+    except Exception:
+        conn.disconnect()  # the next request connects again
+        raise
 
 
-def _redis_client() -> Any:
-    """The Redis client behind the cache, reused: RedisCache builds a new one per operation."""
+# INCR, and EXPIRE on the counter's first increment, atomically: a counter never outlives its
+# window by much, whatever happens between the two.
+_INCR_SCRIPT = (
+    "local n = redis.call('INCR', KEYS[1]) "
+    "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n"
+)
+_INCR_SHA = hashlib.sha1(_INCR_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis's script id
+
+
+def _incr(conn: Any, name: str) -> int:
+    conn.send_command("EVALSHA", _INCR_SHA, 1, name, 120)
+    try:
+        return int(conn.read_response())
+    except NoScriptError:  # a restarted Redis forgot the script: EVAL loads it again
+        conn.send_command("EVAL", _INCR_SCRIPT, 1, name, 120)
+        return int(conn.read_response())
+
+
+def _redis_connection() -> Any:
+    """This thread's own connection to the cache's Redis, or None when the cache is not Redis.
+
+    A connection of its own, used directly: a redis-py client call (connection pool, command
+    dispatch, response callbacks) cost about 75 µs of CPU per command here, a quarter of what
+    serving a single-event request costs; sending on a kept connection costs about 30 µs."""
     backend: Any = getattr(cache, "_cache", None)  # RedisCache's private, untyped client
     if not hasattr(backend, "get_client"):
         return None
-    client = getattr(backend, "costboard_client", None)
-    if client is None:
-        # The cache backend is per thread (and per process): so is the client kept on it.
-        client = backend.costboard_client = backend.get_client(write=True)
-    return client
+    conn = getattr(backend, "costboard_connection", None)
+    if conn is None:
+        # The cache backend is per thread (and per process): so is the connection kept on it.
+        pool = backend.get_client(write=True).connection_pool
+        conn = backend.costboard_connection = pool.make_connection()
+    return conn

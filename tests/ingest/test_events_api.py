@@ -56,6 +56,22 @@ def test_it_stores_exactly_the_valid_events_of_a_mixed_batch(world: World) -> No
     assert [e.event_id for e in stored(world.tenant)] == ["evt-1", "evt-4"]
 
 
+def test_it_names_a_field_holding_a_nul_character_and_keeps_the_others(world: World) -> None:
+    # PostgreSQL's text cannot store NUL: a 400 naming the field, never a 500.
+    batch = [event(1), event(2, feature="chat\x00bot"), event(3, tags={"k": "v\x00"})]
+    response = post_json(Client(), URL, {"events": batch}, world.ingest)
+    assert response.status_code == 202
+    errors = {r["index"]: r["errors"] for r in response.json()["rejected"]}
+    assert errors == {
+        1: {"feature": ["must not contain NUL characters"]},
+        2: {"tags": ["must not contain NUL characters"]},
+    }
+    assert [e.event_id for e in stored(world.tenant)] == ["evt-1"]
+    alone = post_json(Client(), URL, event(4, user_id="\x00"), world.ingest)
+    assert alone.status_code == 400
+    assert alone.json()["rejected"][0]["errors"] == {"user_id": ["must not contain NUL characters"]}
+
+
 def test_it_counts_duplicates_and_never_stores_them_twice(world: World) -> None:
     client = Client()
     first = post_json(client, URL, {"events": [event(1), event(1), event(2)]}, world.ingest)
