@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 # ingest process does not ask Redis on every request: at most half the debounce, and never
 # past the run's start, so the run still starts after every event this shortcut skipped.
 _recently: dict[int, float] = {}
+OVERDUE_SKIP = 1.0  # seconds
 
 
 def _flag(tenant_id: int) -> str:
@@ -43,8 +44,10 @@ def schedule_rollup(tenant_id: int) -> None:
         return
     # Skip asking again while the scheduled run is sure not to have started (it starts no
     # sooner than `starts`): a run takes what is pending when it starts and does not wait
-    # for more, so events committed after it began need a run of their own.
-    _recently[tenant_id] = now + min(delay / 2, max(0.0, starts - time.time()))
+    # for more, so events committed after it began need a run of their own. A run that is
+    # overdue (the worker is busy or down) is still asked about at most once a second: two
+    # Redis calls per request would cost ingest more than the request itself.
+    _recently[tenant_id] = now + min(delay / 2, max(OVERDUE_SKIP, starts - time.time()))
 
 
 def clear_schedule(tenant_id: int) -> None:
