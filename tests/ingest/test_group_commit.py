@@ -245,10 +245,12 @@ def test_it_fails_only_the_request_whose_data_the_database_refuses(world: World)
     now = timezone.now()
 
     def share(n: str, **fields: Any) -> Share:
-        valid = [(validate_event(event(n, **fields), now)[0], world.team.pk)]
-        return Share(_event_rows(world.ingest.key, valid, now), 0, now)  # type: ignore[arg-type]
+        valid = [(validate_event(event(n), now)[0], world.team.pk)]
+        rows = _event_rows(world.ingest.key, valid, now)  # type: ignore[arg-type]
+        return Share([{**row, **fields} for row in rows], 0, now)
 
-    # PostgreSQL text cannot hold a NUL character; the other requests of the group are stored.
+    # PostgreSQL text cannot hold a NUL character (validation refuses one, so it is put in the
+    # row here, standing for any value the database refuses); the others are stored.
     results = _write_groups(world.tenant.pk, [share("a"), share("b", feature="x\x00y"), share("c")])
     stored = UsageEvent.objects.for_tenant(world.tenant).values_list("event_id", flat=True)
     assert results[0] == results[2] == 1 and isinstance(results[1], DatabaseError)
