@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ from rest_framework.request import Request
 from tenants.models import ApiKey, Scope
 from tenants.selectors import api_key_from_token
 from tenants.services import touch_api_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -103,6 +106,9 @@ def rate_limit_wait(key: ApiKey) -> float | None:
         if _count(f"costboard:rate:{key.prefix}:{window}") <= limit:
             return None
     except Exception:  # a cache outage must not stop ingest: fail open on the limit only
+        log.warning(
+            "rate limit of key %s not checked: cache unavailable", key.prefix, exc_info=True
+        )
         return None
     return max(1.0, (window + 1) * 60 - now)
 
