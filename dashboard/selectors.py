@@ -66,7 +66,6 @@ class TeamIndex:
 
 
 Grouping = str | tuple[str, ...]
-SLICE_MODELS = (HourlySlice, DailySlice)
 
 
 def rollups(
@@ -119,25 +118,18 @@ def _narrow(
     rows: QuerySet[Any], f: Filters, teams: TeamIndex, slices: list[str] | None
 ) -> QuerySet[Any]:
     if slices is not None:
-        # A slice's rows of one environment, or its rows summed over all environments.
-        rows = rows.filter(environment=f.environment or ALL_ENVIRONMENTS)
-        rows = (
-            rows.filter(grouping=slices[0])
-            if len(slices) == 1
-            else rows.filter(grouping__in=slices)
-        )
-    return dimension_filter(rows, f, teams)
+        # The slices' rows of one environment, or their rows summed over all environments.
+        rows = rows.filter(grouping__in=slices, environment=f.environment or ALL_ENVIRONMENTS)
+    elif f.environment:
+        rows = rows.filter(environment=f.environment)
+    for name in ("feature", "model"):
+        if getattr(f, name):
+            rows = rows.filter(**{name: getattr(f, name)})
+    return _team_filter(rows, f, teams)
 
 
 def _names(grouping: Grouping) -> tuple[str, ...]:
     return (grouping,) if isinstance(grouping, str) else grouping
-
-
-def dimension_filter(rows: QuerySet[Any], f: Filters, teams: TeamIndex) -> QuerySet[Any]:
-    for name in ("environment", "feature", "model"):
-        if getattr(f, name) and not (rows.model in SLICE_MODELS and name == "environment"):
-            rows = rows.filter(**{name: getattr(f, name)})
-    return _team_filter(rows, f, teams)
 
 
 def _team_filter(rows: QuerySet[Any], f: Filters, teams: TeamIndex) -> QuerySet[Any]:

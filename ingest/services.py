@@ -90,6 +90,18 @@ def _rows(
     return _priced_rows(pricer_for(key.tenant), key, batch_id, events, now)
 
 
+def _priced(
+    pricer: TenantPricer, events: list[tuple[ValidEvent, int | None]]
+) -> Iterator[tuple[ValidEvent, int | None, Decimal, str]]:
+    """Each event with its team, cost and the cost's source."""
+    price = pricer.price
+    for e, team_id in events:
+        tokens = TokenCounts(
+            e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
+        )
+        yield (e, team_id, *price(e.provider, e.model, tokens, e.timestamp, e.cost_usd))
+
+
 def _priced_rows(
     pricer: TenantPricer,
     key: ApiKey,
@@ -97,13 +109,8 @@ def _priced_rows(
     events: list[tuple[ValidEvent, int | None]],
     now: datetime,
 ) -> Iterator[tuple[Any, ...]]:
-    price = pricer.price
     tenant_id, key_id = key.tenant_id, key.pk
-    for e, team_id in events:
-        tokens = TokenCounts(
-            e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
-        )
-        cost, source = price(e.provider, e.model, tokens, e.timestamp, e.cost_usd)
+    for e, team_id, cost, source in _priced(pricer, events):
         yield (
             tenant_id, batch_id, e.event_id, e.timestamp, _hour(e.timestamp), now, team_id,
             key_id, e.provider, e.model, e.input_tokens, e.output_tokens, e.cache_read_tokens,
@@ -299,14 +306,9 @@ def _event_rows(
     key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime
 ) -> list[dict[str, Any]]:
     """One priced, JSON-ready object per event (PG_EVENT_COLUMNS' keys)."""
-    price = pricer_for(key.tenant).price
     key_id, received = key.pk, now.isoformat()
     rows = []
-    for e, team_id in events:
-        tokens = TokenCounts(
-            e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
-        )
-        cost, source = price(e.provider, e.model, tokens, e.timestamp, e.cost_usd)
+    for e, team_id, cost, source in _priced(pricer_for(key.tenant), events):
         rows.append({
             "event_id": e.event_id, "timestamp": e.timestamp.isoformat(), "team_id": team_id,
             "provider": e.provider, "model": e.model, "input_tokens": e.input_tokens,

@@ -341,4 +341,4 @@ def _window_totals(
     found = list(built.annotate(total=Subquery(total.values("cost_usd")[:1])).values_list("total"))
     if len(found) < len(parts):
         return None
-    return sum((Decimal(str(t or 0)) for (t,) in found), Decimal(0))
+    return _money_sum(tuple(t for (t,) in found))
