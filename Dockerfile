@@ -1,4 +1,4 @@
-# Costboard: one image for web (gunicorn), worker and beat (Celery); docker-compose.yml runs it.
+# Costboard: one image for web (granian), worker and beat (Celery); docker-compose.yml runs it.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -27,6 +27,6 @@ RUN SECRET_KEY=build-time-only-not-a-secret python manage.py collectstatic --no-
 USER costboard
 
 EXPOSE 8000
-# deploy/gunicorn.conf.py: threaded workers with keep-alive, as bench/ingest.py measures them;
-# WEB_CONCURRENCY sets the number of workers (docker-compose.yml sets it).
-CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "costboard.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+# costboard/serve.py: granian, one worker per core with 8 threads, as bench/ingest.py measures
+# it; WEB_CONCURRENCY and WEB_THREADS change the counts (docker-compose.yml sets them).
+CMD ["python", "-m", "costboard.serve", "--bind", "0.0.0.0:8000", "--access-log"]

@@ -1,4 +1,4 @@
-"""Benchmark: GET /api/v1/budgets/status under concurrent load through gunicorn.
+"""Benchmark: GET /api/v1/budgets/status under concurrent load through the production web server.
 
     .venv/bin/python bench/budgets.py [--seconds 15] [--clients 8] [--workers 2]
 
@@ -97,7 +97,7 @@ def main() -> None:
     key = prepare()
     port = 18000 + os.getpid() % 1000
     server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "costboard.wsgi", "--bind", f"127.0.0.1:{port}",
+        [str(ROOT / ".venv/bin/python"), "-m", "costboard.serve", "--bind", f"127.0.0.1:{port}",
          "--workers", str(args.workers), "--log-level", "warning"],
         cwd=ROOT, env=ENV,
     )  # fmt: skip
@@ -123,7 +123,7 @@ def main() -> None:
     rate = len(latencies) / args.seconds
     print(
         f"budget status: {len(latencies)} requests in {args.seconds:.0f}s from {args.clients} clients, "
-        f"{args.workers} gunicorn workers on {os.cpu_count()} cores"
+        f"{args.workers} web workers on {os.cpu_count()} cores"
     )
     print(
         f"  throughput {rate:,.0f} req/s   p50 {q[49] * 1000:.2f} ms   p95 {q[94] * 1000:.2f} ms   p99 {q[98] * 1000:.2f} ms"

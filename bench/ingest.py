@@ -18,17 +18,16 @@ All in one run:
    once into the real table, whose three deferred foreign keys are checked per row. For
    reference (a', a'') it calls `ingest.services.ingest_events` in-process with 100 and 1
    events: the whole service path (validation, pricing, transaction, Redis) without HTTP;
-3. (b) starts gunicorn with production's `deploy/gunicorn.conf.py` (`--configs` workers x
-   threads are swept with `--connections` client connections each, then the best point is run
-   again for `--seconds`) and POSTs `{"events": [100 events]}` from client processes: a
-   raw-socket HTTP/1.1 client that keeps connections alive when the server allows it (the
-   config's threaded workers do) and costs ~0.1-0.2 ms of CPU per request; its CPU use is
-   printed;
+3. (b) starts production's web server, `python -m costboard.serve` (granian; `--configs`
+   workers x threads are swept with `--connections` client connections each, then the best
+   point is run again for `--seconds`) and POSTs `{"events": [100 events]}` from client
+   processes: a raw-socket HTTP/1.1 client that keeps connections alive when the server allows
+   it (production's does) and costs ~0.1-0.2 ms of CPU per request; its CPU use is printed;
 4. (c) the same with one event per request;
 5. checks that the database holds exactly the events the 2xx answers said were accepted;
 6. prints a table of a, b, c, b/a and pass/fail against the targets.
 
-The CPU used by gunicorn, postgres (backends of the bench database and the shared WAL writer,
+The CPU used by the web server, postgres (backends of the bench database and the shared WAL writer,
 checkpointer...), redis, the client and everything else ("other") is sampled from /proc over
 each measured window. On a shared machine the benchmark waits for a quiet moment before each
 measurement (`--wait-quiet`) and repeats a run that other programs disturbed (`--retries`).
@@ -56,7 +55,6 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 VENV_BIN = ROOT / ".venv" / "bin"
-GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # `bench/ingest.py` would shadow the app's `ingest` package: put the project root first.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
@@ -174,7 +172,7 @@ def _postgres_is_ours(pid: int, started: int) -> bool:
     return _PG_OURS[(pid, started)]
 
 
-GROUPS = ("gunicorn", "postgres", "redis", "client")
+GROUPS = ("web", "postgres", "redis", "client")
 
 
 def process_groups(
@@ -205,7 +203,7 @@ def process_groups(
     out = {}
     for pid, (comm, _, cpu, started) in stats.items():
         if pid in server:
-            group = "gunicorn"
+            group = "web"
         elif pid in clients:
             group = "client"
         elif comm == "postgres" and _postgres_is_ours(pid, started):
@@ -622,7 +620,7 @@ def client_process(cfg: dict[str, Any], out: Any) -> None:
 
 
 class Servers:
-    """Every gunicorn we start, killed (by its own process group) on exit or Ctrl-C."""
+    """Every web server we start, killed (by its own process group) on exit or Ctrl-C."""
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -632,7 +630,7 @@ class Servers:
     ) -> subprocess.Popen[bytes]:
         # Production's configuration (worker class, keep-alive); only the counts vary.
         cmd = [
-            str(VENV_BIN / "gunicorn"), "-c", str(GUNICORN_CONF), "costboard.wsgi",
+            str(VENV_BIN / "python"), "-m", "costboard.serve",
             "--bind", f"127.0.0.1:{args.port}", "--workers", str(workers),
             "--threads", str(threads), "--log-level", "warning",
         ]  # fmt: skip
@@ -683,7 +681,9 @@ def wait_ready(args: argparse.Namespace, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.time() + 30
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {proc.returncode}; see {args.server_log}")
+            raise RuntimeError(
+                f"the web server exited with {proc.returncode}; see {args.server_log}"
+            )
         try:
             status, body = Conn(args.port).request(probe)
             if status == 400 and b"no events" in body:  # authenticated, nothing stored
@@ -693,7 +693,7 @@ def wait_ready(args: argparse.Namespace, proc: subprocess.Popen[bytes]) -> None:
             )
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError("gunicorn did not become ready in 30 s")
+    raise RuntimeError("the web server did not become ready in 30 s")
 
 
 # --------------------------------------------------------------------------------------------
@@ -848,7 +848,7 @@ def main() -> int:
     ap.add_argument(
         "--configs",
         default="2x1,3x1,4x1,2x2,2x4,3x2",
-        help="gunicorn WORKERSxTHREADS to sweep, comma separated ('' = no sweep)",
+        help="web server WORKERSxTHREADS to sweep, comma separated ('' = no sweep)",
     )
     ap.add_argument(
         "--connections",
@@ -884,7 +884,7 @@ def main() -> int:
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
     ap.add_argument(
         "--server-log",
-        default=os.path.join(tempfile.gettempdir(), "costboard-bench-gunicorn.log"),
+        default=os.path.join(tempfile.gettempdir(), "costboard-bench-web.log"),
     )
     ap.add_argument(
         "--keep", action="store_true", help="leave the last server running (prints its pid)"
@@ -947,7 +947,7 @@ def main() -> int:
             label = f"final {workers}w x {threads}t, {conns} conns {kind}"
             finals[phase] = measure(args, server, batch, args.seconds, label, conns, runs)
             finals[phase]["config"] = (
-                f"gunicorn -c deploy/gunicorn.conf.py --workers {workers} --threads {threads}"
+                f"python -m costboard.serve --workers {workers} --threads {threads}"
                 f", {conns} client connections"
             )
             if args.keep and phase == "c":
@@ -980,10 +980,10 @@ def print_summary(
     if sweep:
         print(
             f"Sweep ({args.sweep_seconds:g} s per point, clients in {args.client_procs} processes; "
-            "cpu = cores used by gunicorn / postgres / client / other programs):"
+            "cpu = cores used by web / postgres / client / other programs):"
         )
         print(
-            f"  {'gunicorn':<9s} {'conns':>5s} {'batch ev/s':>11s} {'p50':>6s} {'p99':>6s}  "
+            f"  {'web':<9s} {'conns':>5s} {'batch ev/s':>11s} {'p50':>6s} {'p99':>6s}  "
             f"{'cpu g/pg/cl/oth':<19s} {'single req/s':>12s} {'p50':>6s} {'p99':>6s}  cpu g/pg/cl/oth"
         )
         for (w, t, n), r in sweep.items():
@@ -1037,7 +1037,7 @@ def noisy(r: dict[str, Any]) -> str:
 
 def cpu_short(r: dict[str, Any]) -> str:
     c = r["cpu"]
-    return f"{c['gunicorn']:.2f}/{c['postgres']:.2f}/{c['client']:.2f}/{c['other']:.2f}"
+    return f"{c['web']:.2f}/{c['postgres']:.2f}/{c['client']:.2f}/{c['other']:.2f}"
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def main() -> None:
     n = args.n
     nb = max(50, n // 5)
     print(f"{'':62s} {'wall µs':>8s} {'CPU µs':>8s} {'pg CPU':>8s}")
-    print("Whole requests through Django's WSGI handler (no network, no gunicorn):")
+    print("Whole requests through Django's WSGI handler (no network, no web server):")
     line("POST, no Authorization -> 401 (Django+DRF floor)", lambda: request(b"{}", auth=False), n)
     line(
         'POST {"events": []} -> 400 (+ key lookup, throttle)', lambda: request(b'{"events":[]}'), n

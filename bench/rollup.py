@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/rollup.py [--seconds 30] [--clients 4] [--rate 0]
 
-Starts gunicorn and a real Celery worker on a scratch PostgreSQL database and Redis, drives a
+Starts the web server and a real Celery worker on a scratch PostgreSQL database and Redis, drives a
 batch ingest load (100-event POSTs from several client processes; `--rate` events/s in all,
 0 = as fast as they go), and meanwhile sends a probe event every half second and times how
 long until `/api/v1/usage` shows it (freshness: 202 to visible). Prints the ingest rate,
@@ -133,7 +133,7 @@ def probe(port: int, key: str, read: str, seconds: float, out: multiprocessing.Q
 
 
 def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its children (gunicorn and celery fork workers)."""
+    """CPU seconds of a process and its children (web and celery fork workers)."""
     total = 0.0
     pids = [pid] + [
         int(p)
@@ -220,8 +220,9 @@ def main() -> None:
     port = 19000 + os.getpid() % 1000
     web = subprocess.Popen(
         [
-            str(BIN / "gunicorn"),
-            "costboard.wsgi",
+            str(BIN / "python"),
+            "-m",
+            "costboard.serve",
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
@@ -292,7 +293,7 @@ def main() -> None:
     )
     print(
         f"ingest: {ingested:,} events in {args.seconds:.0f}s = {ingested / args.seconds:,.0f} events/s "
-        f"({args.clients} clients, {args.workers} gunicorn workers, 1 Celery worker, {os.cpu_count()} cores, "
+        f"({args.clients} clients, {args.workers} web workers, 1 Celery worker, {os.cpu_count()} cores, "
         f"debounce {ENV.get('ROLLUP_DEBOUNCE_SECONDS', 'default')})"
     )
     print(

@@ -20,7 +20,7 @@ trap cleanup EXIT INT TERM
 pids+=($!)
 .venv/bin/celery -A costboard beat --loglevel=WARNING --schedule var/celerybeat-schedule &
 pids+=($!)
-.venv/bin/gunicorn -c deploy/gunicorn.conf.py costboard.wsgi --bind "127.0.0.1:${PORT}" --workers 2 --access-logfile - &
+.venv/bin/python -m costboard.serve --bind "127.0.0.1:${PORT}" --workers 2 --access-log &
 pids+=($!)
 sleep 2
 cat <<MSG

@@ -20,7 +20,7 @@ READ=$($PY manage.py create_api_key acme --scope read --name smoke-read | tail -
 
 .venv/bin/celery -A costboard worker --loglevel=WARNING --concurrency=1 --pool=solo &
 pids+=($!)
-.venv/bin/gunicorn -c deploy/gunicorn.conf.py costboard.wsgi --bind "127.0.0.1:$PORT" --workers 1 --log-level warning &
+$PY -m costboard.serve --bind "127.0.0.1:$PORT" --workers 1 --log-level warning &
 pids+=($!)
 
 $PY - "$PORT" "$KEY" "$READ" <<'PYEOF'

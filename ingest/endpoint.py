@@ -2,7 +2,7 @@
 
 One function per endpoint takes what it needs of the request (the Authorization header, the
 declared length and a body reader) and returns the answer (status, JSON body, headers). Both
-the WSGI fast path (`ingest.wsgi`, what gunicorn serves) and the Django views (`ingest.views`,
+the WSGI fast path (`ingest.wsgi`, what the production server serves) and the Django views (`ingest.views`,
 what the test client and the schema see) call these, so the two cannot answer differently.
 
 The order of checks is DRF's, which these endpoints used before: authentication (401),

@@ -1,6 +1,6 @@
 """`POST /api/v1/events` and the `LLMCostTracker` compatibility endpoint, as Django views.
 
-gunicorn serves these two URLs from `ingest.wsgi` before Django; these views are what the
+The production server serves these two URLs from `ingest.wsgi` before Django; these views are what the
 test client, `runserver` and the OpenAPI schema see. Both call the same functions of
 `ingest.endpoint`, so they answer alike.
 """

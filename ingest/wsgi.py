@@ -70,8 +70,12 @@ class IngestFastPath:
             # A bug, not a client's fault: logged as Django logs a 500, answered as DRF does.
             request_log.exception("Internal Server Error: %s", environ.get("PATH_INFO"))
             result = answer(500, {"detail": "A server error occurred."})
+        finally:
+            # Sent here, not from the body's close(): granian never calls close() on a list
+            # body, and the answer is complete anyway (the body is one bytes object).
+            signals.request_finished.send(sender=self.__class__)
         start_response(_status_line(result.status), _headers(result))
-        return _Finished([result.body])
+        return [result.body]
 
     def _host_allowed(self, host: str | None) -> bool:
         """True when Django would accept this Host; anything else is left to Django to refuse."""
@@ -84,13 +88,6 @@ class IngestFastPath:
             if len(self._hosts) < 64:  # clients choose Host: keep this small
                 self._hosts[host] = allowed
         return allowed
-
-
-class _Finished(list[bytes]):
-    """The body; like Django's responses, sends `request_finished` when the server is done."""
-
-    def close(self) -> None:
-        signals.request_finished.send(sender=IngestFastPath)
 
 
 def _content_length(environ: dict[str, Any]) -> int | None:

@@ -2,7 +2,7 @@
 
 Why the numbers stay true across processes and restarts: nothing is counted in memory. Each
 scrape (or the cached result of a recent one) reads all-time sums from the database, so every
-gunicorn worker reports the same totals, and they only go up as the rollups grow.
+web worker reports the same totals, and they only go up as the rollups grow.
 
 Why the cache cannot make a counter go down: a process reuses a computed scrape for at most
 METRICS_CACHE_SECONDS from the moment it started reading. While that is shorter than

@@ -1,4 +1,5 @@
-"""Run the real production server (gunicorn) in a subprocess for tests that need one."""
+"""Run the real production server (granian, `costboard.serve`) in a subprocess for tests that
+need one."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def free_port() -> int:
 
 
 def _wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """Until a worker answers: gunicorn listens before its workers have imported the app, and
+    """Until a worker answers: the server listens before its workers have imported the app, and
     on a busy machine booting one takes seconds, longer than a test client's timeout."""
     probe = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     deadline = time.monotonic() + timeout
@@ -40,15 +41,14 @@ def _wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int = 2) -> Iterator[str]:
-    """Yield the base URL of a gunicorn serving Costboard with `env` on top of ours, configured
-    as in production (deploy/gunicorn.conf.py) but for the number of workers."""
+def web_server(env: dict[str, str], workers: int = 2) -> Iterator[str]:
+    """Yield the base URL of the production web server serving Costboard with `env` on top of
+    ours, configured as in production (`costboard.serve`) but for the number of workers."""
     port = free_port()
     full_env = {**os.environ, "SECRET_KEY": "test-only-secret-key", **env}
     cmd = [
-        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
-        "costboard.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--log-level", "warning",
+        sys.executable, "-m", "costboard.serve", "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env)
     try:

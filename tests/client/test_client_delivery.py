@@ -27,7 +27,7 @@ from tests.client.servers import (
     silent_server,
 )
 from tests.conftest import World, requires_postgres
-from tests.server import ROOT, gunicorn
+from tests.server import ROOT, web_server
 from tests.worker import test_database_url as server_database_url
 
 FAST: dict[str, Any] = {
@@ -61,7 +61,7 @@ def test_it_delivers_every_event_exactly_once_when_the_server_drops_its_first_an
     # The first batch is stored but its answer is lost, the next requests meet a 503, a
     # dropped connection and a 429: the client retries each, and the server counts once.
     script = [LOSE_ANSWER, UNAVAILABLE, DROP, RATE_LIMITED, LOSE_ANSWER]
-    with gunicorn({"DATABASE_URL": server_database_url()}, workers=1) as base:
+    with web_server({"DATABASE_URL": server_database_url()}, workers=1) as base:
         warm_up(base, world)
         front = Front(upstream=base, script=script)
         with serve(front) as url:

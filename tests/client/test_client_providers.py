@@ -16,7 +16,7 @@ from ingest.models import UsageEvent
 from pricing.catalog import TokenCounts, reference_cost
 from tests.client.servers import Front, serve
 from tests.conftest import World, requires_postgres
-from tests.server import gunicorn
+from tests.server import web_server
 from tests.worker import test_database_url as server_database_url
 
 CHAT = {
@@ -166,7 +166,7 @@ def test_it_skips_a_response_without_usage(sent: tuple[CostboardClient, Front]) 
 @requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_prices_recorded_responses_on_a_live_server(world: World) -> None:
-    with gunicorn({"DATABASE_URL": server_database_url()}, workers=1) as base:
+    with web_server({"DATABASE_URL": server_database_url()}, workers=1) as base:
         client = CostboardClient(world.ingest.token, base, timeout=60, flush_at_exit=False)
         chat_id = client.record_openai(ChatCompletion.model_validate(CHAT), feature="reply")
         claude_id = client.record_anthropic(Message.model_validate(MESSAGE), feature="reply")

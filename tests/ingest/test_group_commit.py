@@ -25,7 +25,7 @@ from ingest.models import PendingBatch, UsageEvent
 from ingest.services import Share, _event_rows, _write_groups, write_group
 from ingest.validation import validate_event
 from tests.conftest import World, event, requires_postgres
-from tests.server import gunicorn
+from tests.server import web_server
 
 EVENTS = "/api/v1/events"
 
@@ -67,7 +67,7 @@ def test_it_stores_every_event_id_once_when_many_single_event_clients_overlap(
         [event(f"o-{(c * 7 + i * 13) % ids}") for i in range(per_client)] for c in range(clients)
     ]
     sent = {b["event_id"] for mine in bodies for b in mine}
-    with gunicorn(_server_env(), workers=2) as base:
+    with web_server(_server_env(), workers=2) as base:
         answers = _post_all(base, world.ingest.token, bodies)
     results = [a.json() for a in answers]
     stored = Counter(UsageEvent.objects.for_tenant(world.tenant).values_list("event_id", flat=True))
@@ -161,7 +161,7 @@ def test_it_answers_503_to_every_concurrent_request_when_the_database_goes_away(
     # The key stays cached in the server, so only the writes meet the outage.
     with _proxy() as proxy:
         env = {**_server_env(proxy.port), "API_KEY_CACHE_SECONDS": "600"}
-        with gunicorn(env, workers=1) as base:
+        with web_server(env, workers=1) as base:
             warm = _post_all(base, world.ingest.token, [[event("warm")]])
             proxy.cut()
             answers = _post_all(base, world.ingest.token, [[event(f"x-{c}")] for c in range(12)])

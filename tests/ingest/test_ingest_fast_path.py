@@ -1,4 +1,4 @@
-"""The ingest URLs as production serves them: gunicorn, its config file, the WSGI fast path.
+"""The ingest URLs as production serves them: granian (`costboard.serve`), the WSGI fast path.
 
 Every status code a client can get from `POST /api/v1/events` and the compatibility endpoint,
 through a real server, and the same answers as Django's own views give.
@@ -20,7 +20,7 @@ from tenants.services import create_api_key, revoke_api_key
 from tests import worker
 from tests.conftest import KeyHolder, World, event, post_json, requires_postgres
 from tests.ingest.test_llm_costs_compat import tracker_payload
-from tests.server import gunicorn
+from tests.server import web_server
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 EVENTS = "/api/v1/events"
@@ -29,9 +29,9 @@ LLM_COSTS = "/api/v1/metrics/llm-costs"
 
 @pytest.fixture
 def server(world: World) -> Iterator[httpx.Client]:
-    """One client (one kept-alive connection) to a gunicorn on the test database."""
+    """One client (one kept-alive connection) to the production server on the test database."""
     with (
-        gunicorn({"DATABASE_URL": worker.test_database_url()}, workers=1) as base,
+        web_server({"DATABASE_URL": worker.test_database_url()}, workers=1) as base,
         httpx.Client(base_url=base, timeout=30) as client,
     ):
         yield client
@@ -49,7 +49,7 @@ def _stored(world: World) -> list[str]:
     return sorted(UsageEvent.objects.for_tenant(world.tenant).values_list("event_id", flat=True))
 
 
-def test_it_accepts_a_batch_through_gunicorn_and_stores_it_exactly_once(
+def test_it_accepts_a_batch_through_the_server_and_stores_it_exactly_once(
     world: World, server: httpx.Client
 ) -> None:
     batch = {"events": [event(i) for i in range(100)]}
@@ -62,7 +62,7 @@ def test_it_accepts_a_batch_through_gunicorn_and_stores_it_exactly_once(
     assert first.headers.get("Connection", "").lower() != "close"
 
 
-def test_it_answers_401_with_www_authenticate_through_gunicorn(
+def test_it_answers_401_with_www_authenticate_through_the_server(
     world: World, server: httpx.Client
 ) -> None:
     revoked = KeyHolder(*create_api_key(world.tenant, team=world.team))
@@ -76,14 +76,16 @@ def test_it_answers_401_with_www_authenticate_through_gunicorn(
     assert _stored(world) == []
 
 
-def test_it_answers_403_for_a_read_key_through_gunicorn(world: World, server: httpx.Client) -> None:
+def test_it_answers_403_for_a_read_key_through_the_server(
+    world: World, server: httpx.Client
+) -> None:
     for url in (EVENTS, LLM_COSTS):
         response = _post(server, url, event(1), world.read)
         assert response.status_code == 403
         assert "ingest" in response.json()["detail"]
 
 
-def test_it_answers_429_with_retry_after_through_gunicorn(
+def test_it_answers_429_with_retry_after_through_the_server(
     world: World, server: httpx.Client
 ) -> None:
     ApiKey.objects.for_tenant(world.tenant).filter(pk=world.ingest.key.pk).update(
@@ -97,7 +99,7 @@ def test_it_answers_429_with_retry_after_through_gunicorn(
     assert _stored(world) == ["evt-0", "evt-1"]
 
 
-def test_it_answers_413_through_gunicorn(world: World, server: httpx.Client) -> None:
+def test_it_answers_413_through_the_server(world: World, server: httpx.Client) -> None:
     too_many = _post(server, EVENTS, {"events": [event(i) for i in range(1001)]}, world.ingest)
     too_big = _post(server, EVENTS, event(1, feature="x" * (5 * 1024 * 1024)), world.ingest)
     assert (too_many.status_code, too_big.status_code) == (413, 413)
@@ -105,7 +107,7 @@ def test_it_answers_413_through_gunicorn(world: World, server: httpx.Client) -> 
     assert _stored(world) == []
 
 
-def test_it_answers_400_naming_the_bad_field_through_gunicorn(
+def test_it_answers_400_naming_the_bad_field_through_the_server(
     world: World, server: httpx.Client
 ) -> None:
     not_json = _post(server, EVENTS, b"{not json", world.ingest)
@@ -119,7 +121,7 @@ def test_it_answers_400_naming_the_bad_field_through_gunicorn(
     assert _stored(world) == ["evt-1"]
 
 
-def test_it_answers_200_for_the_tracker_payload_through_gunicorn(
+def test_it_answers_200_for_the_tracker_payload_through_the_server(
     world: World, server: httpx.Client
 ) -> None:
     response = _post(server, LLM_COSTS, tracker_payload(), world.ingest)
@@ -161,7 +163,7 @@ def test_it_leaves_a_request_for_an_unknown_host_to_django(
 def test_it_answers_503_with_retry_after_on_both_urls_when_the_database_is_unreachable() -> None:
     env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:1/costboard"}
     headers = {"Authorization": "Bearer cb_abc_def"}
-    with gunicorn(env, workers=1) as base, httpx.Client(base_url=base, timeout=30) as client:
+    with web_server(env, workers=1) as base, httpx.Client(base_url=base, timeout=30) as client:
         answers = [
             client.post(EVENTS, json=event(1), headers=headers),
             client.post(LLM_COSTS, json=tracker_payload(), headers=headers),

@@ -12,13 +12,13 @@ from django.db import connection
 
 from ingest.models import UsageEvent
 from tests.conftest import World, event, requires_postgres
-from tests.server import gunicorn
+from tests.server import web_server
 
 
 def test_it_answers_503_with_retry_after_when_the_database_is_unreachable() -> None:
     # A real server whose database is a closed port: nothing is accepted, nothing is a 500.
     env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:1/costboard"}
-    with gunicorn(env, workers=1) as base:
+    with web_server(env, workers=1) as base:
         response = httpx.post(
             f"{base}/api/v1/events",
             json=event(1),
@@ -53,7 +53,7 @@ def test_it_stores_an_event_id_once_when_two_clients_race(world: World) -> None:
         response = httpx.post(f"{base}/api/v1/events", json=batch, headers=headers, timeout=30)
         results.append(response.json())
 
-    with gunicorn(_server_env(), workers=4) as base:
+    with web_server(_server_env(), workers=4) as base:
         threads = [threading.Thread(target=send, args=(base,)) for _ in range(4)]
         for t in threads:
             t.start()
@@ -67,7 +67,7 @@ def test_it_stores_an_event_id_once_when_two_clients_race(world: World) -> None:
 @requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_serves_the_api_from_the_production_server(world: World) -> None:
-    with gunicorn(_server_env(), workers=1) as base:
+    with web_server(_server_env(), workers=1) as base:
         headers = {"Authorization": f"Bearer {world.ingest.token}"}
         body = json.dumps({"events": [event(1), event(2, model="gpt-4o-mini")]})
         response = httpx.post(f"{base}/api/v1/events", content=body, headers=headers)

@@ -1,4 +1,4 @@
-"""The real server: several gunicorn workers and a restart must report the same totals."""
+"""The real server: several web workers and a restart must report the same totals."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from tests import worker
 from tests.conftest import World, requires_postgres
 from tests.metrics.helpers import costboard_lines, parse, pick, seed
-from tests.server import gunicorn
+from tests.server import web_server
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True), pytest.mark.slow]
 REQUESTS = 40
@@ -41,7 +41,7 @@ def _served_by(body: str) -> float:
 
 def test_it_reports_identical_totals_from_every_worker(world: World) -> None:
     seed(world)
-    with gunicorn(_server_env(), workers=2) as base, ThreadPoolExecutor(max_workers=6) as pool:
+    with web_server(_server_env(), workers=2) as base, ThreadPoolExecutor(max_workers=6) as pool:
         bodies = list(pool.map(lambda _: _scrape(base), range(REQUESTS)))
     totals = {tuple(costboard_lines(body)) for body in bodies}
     assert len(totals) == 1, "workers disagree on costboard_* totals"
@@ -52,9 +52,9 @@ def test_it_reports_identical_totals_from_every_worker(world: World) -> None:
 
 def test_it_keeps_its_totals_across_a_restart(world: World) -> None:
     seed(world)
-    with gunicorn(_server_env(), workers=1) as base:
+    with web_server(_server_env(), workers=1) as base:
         before = costboard_lines(_scrape(base))
-    with gunicorn(_server_env(), workers=1) as base:
+    with web_server(_server_env(), workers=1) as base:
         after = costboard_lines(_scrape(base))
     assert after == before
     assert any(line.startswith("costboard_ingest_events_total{") for line in after)

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from pricing.catalog import TokenCounts, reference_cost
 from tests.conftest import World, login, requires_postgres
 from tests.otlp.helpers import at_microsecond, export_request, genai_attributes, span, stored
-from tests.server import gunicorn
+from tests.server import web_server
 from tests.worker import celery_worker, wait_until
 from tests.worker import test_database_url as server_database_url
 
@@ -95,7 +95,7 @@ def test_it_stores_genai_spans_exported_by_the_opentelemetry_sdk(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with (
-        gunicorn({"DATABASE_URL": server_database_url()}, workers=2) as base,
+        web_server({"DATABASE_URL": server_database_url()}, workers=2) as base,
         otel_pointed_at(base, world.ingest.token, monkeypatch) as (provider, exporter, memory),
     ):
         instrumented_calls(provider)
@@ -152,7 +152,7 @@ def test_it_shows_an_instrumented_script_on_the_dashboard(
     # through the production server and a real Celery worker rolling them up.
     env = {"DATABASE_URL": server_database_url()}
     with (
-        gunicorn(env, workers=1) as base,
+        web_server(env, workers=1) as base,
         celery_worker(),
         otel_pointed_at(base, world.ingest.token, monkeypatch) as (provider, _, _),
     ):
@@ -182,7 +182,7 @@ def test_it_answers_503_with_retry_after_when_the_database_is_unreachable() -> N
     # Not tied to the test database: the server's database is a closed port.
     body = export_request([span(genai_attributes())]).SerializeToString()
     env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:1/costboard"}
-    with gunicorn(env, workers=1) as base:
+    with web_server(env, workers=1) as base:
         response = httpx.post(
             f"{base}/v1/traces",
             content=body,
