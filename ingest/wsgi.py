@@ -6,10 +6,14 @@ a single-event POST. `POST /api/v1/events` and `POST /api/v1/metrics/llm-costs` 
 here by the same `ingest.endpoint` functions the Django views call; every other request,
 and any ingest request whose Host Django would have to judge, goes to Django unchanged.
 
-What Django would still do for these requests is done here: `request_started` and
-`request_finished` are sent (database connections are reset and recycled per CONN_MAX_AGE,
-broken ones closed), unknown hosts are left to Django's ALLOWED_HOSTS check, and the headers
-its security middleware adds to every answer are added.
+What Django would still do for these requests is done here: database connections are
+recycled per CONN_MAX_AGE and broken ones closed before and after each request, unknown hosts
+are left to Django's ALLOWED_HOSTS check, and the headers its security middleware adds to
+every answer are added. Django's `request_started` and `request_finished` signals are not
+sent: sending the pair cost 66 µs of CPU per request here, about a seventh of a single-event
+POST, while their receivers' useful work for this path (`close_old_connections`, and
+`reset_queries` when DEBUG keeps a query log) costs 7 µs when called directly. The others
+have nothing to do here: the caches have nothing to close, and this path sets no URLconf.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
-from django.core import signals
+from django.db import close_old_connections, reset_queries
 from django.http.request import split_domain_port, validate_host
 
 from ingest.endpoint import Answer, answer, post_events, post_llm_costs
@@ -42,6 +46,12 @@ SECURITY_HEADERS = (
 request_log = logging.getLogger("django.request")
 
 
+def _recycle_connections() -> None:
+    if settings.DEBUG:
+        reset_queries()
+    close_old_connections()
+
+
 class IngestFastPath:
     """Wraps Django's WSGI application; serves the ingest URLs itself."""
 
@@ -59,7 +69,7 @@ class IngestFastPath:
             or not self._host_allowed(environ.get("HTTP_HOST"))
         ):
             return self.django_app(environ, start_response)
-        signals.request_started.send(sender=self.__class__, environ=environ)
+        _recycle_connections()
         try:
             result = endpoint(
                 environ.get("HTTP_AUTHORIZATION", ""),
@@ -71,9 +81,9 @@ class IngestFastPath:
             request_log.exception("Internal Server Error: %s", environ.get("PATH_INFO"))
             result = answer(500, {"detail": "A server error occurred."})
         finally:
-            # Sent here, not from the body's close(): granian never calls close() on a list
-            # body, and the answer is complete anyway (the body is one bytes object).
-            signals.request_finished.send(sender=self.__class__)
+            # Here, not from the body's close(): granian never calls close() on a list body,
+            # and the answer is complete anyway (the body is one bytes object).
+            _recycle_connections()
         start_response(_status_line(result.status), _headers(result))
         return [result.body]
 
