@@ -47,6 +47,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=_env_int("WEB_THREADS", DEFAULT_THREADS))
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument("--log-level", default=os.environ.get("WEB_LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--graceful-timeout",
+        type=int,
+        default=30,
+        help="seconds a stopping worker gets to finish its requests before it is killed",
+    )
     return parser.parse_args(argv)
 
 
@@ -68,6 +74,9 @@ def server(args: argparse.Namespace) -> MPServer:
         log_access=args.access_log,
         # A worker that dies (out of memory, a crash in a C extension) is started again.
         respawn_failed_workers=True,
+        # Bounded: a worker told to stop while it was still starting (a stop right after a
+        # start, on a loaded machine) was seen to never stop, and the server with it.
+        workers_kill_timeout=args.graceful_timeout,
     )
 
 

@@ -26,6 +26,7 @@ from rest_framework.renderers import JSONRenderer
 from costboard.middleware import RETRY_AFTER_SECONDS, STORAGE_UNAVAILABLE, is_storage_outage
 from ingest.compat import tracker_payload_to_event
 from ingest.services import IngestResult, ingest_events
+from ingest.typed import JsonPathNeeded, decode_events
 from tenants.auth import (
     AUTHENTICATE_HEADER,
     UNKNOWN_KEY,
@@ -62,13 +63,24 @@ def post_events(authorization: str, content_length: int | None, read: BodyReader
     """One event, or {"events": [...]}: 202 when anything was stored or already known."""
 
     def handle(key: ApiKey) -> Answer:
-        events = events_of(read_json(content_length, read))
-        if not events:
-            return answer(400, {"detail": "no events in the body"})
-        result = ingest_events(key, events)
-        return _result(202 if result.accepted or result.duplicates else 400, result)
+        body = read_body(content_length, read)
+        # The typed decoder takes what it fully accepts; the JSON path answers everything else.
+        events = decode_events(body)
+        if events is not None:
+            try:
+                return _ingest_batch(key, events)
+            except JsonPathNeeded:
+                pass  # nothing was stored
+        return _ingest_batch(key, events_of(parse_json(body)))
 
     return _serve(authorization, handle)
+
+
+def _ingest_batch(key: ApiKey, events: list[Any]) -> Answer:
+    if not events:
+        return answer(400, {"detail": "no events in the body"})
+    result = ingest_events(key, events)
+    return _result(202 if result.accepted or result.duplicates else 400, result)
 
 
 def post_llm_costs(authorization: str, content_length: int | None, read: BodyReader) -> Answer:
@@ -126,6 +138,11 @@ def _unauthenticated(detail: str) -> Answer:
 
 def read_json(content_length: int | None, read: BodyReader) -> Any:
     """The request body as JSON, with numbers kept exact (Decimal, never float)."""
+    return parse_json(read_body(content_length, read))
+
+
+def read_body(content_length: int | None, read: BodyReader) -> bytes:
+    """The request body, or 413 past the size limit."""
     limit = settings.INGEST_MAX_BODY_BYTES
     # Refused by its declared length before reading anything.
     if content_length is not None and content_length > limit:
@@ -134,6 +151,10 @@ def read_json(content_length: int | None, read: BodyReader) -> Any:
     body = read(limit + 1)
     if len(body) > limit:
         raise BodyError(413, f"body is larger than {limit} bytes")
+    return body
+
+
+def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -17,6 +17,7 @@ from django.utils import timezone
 from costboard.middleware import is_storage_outage
 from ingest.groupcommit import GroupCommit
 from ingest.models import PendingBatch, UsageEvent
+from ingest.typed import TypedEvent, validate_typed
 from ingest.validation import ValidEvent, validate_event
 from pricing.catalog import TokenCounts
 from pricing.resolver import TenantPricer, pricer_for
@@ -48,7 +49,9 @@ class IngestResult:
 
 
 def ingest_events(key: ApiKey, raw_events: list[Any]) -> IngestResult:
-    """Validate, price and store a batch; valid events are durable when this returns."""
+    """Validate, price and store a batch; valid events are durable when this returns.
+
+    Each event is what `json.loads` made of it, or a `TypedEvent` of the endpoint's decoder."""
     now = timezone.now()
     result = IngestResult()
     valid = _validate_batch(key, raw_events, now, result)
@@ -64,7 +67,10 @@ def _validate_batch(
     valid: list[tuple[ValidEvent, int | None]] = []
     teams: dict[str, int] = {}
     for index, raw in enumerate(raw_events):
-        event, errors = validate_event(raw, now)
+        if type(raw) is TypedEvent:  # decoded by `ingest.typed`: most rules already checked
+            event, errors = validate_typed(raw, now)
+        else:
+            event, errors = validate_event(raw, now)
         if event is not None and event.team is not None:
             teams = teams or team_ids_by_slug(key.tenant_id)
             if event.team not in teams:

@@ -4,6 +4,7 @@ need one."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -48,12 +49,18 @@ def web_server(env: dict[str, str], workers: int = 2) -> Iterator[str]:
     full_env = {**os.environ, "SECRET_KEY": "test-only-secret-key", **env}
     cmd = [
         sys.executable, "-m", "costboard.serve", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--log-level", "warning",
+        "--workers", str(workers), "--log-level", "warning", "--graceful-timeout", "5",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env)
+    # A session of its own, so a server that does not stop in time is killed with its workers.
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, start_new_session=True)
     try:
         _wait_for(port, proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise

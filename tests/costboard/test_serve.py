@@ -23,7 +23,8 @@ def test_it_takes_workers_and_threads_from_the_environment(
 ) -> None:
     monkeypatch.setenv("WEB_CONCURRENCY", "4")
     monkeypatch.setenv("WEB_THREADS", "16")
-    built = server(parse_args(["--bind", "0.0.0.0:9000"]))
+    built = server(parse_args(["--bind", "10.0.0.5:9000"]))
     assert (built.workers, built.blocking_threads) == (4, 16)
-    assert (built.bind_addr, built.bind_port) == ("0.0.0.0", 9000)
+    assert (built.bind_addr, built.bind_port) == ("10.0.0.5", 9000)
     assert (built.interface, built.http) == (Interfaces.WSGI, HTTPModes.http1)
+    assert built.workers_kill_timeout == 30
