@@ -7,13 +7,14 @@ cost_usd -> unpriced (cost 0, reported as unpriced usage, never as free).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import models
 
-from pricing.catalog import ZERO, CatalogPrice, PriceHistory, TokenCounts, price_history
+from pricing.catalog import BEGINNING, END, ZERO, CostFn, PriceHistory, TokenCounts, price_history
 from pricing.models import PriceOverride
 from tenants.models import Tenant
 
@@ -38,6 +39,10 @@ class CostSource(models.TextChoices):
     UNPRICED = "unpriced", "Unpriced"
 
 
+# The sources as plain strings, as stored: what `price` returns, ready for a row.
+OVERRIDE, CATALOG, CLIENT, UNPRICED = (str(s.value) for s in CostSource)
+
+
 @dataclass(frozen=True)
 class OverridePrice:
     effective_from: datetime
@@ -47,16 +52,29 @@ class OverridePrice:
     cache_write: Decimal | None
 
     def cost(self, t: TokenCounts) -> Decimal:
+        return self.cost_of(*t)
+
+    def cost_of(self, input: int, output: int, cache_read: int, cache_write: int) -> Decimal:
         read = self.cache_read if self.cache_read is not None else self.input
         write = self.cache_write if self.cache_write is not None else self.input
-        uncached = t.input - t.cache_read - t.cache_write
-        total = uncached * self.input + t.cache_read * read + t.cache_write * write
-        return (total + t.output * self.output) / MTOK
+        uncached = input - cache_read - cache_write
+        total = uncached * self.input + cache_read * read + cache_write * write
+        return (total + output * self.output) / MTOK
 
 
 def normalise_provider(provider: str) -> str:
     key = provider.strip().lower()
     return PROVIDER_ALIASES.get(key, key)
+
+
+def _utc(at: datetime) -> datetime:
+    """`at` with the UTC tzinfo object (naive means UTC, as the catalog reads it).
+
+    Comparing two datetimes with the same tzinfo object is ~30x cheaper than with different
+    ones (which converts both), and each event is compared with its cached price period."""
+    if at.tzinfo is UTC:
+        return at
+    return at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class TenantPricer:
@@ -68,7 +86,7 @@ class TenantPricer:
             key = (normalise_provider(row.provider), row.model.strip().lower())
             self._overrides.setdefault(key, []).append(
                 OverridePrice(
-                    row.effective_from,
+                    _utc(row.effective_from),
                     row.input_per_mtok,
                     row.output_per_mtok,
                     row.cache_read_per_mtok,
@@ -86,16 +104,33 @@ class TenantPricer:
         at: datetime,
         client_cost: Decimal | None = None,
     ) -> tuple[Decimal, str]:
+        return self.price_counts(provider, model, at, *tokens, client_cost)
+
+    def price_counts(
+        self,
+        provider: str,
+        model: str,
+        at: datetime,
+        input: int,
+        output: int,
+        cache_read: int,
+        cache_write: int,
+        client_cost: Decimal | None,
+    ) -> tuple[Decimal, str]:
+        """`price` from the four counts, without building a TokenCounts: ingest's hot path."""
         prices = self._models.get((provider, model)) or self._look_up(provider, model)
-        override = prices.override_at(at)
-        if override is not None:
-            return override.cost(tokens), CostSource.OVERRIDE
-        catalog = prices.catalog_at(at)
-        if catalog is not None:
-            return catalog.cost(tokens), CostSource.CATALOG
+        if at.tzinfo is not UTC:  # tested here first: ingest passes UTC, a call saved
+            at = _utc(at)
+        period = prices.period
+        # The last period used, if `at` falls in it: events of a batch are mostly close in
+        # time, and finding a period (a bisection, the catalog's constraints) costs more.
+        if not period.start <= at < period.end:
+            period = prices.period = prices.period_at(at)
+        if period.cost is not None:
+            return period.cost(input, output, cache_read, cache_write), period.source
         if client_cost is not None:
-            return client_cost, CostSource.CLIENT
-        return ZERO, CostSource.UNPRICED
+            return client_cost, CLIENT
+        return ZERO, UNPRICED
 
     def _look_up(self, provider: str, model: str) -> _ModelPrices:
         """Normalise the names and find their overrides and catalog entry once, not per event."""
@@ -112,20 +147,42 @@ class TenantPricer:
 MAX_MODELS = 4096
 
 
+class _Period(NamedTuple):
+    """Where a model's cost comes from during [start, end) (UTC); no cost: the client's or
+    none (unpriced), decided per event."""
+
+    start: datetime
+    end: datetime
+    cost: CostFn | None
+    source: str
+
+
+# Matches no moment: a model's first event finds its period.
+_NO_PERIOD = _Period(END, END, None, UNPRICED)
+
+
 @dataclass
 class _ModelPrices:
     overrides: list[OverridePrice]
-    starts: list[datetime]
+    starts: list[datetime]  # UTC, ascending
     catalog: PriceHistory | None
+    period: _Period = field(default=_NO_PERIOD)
 
-    def override_at(self, at: datetime) -> OverridePrice | None:
-        if not self.overrides:
-            return None
+    def period_at(self, at: datetime) -> _Period:
+        """The price at `at` (UTC) in SPEC's order, and the span it holds for: an override
+        from its start to the next one's; the catalog's own period, cut short where the
+        first override starts."""
         index = bisect.bisect_right(self.starts, at) - 1
-        return self.overrides[index] if index >= 0 else None
-
-    def catalog_at(self, at: datetime) -> CatalogPrice | None:
-        return None if self.catalog is None else self.catalog.at(at)
+        if index >= 0:
+            end = self.starts[index + 1] if index + 1 < len(self.starts) else END
+            return _Period(self.starts[index], end, self.overrides[index].cost_of, OVERRIDE)
+        before = self.starts[0] if self.starts else END
+        if self.catalog is None:
+            return _Period(BEGINNING, before, None, UNPRICED)
+        start, end, price = self.catalog.period(at)
+        if price is None:
+            return _Period(start, min(end, before), None, UNPRICED)
+        return _Period(start, min(end, before), price.cost_of, CATALOG)
 
 
 _pricers: dict[int, tuple[tuple[object, ...], TenantPricer]] = {}

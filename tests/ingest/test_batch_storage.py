@@ -7,9 +7,12 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.test import Client
 
 from ingest.models import PendingBatch, UsageEvent
+from pricing.catalog import TokenCounts, reference_cost
+from pricing.services import set_price_override
 from tests.conftest import World, event, post_json, requires_postgres
 
 pytestmark = requires_postgres
@@ -66,3 +69,85 @@ def test_it_counts_duplicates_in_a_large_batch_once(world: World) -> None:
     assert sorted(ids) == sorted(f"evt-{i}" for i in range(20))
     # One pending batch per request that stored anything, whichever way it was stored.
     assert PendingBatch.objects.for_tenant(world.tenant).count() == 2
+
+
+TAGS = [
+    {},
+    {"région": "Zürich", "emoji 🎉": "✓ ünïcödé", "日本": "東京"},
+    {'say "hi"': "back\\slash", "new\nline": "tab\there", "\u2028": "<&'>", "": ""},
+    {"literal": "\\u0041 is not A", "slash/": "/\\/", "ctrl": "\x01\x1f\x7f"},
+]
+
+
+def test_it_stores_tags_exactly_whichever_way_it_stores_events(world: World) -> None:
+    def tagged(n: int, prefix: str) -> dict[str, Any]:
+        return event(f"{prefix}-{n}", tags=TAGS[n % len(TAGS)])
+
+    batch = post_json(Client(), URL, {"events": [tagged(n, "b") for n in range(12)]}, world.ingest)
+    assert batch.json()["accepted"] == 12  # COPY
+    for n in range(4):
+        assert post_json(Client(), URL, tagged(n, "s"), world.ingest).json()["accepted"] == 1
+    events = UsageEvent.objects.for_tenant(world.tenant)
+    for n in range(12):
+        assert events.get(event_id=f"evt-b-{n}").tags == TAGS[n % len(TAGS)], n
+    for n in range(4):
+        assert events.get(event_id=f"evt-s-{n}").tags == TAGS[n], n
+    # Also as the database sees them: {} is an empty object, the same text either way.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT event_id, tags::text, tags = '{{}}'::jsonb FROM {UsageEvent._meta.db_table} "
+            "WHERE tenant_id = %s",
+            [world.tenant.pk],
+        )
+        stored = {event_id: (text, empty) for event_id, text, empty in cursor.fetchall()}
+    for n in range(4):
+        assert stored[f"evt-b-{n}"] == stored[f"evt-s-{n}"] == stored[f"evt-b-{n + 4}"]
+        assert stored[f"evt-b-{n}"][1] is (n == 0)
+
+
+DEEPSEEK_PEAK_ENDS = datetime(2025, 6, 30, 16, 30, tzinfo=UTC)  # catalog: off-peak from here
+OVERRIDE_STARTS = datetime(2025, 6, 30, 16, 45, tzinfo=UTC)
+US = timedelta(microseconds=1)
+
+
+def _expected(model: str, at: datetime, input_price: str) -> tuple[Decimal, str]:
+    tokens = TokenCounts(1000, 500)
+    if model == "gpt-4o" and at >= OVERRIDE_STARTS:
+        return (1000 * Decimal(input_price) + 500 * Decimal(8)) / 1_000_000, "override"
+    provider = "deepseek" if model == "deepseek-chat" else "openai"
+    return reference_cost(provider, model, tokens, at), "catalog"
+
+
+def test_it_prices_a_batch_across_price_periods_and_override_changes(world: World) -> None:
+    """Events in time order, so a period found for one event would be reused past its end."""
+    moments = sorted(
+        at + delta
+        for at in (DEEPSEEK_PEAK_ENDS, OVERRIDE_STARTS)
+        for delta in (-timedelta(minutes=1), -US, timedelta(0), US, timedelta(minutes=1))
+    )
+
+    def send(prefix: str, input_price: str) -> None:
+        raw = [
+            event(f"{prefix}-{model}-{i}", model=model, provider=provider, timestamp=at.isoformat())
+            for i, at in enumerate(moments)
+            for provider, model in (("deepseek", "deepseek-chat"), ("openai", "gpt-4o"))
+        ]
+        assert post_json(Client(), URL, {"events": raw}, world.ingest).json()["accepted"] == 20
+        rows = UsageEvent.objects.for_tenant(world.tenant).filter(
+            event_id__startswith=f"evt-{prefix}-"
+        )
+        assert rows.count() == 20
+        for row in rows:
+            expected = _expected(row.model, row.timestamp, input_price)
+            assert (row.cost_usd, row.cost_source) == expected, (row.model, row.timestamp)
+
+    def override(input_price: str) -> None:
+        set_price_override(
+            world.tenant, provider="openai", model="gpt-4o", effective_from=OVERRIDE_STARTS,
+            input_per_mtok=Decimal(input_price), output_per_mtok=Decimal(8),
+        )  # fmt: skip
+
+    override("2")
+    send("first", "2")
+    override("3")  # the same start, a new price: the cached pricer must not keep the old one
+    send("changed", "3")
