@@ -159,6 +159,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BodyError(400, f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # arrays or objects nested a thousand deep
+        raise BodyError(400, "body is not valid JSON: nested too deeply") from exc
 
 
 def _no_constants(name: str) -> None:

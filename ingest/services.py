@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -316,11 +315,6 @@ def write_group(tenant_id: int, shares: list[Share]) -> list[int]:
     return [sum(1 for event_id in ids if event_id in new) for ids in sent]
 
 
-def _finite(number: float | None) -> float | str | None:
-    # A huge latency (1e400) is infinite as a float: JSON has no word for it, float8 has.
-    return number if number is None or math.isfinite(number) else str(number)
-
-
 def _write_groups(tenant_id: int, shares: list[Share]) -> list[int | Exception]:
     """`write_group`, except that one request's bad data (say a character PostgreSQL refuses)
     fails only that request: after such an error each share is written again on its own."""
@@ -356,7 +350,7 @@ def _event_rows(
             "output_tokens": e.output_tokens, "cache_read_tokens": e.cache_read_tokens,
             "cache_write_tokens": e.cache_write_tokens, "feature": e.feature,
             "endpoint": e.endpoint, "user_id": e.user_id, "environment": e.environment,
-            "latency_ms": _finite(e.latency_ms), "status_code": e.status_code,
+            "latency_ms": e.latency_ms, "status_code": e.status_code,
             "client_cost_usd": None if e.cost_usd is None else str(e.cost_usd),
             "cost_usd": str(cost), "cost_source": source, "tags": e.tags,
             "api_key_id": key_id, "received_at": received,

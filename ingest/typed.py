@@ -36,6 +36,7 @@ from ingest.validation import (
     MAX_TOKENS,
     Errors,
     ValidEvent,
+    finite_float,
     plain_money,
     validate_in_full,
 )
@@ -177,7 +178,4 @@ def _latency(value: Any) -> float | None:
     kind = type(value)
     if (kind is not int and kind is not Decimal) or value < 0:
         return None
-    try:
-        return float(value)
-    except OverflowError:  # an integer beyond float: left to the full validator
-        return None
+    return finite_float(value)  # too large for a float: left to the full validator

@@ -13,6 +13,7 @@ with msgspec and leaves only a few rules to Python, under the same promise.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,7 +150,19 @@ def _latency(value: Any, errors: Errors) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or value < 0:
         errors["latency_ms"] = ["must be a number of zero or more"]
         return None
-    return float(value)  # a duration, not money
+    latency = finite_float(value)  # a duration, not money
+    if latency is None:
+        errors["latency_ms"] = ["must be a finite number of milliseconds"]
+    return latency
+
+
+def finite_float(value: int | float | Decimal) -> float | None:
+    """`value` as a finite float, or None: 1e400 is infinite as a float, 10**400 overflows."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _status(value: Any, errors: Errors) -> int:
@@ -344,7 +357,9 @@ def _common_optional(
     if latency is not None:
         if type(latency) not in _LATENCY_TYPES or latency < 0:
             return None
-        latency = float(latency)  # a duration, not money
+        latency = finite_float(latency)  # a duration, not money
+        if latency is None:
+            return None
     if status is None:
         status = 200
     elif type(status) is not int or not 0 <= status <= 999:

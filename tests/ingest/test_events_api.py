@@ -72,6 +72,27 @@ def test_it_names_a_field_holding_a_nul_character_and_keeps_the_others(world: Wo
     assert alone.json()["rejected"][0]["errors"] == {"user_id": ["must not contain NUL characters"]}
 
 
+def test_it_names_a_latency_too_large_for_a_number_and_keeps_the_others(world: World) -> None:
+    # 1e400 is infinite as a float and 10**400 does not fit one: a 400 naming the field.
+    huge = json.dumps(event(2)).replace('"event_id"', '"latency_ms": 1e400, "event_id"')
+    vast = json.dumps(event(3)).replace('"event_id"', f'"latency_ms": 1{"0" * 400}, "event_id"')
+    body = f'{{"events": [{json.dumps(event(1))}, {huge}, {vast}]}}'
+    response = post_json(Client(), URL, body, world.ingest)
+    assert response.status_code == 202
+    errors = {r["index"]: r["errors"] for r in response.json()["rejected"]}
+    too_large = {"latency_ms": ["must be a finite number of milliseconds"]}
+    assert errors == {1: too_large, 2: too_large}
+    assert [e.event_id for e in stored(world.tenant)] == ["evt-1"]
+
+
+def test_it_answers_400_for_a_body_nested_too_deeply(world: World) -> None:
+    deep = json.dumps(event(1))[:-1] + ', "note": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = post_json(Client(), URL, deep, world.ingest)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "body is not valid JSON: nested too deeply"}
+    assert stored(world.tenant) == []
+
+
 def test_it_counts_duplicates_and_never_stores_them_twice(world: World) -> None:
     client = Client()
     first = post_json(client, URL, {"events": [event(1), event(1), event(2)]}, world.ingest)
