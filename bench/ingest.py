@@ -6,7 +6,7 @@ Run by hand from the project root (PostgreSQL on 127.0.0.1:5432, Redis on 127.0.
     .venv/bin/python bench/ingest.py                      # sweep, then 15 s per final phase
     .venv/bin/python bench/ingest.py --seconds 5 --sweep-seconds 2 --configs 2x1,4x1
     .venv/bin/python bench/ingest.py --configs '' --final 4x1@4   # no sweep
-    .venv/bin/python bench/ingest.py --configs '' --final 2x8@4,2x8@24   # b's, then c's
+    .venv/bin/python bench/ingest.py --configs '' --final 2x8@8,2x8@16   # b's, then c's
 
 All in one run:
 

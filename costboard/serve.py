@@ -9,8 +9,8 @@ web process with this module, so production runs what `bench/ingest.py` measured
 Why granian: it parses HTTP and keeps connections alive in Rust, and calls the WSGI app from
 a pool of Python threads. Under gunicorn's threaded workers, parsing, keep-alive handling and
 thread hand-offs in Python were a third of the CPU of a single-event POST; bench/ingest.py
-on 2 cores, same run: single events 1,536 -> 2,283 requests/s, batches of 100 39.6k -> 46.7k
-events/s.
+on 2 cores, same code otherwise: single events 1,536 -> 2,283 requests/s, batches of 100
+39.6k -> 46.7k events/s.
 
 Threads, not only processes: concurrent single-event requests of one tenant in one process
 share one database commit (ingest/groupcommit.py), and while one thread waits on PostgreSQL
