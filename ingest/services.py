@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg.abc import Buffer
 from psycopg.types.json import JsonbBinaryDumper
@@ -147,9 +147,9 @@ def store_events(
     A repeated (tenant, event_id) is skipped by the unique constraint, also when two requests
     race, so a duplicate is never stored or counted twice. The batch row also carries how many
     events were offered and rejected, so ingest counters survive restarts via the rollups.
-    On PostgreSQL the events may share that transaction and batch row with concurrent
-    requests of the same tenant in this process (group commit: `_insert_postgres` for a few
-    events, `_write_batches` for more); the count returned is still this request's own.
+    On PostgreSQL a few events may share that transaction and batch row with concurrent
+    requests of the same tenant in this process (group commit, `_insert_postgres`); the
+    count returned is still this request's own.
     """
     from rollups.scheduling import schedule_rollup
 
@@ -169,49 +169,12 @@ def store_events(
 def _store_postgres(
     key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime, rejected: int
 ) -> int:
-    if len(events) < COPY_MIN_EVENTS:
-        return _insert_postgres(key, events, now, rejected)
-    batch = Batch(key, events, rejected, now)
-    if connection.in_atomic_block:  # the caller's transaction owns these rows: no group
-        result = _write_batches(key.tenant_id, [batch])[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
-    return _batch_groups.run(key.tenant_id, batch)
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One request's valid events (COPY_MIN_EVENTS or more), how many of its events were
-    rejected, and when it was received."""
-
-    key: ApiKey
-    events: list[tuple[ValidEvent, int | None]]
-    rejected: int
-    received_at: datetime
-
-
-def _write_batches(tenant_id: int, batches: list[Batch]) -> list[int | Exception]:
-    """Concurrent batches of one tenant in this process: one pending batch row, one COPY, one
-    commit (group commit, as for single events: the database's cost per transaction, about a
-    quarter of a 100-event COPY's, is paid once per group). COPY is all or nothing: after an
-    event id already stored (a client's retry) or sent twice, or a value the database refuses,
-    each batch is written again on its own by INSERT ... ON CONFLICT, which counts duplicates
-    exactly and fails only the batch at fault."""
-    try:
-        return _copy_batches(tenant_id, batches)
-    except DatabaseError as exc:
-        if is_storage_outage(exc):
-            raise
-    results: list[int | Exception] = []
-    for b in batches:
+    if len(events) >= COPY_MIN_EVENTS:
         try:
-            results.append(_insert_postgres(b.key, b.events, b.received_at, b.rejected))
-        except DatabaseError as exc:
-            if is_storage_outage(exc) or len(batches) == 1:
-                raise
-            results.append(exc)
-    return results
+            return _copy_postgres(key, events, now, rejected)
+        except IntegrityError:
+            pass  # an event id already stored (a client's retry) or repeated in the batch
+    return _insert_postgres(key, events, now, rejected)
 
 
 # From this many events COPY's extra round trips (BEGIN, batch row, COPY, COMMIT instead of
@@ -242,32 +205,26 @@ EMPTY_JSONB = b"\x01{}"
 _encode_json = json.JSONEncoder().encode  # what json.dumps(obj) calls, without its kwargs
 
 
-def _copy_batches(tenant_id: int, batches: list[Batch]) -> list[int | Exception]:
-    """The pending batch row (the batches' sums) and every batch's events by COPY, in one
-    transaction: the database's cost per row is about a third of INSERT ... ON CONFLICT's
-    (bulk heap inserts, no speculative insertion). An event id that exists already fails it
-    with IntegrityError, rolling everything back (also when another copy of it commits first)."""
-    offered = sum(len(b.events) for b in batches)
-    rejected = sum(b.rejected for b in batches)
-    created = min(b.received_at for b in batches)
+def _copy_postgres(
+    key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime, rejected: int
+) -> int:
+    """The batch row and its events by COPY in one transaction: the database's cost per row is
+    about a third of INSERT ... ON CONFLICT's (bulk heap inserts, no speculative insertion).
+    COPY is all or nothing, so an event id that exists already fails it with IntegrityError,
+    rolling everything back (also when another request's copy of it commits first)."""
     with transaction.atomic():
         connection.ensure_connection()
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
             cursor.adapters.register_dumper(None, TagsDumper)  # this cursor's COPY only
-            cursor.execute(PG_BATCH, [tenant_id, created, offered, rejected], prepare=True)
-            row = cursor.fetchone()
-            assert row is not None  # INSERT ... RETURNING returns the row it inserted
-            # Every batch's rows started before COPY: finding a pricer may query.
-            parts = [_rows(b.key, row[0], b.events, b.received_at) for b in batches]
+            cursor.execute(PG_BATCH, [key.tenant_id, now, len(events), rejected], prepare=True)
+            batch = cursor.fetchone()
+            assert batch is not None  # INSERT ... RETURNING returns the row it inserted
+            rows = _rows(key, batch[0], events, now)  # before COPY: it may query
             with cursor.copy(PG_COPY) as copy:
                 copy.set_types(COPY_TYPES)
-                for part in parts:
-                    for values in part:
-                        copy.write_row(values)
-    return [len(b.events) for b in batches]
-
-
-_batch_groups: GroupCommit[int, Batch, int] = GroupCommit(_write_batches)
+                for row in rows:
+                    copy.write_row(row)
+    return len(events)
 
 
 # Per event: its JSON key and SQL type. The pending batch's id and tenant are the group's;

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from ingest.groupcommit import GroupCommit
 from ingest.models import PendingBatch, UsageEvent
-from ingest.services import Batch, Share, _event_rows, _write_batches, _write_groups, write_group
+from ingest.services import Share, _event_rows, _write_groups, write_group
 from ingest.validation import validate_event
 from tests.conftest import World, event, requires_postgres
 from tests.server import web_server
@@ -255,58 +255,3 @@ def test_it_fails_only_the_request_whose_data_the_database_refuses(world: World)
     stored = UsageEvent.objects.for_tenant(world.tenant).values_list("event_id", flat=True)
     assert results[0] == results[2] == 1 and isinstance(results[1], DatabaseError)
     assert sorted(stored) == ["evt-a", "evt-c"]
-
-
-def _batch(world: World, prefix: str, ids: range, rejected: int = 0) -> Batch:
-    now = timezone.now()
-    valid = [(validate_event(event(f"{prefix}{i}"), now)[0], world.team.pk) for i in ids]
-    return Batch(world.ingest.key, valid, rejected, now)  # type: ignore[arg-type]
-
-
-@requires_postgres
-@pytest.mark.django_db(transaction=True)
-def test_it_copies_concurrent_batches_in_one_transaction_with_their_sums(world: World) -> None:
-    batches = [_batch(world, "a", range(12)), _batch(world, "b", range(20), rejected=3)]
-    assert _write_batches(world.tenant.pk, batches) == [12, 20]
-    pending = PendingBatch.objects.for_tenant(world.tenant)
-    assert list(pending.values_list("offered", "rejected")) == [(32, 3)]
-    stored = UsageEvent.objects.for_tenant(world.tenant)
-    assert stored.count() == 32 and set(stored.values_list("batch_id", flat=True)) == {
-        pending.get().pk
-    }
-    # Each request's own time of receipt, not the group's.
-    assert stored.get(event_id="evt-b0").received_at == batches[1].received_at
-
-
-@requires_postgres
-@pytest.mark.django_db(transaction=True)
-def test_it_counts_duplicates_exactly_when_a_copied_group_meets_one(world: World) -> None:
-    assert _write_batches(world.tenant.pk, [_batch(world, "x", range(10))]) == [10]
-    # Second group: one batch repeats an id already stored, another repeats the first's ids.
-    group = [_batch(world, "n", range(10)), _batch(world, "n", range(5, 15)),
-             _batch(world, "x", range(9, 19))]  # fmt: skip
-    assert _write_batches(world.tenant.pk, group) == [10, 5, 9]
-    stored = Counter(UsageEvent.objects.for_tenant(world.tenant).values_list("event_id", flat=True))
-    assert len(stored) == 10 + 15 + 9 and set(stored.values()) == {1}
-
-
-@requires_postgres
-@pytest.mark.django_db(transaction=True)
-def test_it_stores_concurrent_batches_once_each_through_the_server(world: World) -> None:
-    # 8 clients, 6 batches of 20 each: half the batches repeat another client's ids.
-    def body(c: int, b: int) -> dict[str, Any]:
-        owner = c - c % 2 if b % 2 else c  # odd batches: the ids of the pair's even client
-        return {"events": [event(f"c{owner}-b{b}-{i}") for i in range(20)]}
-
-    bodies = [[body(c, b) for b in range(6)] for c in range(8)]
-    sent = {e["event_id"] for mine in bodies for b in mine for e in b["events"]}
-    with web_server(_server_env(), workers=2) as base:
-        answers = _post_all(base, world.ingest.token, bodies)
-    results = [a.json() for a in answers]
-    stored = Counter(UsageEvent.objects.for_tenant(world.tenant).values_list("event_id", flat=True))
-    assert [a.status_code for a in answers] == [202] * 48
-    assert set(stored) == sent and set(stored.values()) == {1}
-    assert sum(r["accepted"] for r in results) == len(sent)
-    assert sum(r["duplicates"] for r in results) == 48 * 20 - len(sent)
-    offered = PendingBatch.objects.for_tenant(world.tenant).values_list("offered", flat=True)
-    assert sum(offered) == 48 * 20
