@@ -87,6 +87,21 @@ def client(port: int, key: str, seconds: float, queue: multiprocessing.Queue) ->
     queue.put(latencies)
 
 
+def wait_ready(port: int, timeout: float = 60) -> None:
+    """Until a worker answers (booting one takes seconds on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                time.sleep(2)  # the other workers boot too
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the web server did not answer")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=15)
@@ -102,7 +117,7 @@ def main() -> None:
         cwd=ROOT, env=ENV,
     )  # fmt: skip
     try:
-        time.sleep(3)
+        wait_ready(port)
         queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
         procs = [
             multiprocessing.Process(target=client, args=(port, key, 2, queue)) for _ in range(2)

@@ -7,7 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from budgets.selectors import budget_views
+from budgets.selectors import budget_status
 from rollups.views import ReadView
 
 
@@ -19,5 +19,4 @@ class BudgetStatusView(ReadView):
     )
     def get(self, request: Request) -> Response:
         team = request.query_params.get("team") or None
-        views = budget_views(self.tenant(request), team=team)
-        return Response({"budgets": [v.as_api() for v in views]})
+        return Response({"budgets": budget_status(self.tenant(request), team=team)})

@@ -14,6 +14,7 @@ from django.db import connection
 from django.test import Client
 
 from alerts.models import Alert, AlertChannel, Delivery
+from budgets import selectors
 from budgets.models import Budget, BudgetAlert
 from budgets.services import evaluate_and_alert, set_budget
 from ingest.services import ingest_events
@@ -118,8 +119,42 @@ def test_it_serves_budget_status_to_a_gateway(world: World) -> None:
     }
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_it_reuses_a_status_answer_for_a_second_then_shows_new_spend(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gateway asks before every LLM call: each process answers from its last evaluation
+    # read for up to STATUS_REUSE_SECONDS, then reads again.
+    clock = _Clock()
+    monkeypatch.setattr(selectors, "time", clock)
+
+    def ratio() -> str:
+        response = Client().get("/api/v1/budgets/status?team=search", **world.read.auth)
+        return response.json()["budgets"][0]["ratio"]
+
+    budget = _budget(world, "20")
+    _spend(world, 5)
+    evaluate_and_alert(budget)
+    assert ratio() == "0.2500"
+    _spend(world, 5, at=datetime.now(UTC) - timedelta(minutes=4))
+    evaluate_and_alert(budget)
+    clock.now += selectors.STATUS_REUSE_SECONDS / 2
+    assert ratio() == "0.2500"
+    clock.now += selectors.STATUS_REUSE_SECONDS
+    assert ratio() == "0.5000"
+
+
 def test_it_keeps_budget_status_to_its_tenant(world: World) -> None:
     _budget(world)
+    # The owner's answer is kept for a second: it must never be another tenant's.
+    assert len(Client().get("/api/v1/budgets/status", **world.read.auth).json()["budgets"]) == 1
     assert Client().get("/api/v1/budgets/status", **world.other_read.auth).json() == {"budgets": []}
     assert Client().get("/api/v1/budgets/status", **world.ingest.auth).status_code == 403
     assert Client().get("/api/v1/budgets/status").status_code == 401
