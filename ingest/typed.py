@@ -23,7 +23,7 @@ JSON path refuses. The JSON path ignores them, as it always did.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -31,13 +31,13 @@ import msgspec
 from django.conf import settings
 
 from ingest.validation import (
-    MAX_FUTURE,
     MAX_TAGS,
     MAX_TOKENS,
     Errors,
     ValidEvent,
-    finite_float,
+    plain_latency,
     plain_money,
+    plain_timestamp,
     validate_in_full,
 )
 
@@ -141,11 +141,11 @@ def _clean(e: TypedEvent, now: datetime) -> ValidEvent | None:
     elif not event_id.strip():
         return None
     cache_read, cache_write = e.cache_read_tokens or 0, e.cache_write_tokens or 0
-    at = now if e.timestamp is None else _timestamp(e.timestamp, now)
+    at = now if e.timestamp is None else plain_timestamp(e.timestamp, now)
     if not provider or not model or at is None or cache_read + cache_write > e.input_tokens:
         return None
     latency, cost = e.latency_ms, e.cost_usd
-    if latency is not None and (latency := _latency(latency)) is None:
+    if latency is not None and (latency := plain_latency(latency)) is None:
         return None
     if cost is not None and (cost := plain_money(cost)) is None:
         return None
@@ -155,27 +155,3 @@ def _clean(e: TypedEvent, now: datetime) -> ValidEvent | None:
         e.team, e.feature or "", e.endpoint or "", e.user_id or "", e.environment or "production",
         latency, status, cost, e.tags or {},
     )  # fmt: skip
-
-
-def _timestamp(value: Any, now: datetime) -> datetime | None:
-    """What `validate_in_full` makes of an RFC 3339 string or epoch seconds, if it accepts it."""
-    kind = type(value)
-    try:
-        if kind is str:
-            parsed = datetime.fromisoformat(value)
-            if parsed.tzinfo is None:
-                return None
-        elif kind is int or kind is Decimal:
-            parsed = datetime.fromtimestamp(float(value), tz=UTC)
-        else:
-            return None
-    except (ValueError, OverflowError, OSError):
-        return None
-    return parsed if parsed <= now + MAX_FUTURE else None
-
-
-def _latency(value: Any) -> float | None:
-    kind = type(value)
-    if (kind is not int and kind is not Decimal) or value < 0:
-        return None
-    return finite_float(value)  # too large for a float: left to the full validator

@@ -264,10 +264,6 @@ def validate_in_full(raw: Any, now: datetime) -> tuple[ValidEvent | None, Errors
     return (None, errors) if errors else (event, {})
 
 
-# Exact types only: a subclass (or bool, an int subclass) is left to the full validator.
-_LATENCY_TYPES = (int, float, Decimal)
-
-
 def _common_case(raw: dict[str, Any], now: datetime) -> ValidEvent | None:
     """A well-formed event, cleaned exactly as `validate_in_full` would; None for anything
     else (then the full validator decides). One flat pass: at ingest rates the full
@@ -292,7 +288,8 @@ def _common_case(raw: dict[str, Any], now: datetime) -> ValidEvent | None:
     ):
         return None
     texts = _common_texts(get)
-    at = _common_timestamp(get("timestamp"), now)
+    stamp = get("timestamp")
+    at = now if stamp is None else plain_timestamp(stamp, now)
     if not provider or not model or texts is None or at is None:
         return None
     if any(NUL in t for t in (provider, model, event_id, team or "", environment, *texts)):
@@ -334,18 +331,31 @@ def _common_texts(get: Any) -> tuple[str, str, str] | None:
     return texts[0] or "", texts[1] or "", texts[2] or ""
 
 
-def _common_timestamp(value: Any, now: datetime) -> datetime | None:
-    if value is None:
-        return now
-    if type(value) is not str:
-        return None  # epoch seconds and everything else: the full validator
+def plain_timestamp(value: Any, now: datetime) -> datetime | None:
+    """A valid RFC 3339 string or epoch seconds as `_timestamp` reads it, or None for
+    anything `_timestamp` would refuse (or question)."""
+    kind = type(value)
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if kind is str:
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is None:
+                return None
+        elif kind is int or kind is Decimal:
+            parsed = datetime.fromtimestamp(float(value), tz=UTC)
+        else:
+            return None
+    except (ValueError, OverflowError, OSError):
         return None
-    if parsed.tzinfo is None or parsed > now + MAX_FUTURE:
+    return parsed if parsed <= now + MAX_FUTURE else None
+
+
+def plain_latency(value: Any) -> float | None:
+    """A valid latency_ms as float, or None for anything `_latency` would refuse (or question).
+    Exact types only: a subclass (or bool, an int subclass) is left to the full validator."""
+    kind = type(value)
+    if (kind is not int and kind is not float and kind is not Decimal) or value < 0:
         return None
-    return parsed
+    return finite_float(value)  # a duration, not money
 
 
 def _common_optional(
@@ -354,12 +364,8 @@ def _common_optional(
     """latency_ms, status_code, cost_usd and tags, or None if any is not plainly valid."""
     latency, status = get("latency_ms"), get("status_code")
     cost, tags = get("cost_usd"), get("tags")
-    if latency is not None:
-        if type(latency) not in _LATENCY_TYPES or latency < 0:
-            return None
-        latency = finite_float(latency)  # a duration, not money
-        if latency is None:
-            return None
+    if latency is not None and (latency := plain_latency(latency)) is None:
+        return None
     if status is None:
         status = 200
     elif type(status) is not int or not 0 <= status <= 999:

@@ -51,9 +51,6 @@ class OverridePrice:
     cache_read: Decimal | None
     cache_write: Decimal | None
 
-    def cost(self, t: TokenCounts) -> Decimal:
-        return self.cost_of(*t)
-
     def cost_of(self, input: int, output: int, cache_read: int, cache_write: int) -> Decimal:
         read = self.cache_read if self.cache_read is not None else self.input
         write = self.cache_write if self.cache_write is not None else self.input

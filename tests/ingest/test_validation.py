@@ -59,20 +59,26 @@ FIELDS: dict[str, Any] = {
 }  # fmt: skip
 
 
-@st.composite
-def raw_events(draw: Any) -> dict[str, Any]:
-    # Mostly well-formed events (the common case), with some fields made wrong or left out.
+def drawn_event(draw: Any, fields: dict[str, Any], keeps: int) -> dict[str, Any]:
+    """A well-formed event with some fields set from `fields` or left out (1 in keeps + 2
+    chances each)."""
     event: dict[str, Any] = {
         "event_id": "evt-1", "provider": "OpenAI", "model": "gpt-4o", "input_tokens": 1000,
         "output_tokens": 50, "timestamp": "2026-03-01T11:59:00+00:00",
     }  # fmt: skip
-    for name, values in FIELDS.items():
-        choice = draw(st.sampled_from(["keep", "keep", "set", "drop"]))
+    for name, values in fields.items():
+        choice = draw(st.sampled_from(["keep"] * keeps + ["set", "drop"]))
         if choice == "set":
             event[name] = draw(values)
         elif choice == "drop":
             event.pop(name, None)
     return event
+
+
+@st.composite
+def raw_events(draw: Any) -> dict[str, Any]:
+    # Mostly well-formed events (the common case), with some fields made wrong or left out.
+    return drawn_event(draw, FIELDS, keeps=2)
 
 
 @settings(max_examples=3000, deadline=None)
@@ -201,17 +207,7 @@ TYPED_FIELDS: dict[str, Any] = {
 
 @st.composite
 def typed_events(draw: Any) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "event_id": "evt-1", "provider": "OpenAI", "model": "gpt-4o", "input_tokens": 1000,
-        "output_tokens": 50, "timestamp": "2026-03-01T11:59:00+00:00",
-    }  # fmt: skip
-    for name, values in TYPED_FIELDS.items():
-        choice = draw(st.sampled_from(["keep"] * 10 + ["set", "drop"]))
-        if choice == "set":
-            event[name] = draw(values)
-        elif choice == "drop":
-            event.pop(name, None)
-    return event
+    return drawn_event(draw, TYPED_FIELDS, keeps=10)
 
 
 def with_unknown_field(draw: Any, event: dict[str, Any]) -> dict[str, Any]:
