@@ -147,34 +147,26 @@ def store_events(
     A repeated (tenant, event_id) is skipped by the unique constraint, also when two requests
     race, so a duplicate is never stored or counted twice. The batch row also carries how many
     events were offered and rejected, so ingest counters survive restarts via the rollups.
-    On PostgreSQL a few events may share that transaction and batch row with concurrent
-    requests of the same tenant in this process (group commit, `_insert_postgres`); the
-    count returned is still this request's own.
+    A few events may share that transaction and batch row with concurrent requests of the
+    same tenant in this process (group commit, `_insert_grouped`); the count returned is
+    still this request's own.
     """
     from rollups.scheduling import schedule_rollup
 
-    if connection.vendor == "postgresql" and events:
-        inserted = _store_postgres(key, events, now, rejected)
-        transaction.on_commit(lambda: schedule_rollup(key.tenant_id))
-        return inserted
-    with transaction.atomic():
-        batch = PendingBatch.objects.create(
-            tenant_id=key.tenant_id, created_at=now, offered=len(events), rejected=rejected
-        )
-        inserted = _insert_values(list(_rows(key, batch.pk, events, now))) if events else 0
-        transaction.on_commit(lambda: schedule_rollup(key.tenant_id))
+    inserted = _store(key, events, now, rejected)
+    transaction.on_commit(lambda: schedule_rollup(key.tenant_id))
     return inserted
 
 
-def _store_postgres(
+def _store(
     key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime, rejected: int
 ) -> int:
     if len(events) >= COPY_MIN_EVENTS:
         try:
-            return _copy_postgres(key, events, now, rejected)
+            return _copy(key, events, now, rejected)
         except IntegrityError:
             pass  # an event id already stored (a client's retry) or repeated in the batch
-    return _insert_postgres(key, events, now, rejected)
+    return _insert_grouped(key, events, now, rejected)
 
 
 # From this many events COPY's extra round trips (BEGIN, batch row, COPY, COMMIT instead of
@@ -205,7 +197,7 @@ EMPTY_JSONB = b"\x01{}"
 _encode_json = json.JSONEncoder().encode  # what json.dumps(obj) calls, without its kwargs
 
 
-def _copy_postgres(
+def _copy(
     key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime, rejected: int
 ) -> int:
     """The batch row and its events by COPY in one transaction: the database's cost per row is
@@ -269,7 +261,7 @@ class Share:
     received_at: datetime
 
 
-def _insert_postgres(
+def _insert_grouped(
     key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime, rejected: int
 ) -> int:
     """A few events: written with those of the process's concurrent requests for the same
@@ -356,31 +348,3 @@ def _event_rows(
             "api_key_id": key_id, "received_at": received,
         })  # fmt: skip
     return rows
-
-
-def _insert_values(rows: list[tuple[Any, ...]], chunk: int = 400) -> int:
-    inserted = 0
-    placeholders = "(" + ", ".join(["%s"] * len(COLUMNS)) + ")"
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            values = ", ".join([placeholders] * len(part))
-            sql = (
-                f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES {values} "  # noqa: S608
-                "ON CONFLICT (tenant_id, event_id) DO NOTHING"
-            )
-            params = [_sqlite_value(v) for row in part for v in row]
-            cursor.execute(sql, params)
-            inserted += cursor.rowcount
-    return inserted
-
-
-def _sqlite_value(value: Any) -> Any:
-    # Match what Django's own SQLite backend stores for these column types.
-    if isinstance(value, dict):
-        return json.dumps(value)
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
-    return value
