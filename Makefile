@@ -20,6 +20,7 @@ test: export SECRET_KEY ?= test-only-secret-key
 test: install
 	.venv/bin/pytest $(PYTEST_ARGS)
 
+lint: export SECRET_KEY ?= lint-only-secret-key
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .

@@ -9,7 +9,7 @@ from typing import Any
 from anomalies.detection import HOUR, FeatureSeries, Stats, volume_baseline
 from anomalies.models import ACTIVE, Anomaly, Kind
 from anomalies.services import load_series
-from dashboard.charts import PALETTE, text
+from core.charts import PALETTE, text
 from tenants.models import Tenant
 
 CHART_DAYS = 7

@@ -9,7 +9,7 @@ from anomalies import selectors, services
 from anomalies.forms import ThresholdsForm
 from anomalies.models import Anomaly
 from anomalies.runbooks import RUNBOOKS
-from dashboard.access import member_view
+from core.pages import member_view
 from tenants.context import TenantContext
 from tenants.models import Role
 

@@ -79,7 +79,7 @@ def main() -> None:
     from ingest.models import PendingBatch
     from ingest.services import COLUMNS, PG_TYPES, TABLE, _rows, ingest_events
     from ingest.validation import validate_event
-    from rollups.scheduling import schedule_rollup
+    from pipeline.scheduling import schedule_rollup
     from tenants.auth import ApiKeyRateThrottle
     from tenants.selectors import api_key_from_token
 

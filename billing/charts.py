@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from billing.selectors import Chargeback, Spend
-from dashboard.charts import FONT, PALETTE, text
+from core.charts import FONT, PALETTE, text
 
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:

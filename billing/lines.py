@@ -13,7 +13,7 @@ from typing import Any
 
 from billing.models import LineType
 from billing.money import ZERO, cents, from_cents, largest_remainder, to_cents
-from rollups.models import NO_TEAM
+from core.teams import NO_TEAM
 
 COUNTS = (
     "requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",

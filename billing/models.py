@@ -12,8 +12,8 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
-from ingest.models import money_field
-from rollups.models import NO_TEAM
+from core.money import money_field
+from core.teams import NO_TEAM
 from tenants.scoping import TenantOwned
 
 # Typed as Any so the field stubs accept it as keyword arguments.

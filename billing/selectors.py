@@ -17,8 +17,8 @@ from billing import months
 from billing.lines import BASE_TYPE, COUNTS, ByTeam, Key, LineDraft, allocate, usage_line
 from billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceStatus, LineType
 from billing.money import ZERO
-from rollups.models import NO_TEAM, HourlyRollup
-from rollups.selectors import UNALLOCATED
+from core.teams import NO_TEAM, UNALLOCATED
+from rollups.models import HourlyRollup
 from tenants.models import Team, Tenant
 
 GROUP = ("team_pk", "provider", "model", "feature")

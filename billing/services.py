@@ -26,8 +26,7 @@ from billing import csv_export, lines, months, selectors
 from billing.lines import ByTeam, LineDraft
 from billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceStatus
 from billing.money import ZERO
-from rollups.models import NO_TEAM
-from rollups.selectors import UNALLOCATED
+from core.teams import NO_TEAM, UNALLOCATED
 from tenants.models import Team, Tenant
 
 # How many missed months the beat catches up on after an outage.

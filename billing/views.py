@@ -16,8 +16,8 @@ from django.views.decorators.http import require_POST
 from billing import charts, csv_export, months, selectors, services
 from billing.models import Invoice
 from billing.money import ZERO
-from dashboard.access import member_view
-from rollups.selectors import UNALLOCATED
+from core.pages import member_view
+from core.teams import UNALLOCATED
 from tenants.context import TenantContext
 from tenants.models import Role, Team, Tenant
 

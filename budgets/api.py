@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from budgets.selectors import budget_status
-from rollups.views import ReadView
+from core.api import ReadView
 
 
 class BudgetStatusView(ReadView):

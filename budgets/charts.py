@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from budgets.selectors import BudgetView, spend_by_day
-from dashboard.charts import PALETTE, text
+from core.charts import PALETTE, text
 
 
 def burn(view: BudgetView) -> dict[str, Any]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 from alerts.models import AlertChannel
-from ingest.models import money_field
+from core.money import money_field
 from tenants.scoping import TenantOwned
 
 DEFAULT_THRESHOLDS = [50, 75, 90, 100]

@@ -10,7 +10,7 @@ from budgets.forms import BudgetForm
 from budgets.models import Budget
 from budgets.selectors import alert_history, budget_views
 from budgets.services import evaluate_and_alert
-from dashboard.access import member_view
+from core.pages import member_view
 from tenants.context import TenantContext
 from tenants.models import Role
 

@@ -1,35 +1,18 @@
 """Plotly figure specs (plain dicts, serialised with json_script into the page).
 
-Names come from clients, so every label is HTML-escaped before Plotly sees it: Plotly reads a
-little HTML in text, and an escaped label is shown literally instead of being interpreted.
+Names come from clients, so every label is HTML-escaped (`core.charts.text`) before Plotly
+sees it.
 Money goes to the browser as decimal strings; Plotly plots numeric strings as numbers.
 """
 
 from __future__ import annotations
 
-import html
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from core.charts import FONT, PALETTE, text
 from dashboard.selectors import Totals
-
-FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12}
-PALETTE = [
-    "#2f5bd3",
-    "#e8833a",
-    "#3aa17e",
-    "#c2417a",
-    "#8a63d2",
-    "#d4b03a",
-    "#3a9fc2",
-    "#a0522d",
-    "#9aa3b2",
-]
-
-
-def text(value: Any) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _x(periods: list[datetime | date]) -> list[str]:

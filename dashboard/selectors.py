@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import BooleanField, Case, DecimalField, F, Func, Q, QuerySet, Sum, When
 from django.utils import timezone
 
+from core.teams import NO_TEAM, UNALLOCATED
 from dashboard.filters import Filters
 from rollups import windows
 from rollups.forecast import forecast_period_end
@@ -21,7 +22,6 @@ from rollups.models import (
     ALL_ENVIRONMENTS,
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
-    NO_TEAM,
     SLICES,
     ConsumerDailyRollup,
     DailyRollup,
@@ -30,7 +30,6 @@ from rollups.models import (
     HourlySlice,
     LifetimeRollup,
 )
-from rollups.selectors import UNALLOCATED
 from tenants.models import ApiKey, Team, Tenant
 
 ZERO = Decimal(0)

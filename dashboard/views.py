@@ -8,8 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core.pages import member_view
 from dashboard import charts, selectors
-from dashboard.access import member_view
 from dashboard.filters import RANGES, STACKS, Filters, parse_filters
 from dashboard.selectors import TeamIndex
 from rollups.models import ConsumerDailyRollup

@@ -20,7 +20,7 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 .venv/bin/celery -A costboard worker --loglevel=WARNING --concurrency=2 &
 pids+=($!)
-.venv/bin/celery -A costboard beat --loglevel=WARNING --schedule var/celerybeat-schedule &
+.venv/bin/celery -A costboard beat --loglevel=WARNING &
 pids+=($!)
 .venv/bin/python -m costboard.serve --bind "127.0.0.1:${PORT}" --workers 2 --access-log &
 pids+=($!)

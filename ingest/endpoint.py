@@ -23,7 +23,7 @@ from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 
-from costboard.middleware import RETRY_AFTER_SECONDS, STORAGE_UNAVAILABLE, is_storage_outage
+from core.storage import RETRY_AFTER_SECONDS, STORAGE_UNAVAILABLE, is_storage_outage
 from ingest.compat import tracker_payload_to_event
 from ingest.services import IngestResult, ingest_events
 from ingest.typed import JsonPathNeeded, decode_events

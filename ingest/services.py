@@ -15,7 +15,8 @@ from django.utils import timezone
 from psycopg.abc import Buffer
 from psycopg.types.json import JsonbBinaryDumper
 
-from costboard.middleware import is_storage_outage
+from core.signals import events_stored
+from core.storage import is_storage_outage
 from ingest.groupcommit import GroupCommit
 from ingest.models import PendingBatch, UsageEvent
 from ingest.typed import TypedEvent, validate_typed
@@ -151,10 +152,8 @@ def store_events(
     same tenant in this process (group commit, `_insert_grouped`); the count returned is
     still this request's own.
     """
-    from rollups.scheduling import schedule_rollup
-
     inserted = _store(key, events, now, rejected)
-    transaction.on_commit(lambda: schedule_rollup(key.tenant_id))
+    transaction.on_commit(lambda: events_stored.send(UsageEvent, tenant_id=key.tenant_id))
     return inserted
 
 

@@ -14,8 +14,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Sum
 
+from budgets.models import BudgetStatus
+from core.teams import NO_TEAM, UNALLOCATED
 from metrics.conf import LABEL_COLUMNS
-from rollups.models import LATENCY_FIELDS, NO_TEAM, TOKENS_FIELDS, IngestCount, LifetimeRollup
+from rollups.models import LATENCY_FIELDS, TOKENS_FIELDS, IngestCount, LifetimeRollup
 from tenants.models import Team, Tenant
 
 Labels = tuple[str, ...]
@@ -25,7 +27,6 @@ USAGE_SUMS = (
     *TOKENS_FIELDS,
 )  # fmt: skip
 INGEST_SUMS = ("accepted", "duplicates", "rejected")
-UNALLOCATED = "unallocated"
 
 
 def _added(a: list[int], b: list[int]) -> list[int]:
@@ -164,8 +165,6 @@ def ingest_by_labels(by_tenant: bool) -> dict[Labels, IngestTotals]:
 
 def budget_ratios() -> list[tuple[Labels, float]]:
     """Spend / limit of every budget in its current period: (tenant, team, budget) -> ratio."""
-    from budgets.models import BudgetStatus
-
     # Operator-wide: every tenant's budgets, for the burn alerts and the Grafana panel.
     rows = BudgetStatus.unscoped_all_tenants.select_related("tenant", "budget__team")
     out: list[tuple[Labels, float]] = []

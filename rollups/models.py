@@ -4,7 +4,8 @@ from typing import Any
 
 from django.db import models
 
-from ingest.models import money_field
+from core.money import money_field
+from core.teams import NO_TEAM
 from tenants.scoping import TenantOwned
 
 # Latency histogram bucket upper bounds in milliseconds; the last bucket is everything above.
@@ -13,7 +14,6 @@ LATENCY_FIELDS = tuple(f"lat_{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1))
 # Tokens-per-request histogram (input + output tokens of one call); last bucket is above.
 TOKENS_BOUNDS = (100, 250, 500, 1000, 2000, 5000, 10000)
 TOKENS_FIELDS = tuple(f"tok_{i}" for i in range(len(TOKENS_BOUNDS) + 1))
-NO_TEAM = 0  # team_pk of usage that no team owns ("unallocated")
 
 
 class Measures(models.Model):

@@ -10,7 +10,8 @@ from typing import Any
 from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 
-from rollups.models import NO_TEAM, ConsumerDailyRollup, DailyRollup, HourlyRollup
+from core.teams import NO_TEAM, UNALLOCATED
+from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup
 from tenants.models import Team, Tenant
 
 GROUPS = ("team", "feature", "model", "provider", "environment", "user")
@@ -18,7 +19,6 @@ GRANULARITIES = ("hour", "day", "month")
 TOKEN_SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 USAGE_SUMS = ("requests", "errors", *TOKEN_SUMS, "cost_usd", "unpriced_requests")
 FIELD_OF_GROUP = {"team": "team_pk", "user": "consumer"}
-UNALLOCATED = "(unallocated)"
 
 
 @dataclass(frozen=True)

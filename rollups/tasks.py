@@ -1,4 +1,4 @@
-"""Celery tasks: they take ids and call services."""
+"""Celery tasks of the rollups alone; the run after new events is `pipeline.tasks`."""
 
 from __future__ import annotations
 
@@ -6,20 +6,6 @@ from celery import shared_task
 from django.conf import settings
 
 from rollups import services
-from rollups.scheduling import clear_schedule
-
-
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def roll_up_tenant(tenant_id: int) -> int:
-    from anomalies.tasks import detect_anomalies
-    from budgets.tasks import evaluate_budgets
-
-    clear_schedule(tenant_id)
-    events = services.roll_up_all_pending(tenant_id)
-    if events:
-        evaluate_budgets.delay(tenant_id)  # budgets react within seconds of new spend
-        detect_anomalies.delay(tenant_id)  # late events can complete the last hour
-    return events
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

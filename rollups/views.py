@@ -7,40 +7,14 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import authentication, permissions
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from core.api import ReadView
 from rollups.selectors import GRANULARITIES, GROUPS, UsageQuery, usage_rows
-from tenants.auth import ApiKeyAuthentication, ApiKeyRateThrottle
-from tenants.context import tenant_context
-from tenants.models import ApiKey, Scope, Tenant
 
 DEFAULT_RANGE = timedelta(days=7)
-
-
-class ReadAccess(permissions.BasePermission):
-    """A key with scope read, or a signed-in person (any role) in the session's tenant."""
-
-    message = "this endpoint needs an API key with scope 'read' or a signed-in member"
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        if isinstance(request.auth, ApiKey):
-            return request.auth.scope == Scope.READ
-        return bool(request.user and request.user.is_authenticated)
-
-
-class ReadView(APIView):
-    authentication_classes = [ApiKeyAuthentication, authentication.SessionAuthentication]
-    permission_classes = [ReadAccess]
-    throttle_classes = [ApiKeyRateThrottle]
-
-    def tenant(self, request: Request) -> Tenant:
-        if isinstance(request.auth, ApiKey):
-            return request.auth.tenant
-        return tenant_context(request._request).tenant
 
 
 def parse_instant(value: str | None, name: str, default: datetime) -> datetime:

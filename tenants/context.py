@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 from django.http import Http404, HttpRequest
 
-from tenants.models import Membership, Role, Tenant
+from core.roles import ROLE_RANK, Role
+from tenants.models import Membership, Tenant
 from tenants.selectors import memberships_of
 
 SESSION_KEY = "costboard_tenant_id"
-# Who may open what: finance also sees chargeback and invoices; admins everything.
-ROLE_RANK = {Role.VIEWER: 0, Role.FINANCE: 1, Role.ADMIN: 2}
 
 
 @dataclass(frozen=True)

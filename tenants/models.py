@@ -6,7 +6,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from core.roles import Role
 from tenants.scoping import TenantOwned
+
+__all__ = ["ApiKey", "Membership", "Role", "Scope", "Team", "Tenant"]
 
 
 def validate_timezone(value: str) -> None:
@@ -42,12 +45,6 @@ class Team(TenantOwned):
 
     def __str__(self) -> str:
         return self.slug
-
-
-class Role(models.TextChoices):
-    ADMIN = "admin", "Admin"
-    FINANCE = "finance", "Finance"
-    VIEWER = "viewer", "Viewer"
 
 
 class Membership(TenantOwned):

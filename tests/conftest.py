@@ -8,13 +8,22 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
+from hypothesis import settings as hypothesis_settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 
 from tenants.models import ApiKey, Role, Scope, Team, Tenant
 from tenants.services import add_member, create_api_key, create_team, create_tenant
+
+# Hypothesis keeps its examples under var/, not in a .hypothesis/ of the working directory.
+hypothesis_settings.register_profile(
+    "costboard", database=DirectoryBasedExampleDatabase(str(settings.VAR_DIR / "hypothesis"))
+)
+hypothesis_settings.load_profile("costboard")
 
 PASSWORD = "correct-horse-battery"
 requires_postgres = pytest.mark.skipif(

@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.teams import UNALLOCATED
 from ingest.models import UsageEvent
 from ingest.services import ingest_events
 from rollups.services import roll_up_all_pending
@@ -57,7 +58,7 @@ def raw_costs() -> dict[tuple[str, str, str, str], Decimal]:
     teams = {t.pk: t.slug for t in Team.unscoped_all_tenants.all()}  # every tenant: a test
     out: dict[tuple[str, str, str, str], Decimal] = defaultdict(Decimal)
     for e in UsageEvent.unscoped_all_tenants.select_related("tenant"):  # every tenant: a test
-        team = teams.get(e.team_id, "unallocated") if e.team_id else "unallocated"
+        team = teams.get(e.team_id, UNALLOCATED) if e.team_id else UNALLOCATED
         out[(e.tenant.slug, team, e.provider, e.model)] += e.cost_usd
     return dict(out)
 

@@ -12,6 +12,7 @@ from django.db.models import Sum
 from django.test import Client
 from prometheus_client import generate_latest
 
+from core.teams import UNALLOCATED
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import ingest_events
 from metrics.collector import COSTBOARD_REGISTRY, render_text
@@ -45,7 +46,7 @@ def test_it_reports_each_tenant_teams_spend_exactly(world: World) -> None:
     for (tenant, team, provider, model), cost in expected.items():
         labels = {"tenant": tenant, "team": team, "provider": provider, "model": model}
         assert_money(value(series, "costboard_cost_usd_total", **labels), cost)
-    assert ("acme", "unallocated", "anthropic", "claude-3-5-haiku-latest") in expected
+    assert ("acme", UNALLOCATED, "anthropic", "claude-3-5-haiku-latest") in expected
 
 
 def test_it_matches_the_hourly_rollups_over_all_time(world: World) -> None:
@@ -67,7 +68,7 @@ def test_it_counts_tokens_by_type_and_requests_by_status_class(world: World) -> 
     assert tokens == {"input": 3000, "output": 1500, "cache_read": 0, "cache_write": 0}
     mini = {**SEARCH_GPT4O, "model": "gpt-4o-mini"}
     assert value(series, "costboard_tokens_total", **mini, type="cache_read") == 200
-    claude = {**SEARCH_GPT4O, "team": "unallocated", "provider": "anthropic"}
+    claude = {**SEARCH_GPT4O, "team": UNALLOCATED, "provider": "anthropic"}
     claude["model"] = "claude-3-5-haiku-latest"
     assert value(series, "costboard_tokens_total", **claude, type="cache_write") == 100
     assert value(series, "costboard_requests_total", **SEARCH_GPT4O, status_class="ok") == 2

@@ -12,8 +12,8 @@ from django.test import Client
 
 from ingest.models import PendingBatch
 from ingest.services import ingest_events
+from pipeline.tasks import roll_up_tenant
 from rollups.models import HourlyRollup
-from rollups.tasks import roll_up_tenant
 from tests.conftest import World, event, post_json, requires_postgres
 from tests.rollups.helpers import assert_rollups_match_raw
 from tests.worker import celery_worker, kill, start_worker, wait_until

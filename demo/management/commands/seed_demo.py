@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ingest import demo
+from demo import seeding as demo
 
 
 class Command(BaseCommand):

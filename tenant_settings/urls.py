@@ -1,5 +1,5 @@
 from django.urls import path
 
-from tenants import views
+from tenant_settings import views
 
 urlpatterns = [path("settings/", views.settings_page, name="settings")]

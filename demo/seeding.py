@@ -28,7 +28,7 @@ from django.utils import timezone
 from anomalies.services import detect, last_complete_hour
 from billing import months
 from billing import services as billing
-from budgets.demo import set_up_budgets
+from demo.budgets import set_up_budgets
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import store_events
 from ingest.validation import ValidEvent

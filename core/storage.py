@@ -1,3 +1,5 @@
+"""Storage outages: a database that is down answers 503 with Retry-After, never 500."""
+
 from __future__ import annotations
 
 import logging

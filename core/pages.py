@@ -10,8 +10,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
-from tenants.context import TenantContext, tenant_context
-from tenants.models import Role
+from core.roles import Role
+from core.tenancy import tenancy_of
 
 View = Callable[..., HttpResponse]
 
@@ -19,7 +19,7 @@ View = Callable[..., HttpResponse]
 def member_view(role: Role = Role.VIEWER) -> Callable[[View], View]:
     """Wrap a page: 302 to login when signed out, 404 outside any tenant, 403 below `role`.
 
-    The view receives the `TenantContext` and must read through it, so every query it makes
+    The view receives the tenant context and must read through it, so every query it makes
     is scoped to the tenant the person is in.
     """
 
@@ -27,7 +27,7 @@ def member_view(role: Role = Role.VIEWER) -> Callable[[View], View]:
         @login_required
         @functools.wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            ctx: TenantContext = tenant_context(request)
+            ctx = tenancy_of(request)
             if not ctx.allows(role):
                 raise PermissionDenied(f"this page needs the {role.label} role")
             return view(request, ctx, *args, **kwargs)

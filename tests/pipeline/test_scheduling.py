@@ -9,7 +9,8 @@ import pytest
 
 from ingest.models import PendingBatch
 from ingest.services import ingest_events
-from rollups import scheduling, services
+from pipeline import scheduling
+from rollups import services
 from tests.conftest import World, event
 from tests.rollups.helpers import daily_total
 
@@ -64,7 +65,7 @@ def scheduled(monkeypatch: pytest.MonkeyPatch, settings: Any) -> list[float]:
     settings.ROLLUP_DEBOUNCE_SECONDS = 6
     monkeypatch.setattr(scheduling, "_recently", {})
     runs: list[float] = []
-    from rollups.tasks import roll_up_tenant
+    from pipeline.tasks import roll_up_tenant
 
     monkeypatch.setattr(
         roll_up_tenant, "apply_async", lambda args, countdown: runs.append(countdown)

@@ -11,11 +11,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from alerts.models import AlertChannel, Delivery
 from alerts.services import send_test
-from dashboard.access import member_view
+from core.pages import member_view
 from pricing.models import PriceOverride
 from pricing.services import delete_price_override, set_price_override
+from tenant_settings.forms import ApiKeyForm, ChannelForm, PriceForm
 from tenants.context import TenantContext
-from tenants.forms import ApiKeyForm, ChannelForm, PriceForm
 from tenants.models import ApiKey, Role
 from tenants.services import create_api_key, revoke_api_key
 
@@ -113,7 +113,7 @@ def settings_page(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         extra = action(request, ctx) or {}
         if not extra:
             return redirect("settings")
-    return render(request, "tenants/settings.html", _context(ctx, extra))
+    return render(request, "tenant_settings/settings.html", _context(ctx, extra))
 
 
 def _context(ctx: TenantContext, extra: dict[str, Any]) -> dict[str, Any]:

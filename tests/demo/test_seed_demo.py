@@ -11,7 +11,7 @@ from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 from django.db.models import Sum
 
-from ingest import demo
+from demo import seeding as demo
 from ingest.models import PendingBatch, UsageEvent
 from rollups.models import DailyRollup
 from tenants.models import Membership, Team, Tenant
