@@ -2,7 +2,7 @@
 
     COSTBOARD_VAR_DIR=/tmp/forecast .venv/bin/python bench/forecast.py
 
-Seeds the demo tenant if it is missing (SQLite by default), then for each of the last 14 days
+Seeds the demo tenant if it is missing (on the embedded PostgreSQL by default), then for each of the last 14 days
 as a cut-off, forecasts the following 7 days of spend from the days before the cut-off only
 (weekday profile, as budgets use it) and compares with what was actually spent. Prints each
 cut-off, the mean absolute percentage error, and the same for a plain daily-average forecast.

@@ -9,7 +9,6 @@ from typing import Any, TypedDict
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.test import Client
 from hypothesis import settings as hypothesis_settings
 from hypothesis.database import DirectoryBasedExampleDatabase
@@ -26,10 +25,6 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile("costboard")
 
 PASSWORD = "correct-horse-battery"
-requires_postgres = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="needs PostgreSQL (DATABASE_URL=postgres://...)",
-)
 
 
 class AuthHeader(TypedDict):
@@ -109,10 +104,6 @@ def event(n: int | str, **fields: Any) -> dict[str, Any]:
     }
     base.update(fields)
     return base
-
-
-def is_postgres() -> bool:
-    return connection.vendor == "postgresql"
 
 
 @pytest.fixture(autouse=True)

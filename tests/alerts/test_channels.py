@@ -11,7 +11,7 @@ from django.core import mail
 
 from alerts.models import AlertChannel, Delivery
 from alerts.services import MAX_ATTEMPTS, attempt_delivery, notify
-from tests.conftest import World, requires_postgres
+from tests.conftest import World
 from tests.httpcapture import capture_server
 from tests.worker import celery_worker, wait_until
 
@@ -106,7 +106,6 @@ def test_it_marks_a_failing_channel_failed_on_the_last_attempt(world: World) -> 
     assert "HTTP 500" in delivery.last_error
 
 
-@requires_postgres
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_it_retries_a_failing_channel_without_blocking_the_others(world: World) -> None:

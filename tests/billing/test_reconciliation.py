@@ -34,7 +34,7 @@ from tests.billing.helpers import (
     send,
     shared_key,
 )
-from tests.conftest import World, requires_postgres
+from tests.conftest import World
 
 FIRST = months.previous_month(EARLIER)  # two closed months, three months back
 SECOND = EARLIER
@@ -125,7 +125,6 @@ def _assert_month_reconciles(tenant: Tenant, month: date, tz: str, allocate: boo
         assert {k: v for k, v in billed.items() if v} == {k: v for k, v in raw.items() if v}
 
 
-@requires_postgres  # SQLite keeps decimals as floats: exact cents need PostgreSQL
 @pytest.mark.django_db
 @settings(
     max_examples=40,

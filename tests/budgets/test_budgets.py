@@ -19,7 +19,7 @@ from budgets.models import Budget, BudgetAlert
 from budgets.services import evaluate_and_alert, set_budget
 from ingest.services import ingest_events
 from rollups.services import roll_up_all_pending
-from tests.conftest import World, event, login, requires_postgres
+from tests.conftest import World, event, login
 
 
 def _spend(world: World, dollars: int, team: str = "search", at: datetime | None = None) -> None:
@@ -75,7 +75,6 @@ def test_it_only_counts_the_budgets_own_scope(world: World) -> None:
     assert not BudgetAlert.objects.for_tenant(world.tenant).exists()
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_notifies_once_with_two_evaluators_racing(world: World) -> None:
     channel = AlertChannel.objects.create(

@@ -26,7 +26,7 @@ from tests.client.servers import (
     serve,
     silent_server,
 )
-from tests.conftest import World, requires_postgres
+from tests.conftest import World
 from tests.server import ROOT, web_server
 from tests.worker import test_database_url as server_database_url
 
@@ -53,7 +53,6 @@ def warm_up(base: str, world: World) -> None:
     httpx.post(f"{base}/api/v1/events", json=body, headers=headers, timeout=60)
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_delivers_every_event_exactly_once_when_the_server_drops_its_first_answers(
     world: World,

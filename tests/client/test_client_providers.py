@@ -15,7 +15,7 @@ from openai.types.responses import Response
 from ingest.models import UsageEvent
 from pricing.catalog import TokenCounts, reference_cost
 from tests.client.servers import Front, serve
-from tests.conftest import World, requires_postgres
+from tests.conftest import World
 from tests.server import web_server
 from tests.worker import test_database_url as server_database_url
 
@@ -163,7 +163,6 @@ def test_it_skips_a_response_without_usage(sent: tuple[CostboardClient, Front]) 
     assert client.stats()["dropped"] == 2
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_prices_recorded_responses_on_a_live_server(world: World) -> None:
     with web_server({"DATABASE_URL": server_database_url()}, workers=1) as base:

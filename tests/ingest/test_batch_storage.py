@@ -13,9 +13,8 @@ from django.test import Client
 from ingest.models import PendingBatch, UsageEvent
 from pricing.catalog import TokenCounts, reference_cost
 from pricing.services import set_price_override
-from tests.conftest import World, event, post_json, requires_postgres
+from tests.conftest import World, event, post_json
 
-pytestmark = requires_postgres
 URL = "/api/v1/events"
 SKIPPED = {"id", "event_id", "batch_id", "received_at"}
 KOLKATA = ZoneInfo("Asia/Kolkata")

@@ -12,7 +12,7 @@ from ingest.models import UsageEvent
 from pricing.catalog import TokenCounts, reference_cost
 from tenants.models import ApiKey
 from tenants.services import revoke_api_key
-from tests.conftest import World, event, post_json, requires_postgres
+from tests.conftest import World, event, post_json
 
 URL = "/api/v1/events"
 
@@ -187,7 +187,6 @@ def test_it_answers_429_with_retry_after_past_the_key_rate_limit(world: World) -
     assert post_json(client, URL, event(10), world.other_ingest).status_code == 202
 
 
-@requires_postgres  # SQLite (the embedded demo database) stores decimals as REAL
 def test_it_keeps_client_money_exact_without_floats(world: World) -> None:
     raw = '{"event_id": "x", "provider": "inhouse", "model": "m1", "input_tokens": 1, "output_tokens": 1, "cost_usd": 12345678901234.123456789012}'
     assert post_json(Client(), URL, raw, world.ingest).status_code == 202

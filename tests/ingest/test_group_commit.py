@@ -24,7 +24,7 @@ from ingest.groupcommit import GroupCommit
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import Share, _event_rows, _write_groups, write_group
 from ingest.validation import validate_event
-from tests.conftest import World, event, requires_postgres
+from tests.conftest import World, event
 from tests.server import web_server
 
 EVENTS = "/api/v1/events"
@@ -55,7 +55,6 @@ def _post_all(base: str, token: str, bodies: list[list[Any]]) -> list[httpx.Resp
     return answers
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_stores_every_event_id_once_when_many_single_event_clients_overlap(
     world: World,
@@ -82,7 +81,6 @@ def test_it_stores_every_event_id_once_when_many_single_event_clients_overlap(
     assert sum(batches.values_list("offered", flat=True)) == clients * per_client
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_counts_an_event_id_sent_twice_in_one_group_once(world: World) -> None:
     now = timezone.now()
@@ -153,7 +151,6 @@ def _proxy() -> Iterator[_Proxy]:
         proxy.listener.close()
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_answers_503_to_every_concurrent_request_when_the_database_goes_away(
     world: World,
@@ -239,7 +236,6 @@ def _run_concurrently(
     return results
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_fails_only_the_request_whose_data_the_database_refuses(world: World) -> None:
     now = timezone.now()

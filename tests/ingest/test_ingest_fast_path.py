@@ -18,11 +18,11 @@ from ingest.models import UsageEvent
 from tenants.models import ApiKey
 from tenants.services import create_api_key, revoke_api_key
 from tests import worker
-from tests.conftest import KeyHolder, World, event, post_json, requires_postgres
+from tests.conftest import KeyHolder, World, event, post_json
 from tests.ingest.test_llm_costs_compat import tracker_payload
 from tests.server import web_server
 
-pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 EVENTS = "/api/v1/events"
 LLM_COSTS = "/api/v1/metrics/llm-costs"
 

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from ingest.models import UsageEvent
-from tests.conftest import World, event, requires_postgres
+from tests.conftest import World, event
 from tests.server import web_server
 
 
@@ -42,7 +42,6 @@ def _test_database_url() -> str:
     return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_stores_an_event_id_once_when_two_clients_race(world: World) -> None:
     batch = {"events": [event(i) for i in range(200)]}
@@ -64,7 +63,6 @@ def test_it_stores_an_event_id_once_when_two_clients_race(world: World) -> None:
     assert UsageEvent.objects.for_tenant(world.tenant).count() == 200
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_serves_the_api_from_the_production_server(world: World) -> None:
     with web_server(_server_env(), workers=1) as base:

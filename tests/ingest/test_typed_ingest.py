@@ -13,7 +13,7 @@ from django.test import Client
 
 from ingest.models import UsageEvent
 from tenants.models import Tenant
-from tests.conftest import World, event, is_postgres, post_json
+from tests.conftest import World, event, post_json
 from tests.ingest.test_validation import to_json as body
 
 URL = "/api/v1/events"
@@ -74,8 +74,7 @@ def test_it_stores_exactly_the_valid_events_of_a_mixed_batch_with_errors_per_ind
     }
     rows = UsageEvent.objects.for_tenant(world.tenant).order_by("event_id")
     assert [r.event_id for r in rows] == ["evt-0", "evt-6"]
-    if is_postgres():  # SQLite stores decimals as REAL
-        assert rows[0].client_cost_usd == Decimal("0.1")
+    assert rows[0].client_cost_usd == Decimal("0.1")
 
 
 def test_it_stores_the_valid_events_when_another_has_a_value_of_the_wrong_type(

@@ -17,7 +17,7 @@ from ingest.services import ingest_events
 from rollups.services import roll_up_all_pending
 from tenants.models import Scope, Team
 from tenants.services import create_api_key
-from tests.conftest import World, event, is_postgres
+from tests.conftest import World, event
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -94,8 +94,5 @@ def costboard_lines(body: str) -> list[str]:
 
 
 def assert_money(actual: float, expected: Decimal | Any) -> None:
-    # PostgreSQL sums NUMERIC exactly; SQLite stores decimals as floating point.
-    if is_postgres():
-        assert actual == float(expected)
-    else:
-        assert actual == pytest.approx(float(expected), rel=1e-9)
+    # PostgreSQL sums NUMERIC exactly: the float is the exact sum's nearest double.
+    assert actual == float(expected)

@@ -9,11 +9,11 @@ import httpx
 import pytest
 
 from tests import worker
-from tests.conftest import World, requires_postgres
+from tests.conftest import World
 from tests.metrics.helpers import costboard_lines, parse, pick, seed
 from tests.server import web_server
 
-pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 REQUESTS = 40
 
 

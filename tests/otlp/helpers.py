@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
-from django.db import connection
 from django.test import Client
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
@@ -132,13 +130,6 @@ def at_microsecond(unix_nano: int) -> datetime:
     """A span time as the database keeps it: UTC, to the microsecond (truncated)."""
     seconds, nanos = divmod(unix_nano, 1_000_000_000)
     return datetime.fromtimestamp(seconds, tz=UTC) + timedelta(microseconds=nanos // 1000)
-
-
-def same_money(stored_cost: Decimal, expected: Decimal) -> bool:
-    """Exact on PostgreSQL; SQLite (the demo database) keeps decimals as floating point."""
-    if connection.vendor == "postgresql":
-        return stored_cost == expected
-    return abs(Decimal(stored_cost) - expected) < Decimal("1e-9")
 
 
 def stored(tenant: Tenant) -> list[UsageEvent]:

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from pricing.catalog import TokenCounts, reference_cost
-from tests.conftest import World, login, requires_postgres
+from tests.conftest import World, login
 from tests.otlp.helpers import at_microsecond, export_request, genai_attributes, span, stored
 from tests.server import web_server
 from tests.worker import celery_worker, wait_until
@@ -89,7 +89,6 @@ def span_id(span: ReadableSpan) -> str:
     return format(span.context.span_id, "016x")
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_stores_genai_spans_exported_by_the_opentelemetry_sdk(
     world: World, monkeypatch: pytest.MonkeyPatch
@@ -141,7 +140,6 @@ def test_it_stores_genai_spans_exported_by_the_opentelemetry_sdk(
     assert claude.cost_usd > 0 and claude.cost_source == "catalog"
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 @pytest.mark.celery_worker

@@ -14,11 +14,11 @@ from ingest.models import PendingBatch
 from ingest.services import ingest_events
 from pipeline.tasks import roll_up_tenant
 from rollups.models import HourlyRollup
-from tests.conftest import World, event, post_json, requires_postgres
+from tests.conftest import World, event, post_json
 from tests.rollups.helpers import assert_rollups_match_raw
 from tests.worker import celery_worker, kill, start_worker, wait_until
 
-pytestmark = [requires_postgres, pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
 
 def _usage_cost(world: World, feature: str) -> str | None:
