@@ -5,7 +5,7 @@ import random
 from celery import shared_task
 from django.conf import settings
 
-from alerts.services import MAX_ATTEMPTS, attempt_delivery
+from alerts.delivery import MAX_ATTEMPTS, attempt_delivery
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_ATTEMPTS - 1)

@@ -9,8 +9,9 @@ import os
 import pytest
 from django.core import mail
 
+from alerts.delivery import MAX_ATTEMPTS, attempt_delivery
 from alerts.models import AlertChannel, Delivery
-from alerts.services import MAX_ATTEMPTS, attempt_delivery, notify
+from alerts.services import notify
 from tests.conftest import World
 from tests.httpcapture import capture_server
 from tests.worker import celery_worker, wait_until

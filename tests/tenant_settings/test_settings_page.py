@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from alerts.delivery import attempt_delivery
 from alerts.models import AlertChannel, Delivery
 from pricing.models import PriceOverride
 from tenants.models import ApiKey
@@ -97,8 +98,6 @@ def test_it_sends_a_test_alert_and_shows_the_delivery(world: World, settings) ->
         )
         channel = AlertChannel.objects.for_tenant(world.tenant).get()
         client.post("/settings/", {"action": "test_channel", "id": channel.pk})
-        from alerts.services import attempt_delivery
-
         delivery = Delivery.objects.for_tenant(world.tenant).get()
         attempt_delivery(world.tenant.pk, delivery.pk, final=False)
     assert slack.requests[0].json()["text"] == "Test alert for ops-slack"
