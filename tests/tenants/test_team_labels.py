@@ -215,6 +215,29 @@ def _quote(value: str) -> str:
     return quote_plus(value)
 
 
+def test_it_keeps_a_deleted_teams_spend_out_of_the_unallocated_cost_center(world: World) -> None:
+    _seed(world)
+    page = _get(login("finance"), f"/chargeback/?month={MONTH}")
+    match = re.search(r'data-testid="cost-centers">.*?<tbody>(.*?)</tbody>', page, re.S)
+    assert match is not None
+    rows = re.findall(r"<tr>(.*?)</tr>", match.group(1), re.S)
+    cells = [[_text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[:3]] for row in rows]
+    gone = deleted_team_label(next(iter(_deleted_pks(world))))
+    # cost center, its teams, amount: the deleted team's cost center is gone with it.
+    assert sorted(cells) == [
+        ["(none)", gone, "$0.02"],
+        [UNALLOCATED, UNALLOCATED, "$0.01"],
+        ["CC-1", "search", "$0.03"],
+    ]
+
+
+def _deleted_pks(world: World) -> set[int]:
+    from rollups.models import HourlyRollup
+
+    pks = set(HourlyRollup.objects.for_tenant(world.tenant).values_list("team_pk", flat=True))
+    return pks - {NO_TEAM, world.team.pk}
+
+
 def test_it_never_shows_or_opens_another_tenants_team(world: World, settings: Any) -> None:
     _seed(world)
     member, finance = login("member"), login("finance")
