@@ -19,6 +19,7 @@ from billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceStatus,
 from billing.money import ZERO
 from core.teams import NO_TEAM, UNALLOCATED
 from rollups.models import HourlyRollup
+from tenants.labels import TeamLabels
 from tenants.models import Team, Tenant
 
 GROUP = ("team_pk", "provider", "model", "feature")
@@ -187,8 +188,9 @@ class Spend:
     share: float
     change: float | None  # against the previous month; None when it had no spend
     allocated: Decimal = ZERO
-    team: Team | None = None
-    cost_center: str = ""
+    team_pk: int | None = None  # on team rows: whose spend it is (see tenants.labels)
+    team: Team | None = None  # on team rows: the team, when it still exists
+    cost_center: str = ""  # on team rows: the team's cost center
 
 
 @dataclass(frozen=True)
@@ -211,31 +213,26 @@ class Chargeback:
         return _change(self.total, self.previous_total)
 
 
-def team_names(tenant: Tenant) -> dict[int, Team]:
-    return {t.pk: t for t in Team.objects.for_tenant(tenant)}
-
-
-def team_label(teams: dict[int, Team], pk: int) -> str:
-    if pk == NO_TEAM:
-        return UNALLOCATED
-    team = teams.get(pk)
-    return team.slug if team else f"deleted-team-{pk}"
-
-
 def chargeback(
-    tenant: Tenant, month: date, team_slug: str = "", filters: Mapping[str, str] | None = None
+    tenant: Tenant,
+    month: date,
+    team_slug: str = "",
+    filters: Mapping[str, str] | None = None,
+    teams: TeamLabels | None = None,
 ) -> Chargeback:
     """Spend per team, cost center, model and feature, with change against the month before.
 
     Amounts are the invoice amounts (cents per line), so the page agrees with the invoices.
+    `team_slug` drills into one team: any label of `tenants.labels` (a team's slug,
+    "(unallocated)", a deleted team's label).
     """
     at = basis(tenant, month)
-    teams = team_names(tenant)
+    teams = teams or TeamLabels.of(tenant)
     usage = month_usage(tenant, month, at.timezone, filters)
     now = allocate(usage) if at.allocate else usage
     before = month_lines(tenant, months.previous_month(month), at, filters)
     unallocated = _amount(usage.get(NO_TEAM, []))
-    drilled = _team_pk(teams, team_slug)
+    drilled = _drilled(teams, team_slug)
     scope = [pk for pk in now if drilled is None or pk == drilled]
     lines = [line for pk in scope for line in now[pk]]
     previous = [line for pk in before if drilled is None or pk == drilled for line in before[pk]]
@@ -265,12 +262,12 @@ def _unpriced(lines: list[LineDraft]) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 
-def _team_pk(teams: dict[int, Team], slug: str) -> int | None:
-    if not slug:
+def _drilled(teams: TeamLabels, label: str) -> int | None:
+    """The team_pk drilled into; None for the whole tenant, -1 (no rows) for an unknown label."""
+    if not label:
         return None
-    if slug == UNALLOCATED:
-        return NO_TEAM
-    return next((pk for pk, t in teams.items() if t.slug == slug), -1)
+    found = teams.pk(label)
+    return found if found is not None else -1
 
 
 def _amount(lines: list[LineDraft]) -> Decimal:
@@ -281,43 +278,45 @@ def _change(now: Decimal, before: Decimal) -> float | None:
     return float((now - before) / before) if before else None
 
 
-def _team_rows(teams: dict[int, Team], now: ByTeam, before: ByTeam) -> list[Spend]:
+def _team_rows(teams: TeamLabels, now: ByTeam, before: ByTeam) -> list[Spend]:
     total = sum((_amount(lines) for lines in now.values()), ZERO)
     rows = []
     for pk, lines in now.items():
         amount = _amount(lines)
-        team = teams.get(pk)
         rows.append(
             Spend(
-                key=team_label(teams, pk),
-                label=team.name if team else team_label(teams, pk),
+                key=teams.label(pk),
+                label=teams.name(pk),
                 amount=amount,
                 requests=sum(x.requests for x in lines if x.line_type == LineType.USAGE),
                 tokens=sum(x.tokens for x in lines if x.line_type == LineType.USAGE),
                 share=float(amount / total) if total else 0.0,
                 change=_change(amount, _amount(before.get(pk, []))),
                 allocated=_amount([x for x in lines if x.line_type == LineType.ALLOCATION]),
-                team=team,
-                cost_center=team.cost_center if team else "",
+                team_pk=pk,
+                team=teams.team(pk),
+                cost_center=teams.cost_center(pk),
             )
         )
     return sorted(rows, key=lambda r: (-r.amount, r.key))
 
 
-def _cost_center_rows(
-    team_rows: list[Spend], before: ByTeam, teams: dict[int, Team]
-) -> list[Spend]:
-    def center(pk: int) -> str:
-        team = teams.get(pk)
-        return (team.cost_center or "(none)") if team else UNALLOCATED
+def _cost_center(teams: TeamLabels, pk: int) -> str:
+    """The cost center a team's spend is grouped under: unallocated spend keeps its label; a
+    team without one, or deleted (its cost center is gone with it), counts under "(none)"."""
+    if pk == NO_TEAM:
+        return UNALLOCATED
+    return teams.cost_center(pk) or "(none)"
 
+
+def _cost_center_rows(team_rows: list[Spend], before: ByTeam, teams: TeamLabels) -> list[Spend]:
     previous: dict[str, Decimal] = {}
     for pk, lines in before.items():
-        previous[center(pk)] = previous.get(center(pk), ZERO) + _amount(lines)
+        center = _cost_center(teams, pk)
+        previous[center] = previous.get(center, ZERO) + _amount(lines)
     grouped: dict[str, list[Spend]] = {}
     for row in team_rows:
-        name = (row.cost_center or "(none)") if row.team else UNALLOCATED
-        grouped.setdefault(name, []).append(row)
+        grouped.setdefault(_cost_center(teams, row.team_pk or NO_TEAM), []).append(row)
     total = sum((r.amount for r in team_rows), ZERO)
     return sorted(
         (_merge(name, rows, total, previous.get(name, ZERO)) for name, rows in grouped.items()),

@@ -26,8 +26,9 @@ from billing import csv_export, lines, months, selectors
 from billing.lines import ByTeam, LineDraft
 from billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceStatus
 from billing.money import ZERO
-from core.teams import NO_TEAM, UNALLOCATED
-from tenants.models import Team, Tenant
+from core.teams import NO_TEAM
+from tenants.labels import TeamLabels
+from tenants.models import Tenant
 
 # How many missed months the beat catches up on after an outage.
 CATCH_UP_MONTHS = 12
@@ -116,7 +117,7 @@ class _Run:
     tenant: Tenant
     month: date
     at: selectors.Basis
-    teams: dict[int, Team]
+    teams: TeamLabels
     existing: dict[int, Invoice]
     now: datetime
 
@@ -132,7 +133,7 @@ def _generate(
 ) -> GenerationResult:
     existing = {i.team_pk: i for i in Invoice.objects.for_tenant(tenant).filter(month=month)}
     at = selectors.basis(tenant, month)
-    run = _Run(tenant, month, at, selectors.team_names(tenant), existing, now)
+    run = _Run(tenant, month, at, TeamLabels.of(tenant), existing, now)
     by_team = selectors.month_lines(tenant, month, at)
     drafts = [i.pk for i in existing.values() if i.is_draft]
     for pk, extra in _adjustments(tenant, month, drafts).items():
@@ -181,14 +182,10 @@ def _adjustments(tenant: Tenant, month: date, exclude: list[int]) -> ByTeam:
     return out
 
 
-def _snapshot(teams: dict[int, Team], team_pk: int) -> tuple[str, str, str]:
-    """Slug, name and cost center of the invoice's team, as they are now."""
-    if team_pk == NO_TEAM:
-        return UNALLOCATED, "Unallocated", ""
-    team = teams.get(team_pk)
-    if team is None:
-        return f"deleted-team-{team_pk}", f"Deleted team {team_pk}", ""
-    return team.slug, team.name, team.cost_center
+def _snapshot(teams: TeamLabels, team_pk: int) -> tuple[str, str, str]:
+    """Label, name and cost center of the invoice's team, as they are now (the pages' label:
+    the team's slug, "(unallocated)", or a deleted team's label)."""
+    return teams.label(team_pk), teams.name(team_pk), teams.cost_center(team_pk)
 
 
 def _write(run: _Run, invoice: Invoice, drafts: list[LineDraft]) -> Invoice:

@@ -17,9 +17,9 @@ from billing import charts, csv_export, months, selectors, services
 from billing.models import Invoice
 from billing.money import ZERO
 from core.pages import member_view
-from core.teams import UNALLOCATED
 from tenants.context import TenantContext
-from tenants.models import Role, Team, Tenant
+from tenants.labels import TeamLabels
+from tenants.models import Role, Team
 
 
 def _month(raw: str | None, default: date) -> tuple[date, str | None]:
@@ -39,10 +39,15 @@ def _month_or_404(raw: str) -> date:
         raise Http404("no such month") from None
 
 
-def _team_or_404(tenant: Tenant, slug: str) -> Team | None:
-    if not slug or slug == UNALLOCATED:
+def _team_or_404(teams: TeamLabels, label: str) -> Team | None:
+    """The team drilled into: None for the whole tenant, for unallocated spend and for a
+    deleted team (their labels name no team that exists); 404 for a label that names nothing."""
+    if not label:
         return None
-    return get_object_or_404(Team.objects.for_tenant(tenant), slug=slug)
+    pk = teams.pk(label)
+    if pk is None:
+        raise Http404("no such team")
+    return teams.team(pk)
 
 
 @member_view(Role.FINANCE)
@@ -50,9 +55,10 @@ def chargeback(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     current = months.current_month(ctx.tenant.timezone)
     month, error = _month(request.GET.get("month"), current)
     slug = request.GET.get("team", "")[:64]
-    team = _team_or_404(ctx.tenant, slug)
+    teams = TeamLabels.of(ctx.tenant)
+    team = _team_or_404(teams, slug)
     filters = {k: request.GET[k][:128] for k in selectors.FILTERABLE if request.GET.get(k)}
-    page = selectors.chargeback(ctx.tenant, month, slug, filters)
+    page = selectors.chargeback(ctx.tenant, month, slug, filters, teams)
     invoices = selectors.invoices_of_month(ctx.tenant, month)
     context = {
         "ctx": ctx, "page": page, "month": month, "error": error, "slug": slug, "team": team,
@@ -64,7 +70,6 @@ def chargeback(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         "nav": _month_nav(month, current, {"team": slug, **filters}),
         "settings": selectors.billing_settings(ctx.tenant),
         "figures": charts.chargeback_figures(page),
-        "unallocated_label": UNALLOCATED,
     }  # fmt: skip
     return render(request, "billing/chargeback.html", context)
 

@@ -14,7 +14,6 @@ from typing import Any
 from django.db.models import BooleanField, Case, DecimalField, F, Func, Q, QuerySet, Sum, When
 from django.utils import timezone
 
-from core.teams import NO_TEAM, UNALLOCATED
 from dashboard.filters import Filters
 from rollups import windows
 from rollups.forecast import forecast_period_end
@@ -30,7 +29,8 @@ from rollups.models import (
     HourlySlice,
     LifetimeRollup,
 )
-from tenants.models import ApiKey, Team, Tenant
+from tenants.labels import TeamLabels
+from tenants.models import ApiKey, Tenant
 
 ZERO = Decimal(0)
 SUMMED = (
@@ -46,29 +46,11 @@ DIM_FIELD = {
 }
 
 
-@dataclass(frozen=True)
-class TeamIndex:
-    by_pk: dict[int, Team]
-
-    @classmethod
-    def of(cls, tenant: Tenant) -> TeamIndex:
-        return cls({t.pk: t for t in Team.objects.for_tenant(tenant)})
-
-    def slug(self, pk: int) -> str:
-        team = self.by_pk.get(pk)
-        return team.slug if team else UNALLOCATED
-
-    def pk(self, slug: str) -> int | None:
-        if slug == UNALLOCATED:
-            return NO_TEAM
-        return next((pk for pk, t in self.by_pk.items() if t.slug == slug), None)
-
-
 Grouping = str | tuple[str, ...]
 
 
 def rollups(
-    tenant: Tenant, f: Filters, teams: TeamIndex, grouping: Grouping = "all"
+    tenant: Tenant, f: Filters, teams: TeamLabels, grouping: Grouping = "all"
 ) -> QuerySet[Any]:
     """The rollup rows a page's filters select: hourly for short ranges, daily otherwise.
 
@@ -87,7 +69,7 @@ def rollups(
 def daily(
     tenant: Tenant,
     f: Filters,
-    teams: TeamIndex,
+    teams: TeamLabels,
     first: date,
     last: date,
     grouping: Grouping = "all",
@@ -114,7 +96,7 @@ def _slices_for(f: Filters, grouping: Grouping) -> list[str] | None:
 
 
 def _narrow(
-    rows: QuerySet[Any], f: Filters, teams: TeamIndex, slices: list[str] | None
+    rows: QuerySet[Any], f: Filters, teams: TeamLabels, slices: list[str] | None
 ) -> QuerySet[Any]:
     if slices is not None:
         # The slices' rows of one environment, or their rows summed over all environments.
@@ -131,7 +113,7 @@ def _names(grouping: Grouping) -> tuple[str, ...]:
     return (grouping,) if isinstance(grouping, str) else grouping
 
 
-def _team_filter(rows: QuerySet[Any], f: Filters, teams: TeamIndex) -> QuerySet[Any]:
+def _team_filter(rows: QuerySet[Any], f: Filters, teams: TeamLabels) -> QuerySet[Any]:
     if not f.team:
         return rows
     team_pk = teams.pk(f.team)
@@ -169,7 +151,7 @@ class Totals:
         return percentile([getattr(self, n) for n in LATENCY_FIELDS], q)
 
 
-def totals_now_and_before(tenant: Tenant, f: Filters, teams: TeamIndex) -> tuple[Totals, Totals]:
+def totals_now_and_before(tenant: Tenant, f: Filters, teams: TeamLabels) -> tuple[Totals, Totals]:
     """The period's totals and the previous period's, in one query over both: grouped by
     which period a row falls in (plain sums build far faster than filtered ones)."""
     span = replace(f, start=f.previous().start)
@@ -222,14 +204,14 @@ def _change(now: Decimal, before: Decimal | None) -> float | None:
 
 
 def top(
-    tenant: Tenant, f: Filters, teams: TeamIndex, dim: str, limit: int | None = 10
+    tenant: Tenant, f: Filters, teams: TeamLabels, dim: str, limit: int | None = 10
 ) -> list[Row]:
     """Top values of a dimension by spend, with share of the total and change vs before."""
     return tops(tenant, f, teams, (dim,), limit)[dim]
 
 
 def tops(
-    tenant: Tenant, f: Filters, teams: TeamIndex, dims: tuple[str, ...], limit: int | None = 10
+    tenant: Tenant, f: Filters, teams: TeamLabels, dims: tuple[str, ...], limit: int | None = 10
 ) -> dict[str, list[Row]]:
     """`top` of several dimensions; from the slices, all of them in one query.
 
@@ -257,7 +239,7 @@ def tops(
 
 
 def _ranked(
-    current: list[dict[str, Any]], dim: str, teams: TeamIndex, limit: int | None
+    current: list[dict[str, Any]], dim: str, teams: TeamLabels, limit: int | None
 ) -> list[Row]:
     total = sum((r["c"] for r in current), ZERO)
     chosen = current[:limit] if limit else current
@@ -268,11 +250,11 @@ def _fields(dim: str) -> list[str]:
     return ["provider", "model"] if dim == "model" else [DIM_FIELD[dim]]
 
 
-def _row(r: dict[str, Any], fields: list[str], dim: str, teams: TeamIndex, total: Decimal) -> Row:
+def _row(r: dict[str, Any], fields: list[str], dim: str, teams: TeamLabels, total: Decimal) -> Row:
     key = tuple(r[k] for k in fields)
     cost = r["c"] or ZERO
-    label = teams.slug(key[0]) if dim == "team" else "/".join(str(k) for k in key) or "(none)"
-    extra = {"team": teams.by_pk.get(key[0])} if dim == "team" else {}
+    label = teams.label(key[0]) if dim == "team" else "/".join(str(k) for k in key) or "(none)"
+    extra = {"team": teams.team(key[0])} if dim == "team" else {}
     return Row(
         key=label,
         label=label,
@@ -285,7 +267,7 @@ def _row(r: dict[str, Any], fields: list[str], dim: str, teams: TeamIndex, total
     )
 
 
-def stacked_spend(tenant: Tenant, f: Filters, teams: TeamIndex, stack: str, keep: int = 8):
+def stacked_spend(tenant: Tenant, f: Filters, teams: TeamLabels, stack: str, keep: int = 8):
     """Spend per period, one series per top-`keep` value of `stack`, the rest as 'other'.
 
     The ranking and the folding into 'other' happen in the database, so a page never pulls
@@ -306,9 +288,9 @@ def stacked_spend(tenant: Tenant, f: Filters, teams: TeamIndex, stack: str, keep
     return periods(f), series
 
 
-def _label(stack: str, value: Any, teams: TeamIndex) -> str:
+def _label(stack: str, value: Any, teams: TeamLabels) -> str:
     if stack == "team":
-        return teams.slug(value)
+        return teams.label(value)
     return str(value) if value else "(none)"
 
 
@@ -323,14 +305,14 @@ def periods(f: Filters) -> list[datetime | date]:
     return [f.first_day + timedelta(days=n) for n in range((f.last_day - f.first_day).days + 1)]
 
 
-def per_period(tenant: Tenant, f: Filters, teams: TeamIndex) -> dict[Any, Totals]:
+def per_period(tenant: Tenant, f: Filters, teams: TeamLabels) -> dict[Any, Totals]:
     """All measures per period, for the cost-per-request, token, cache, error and latency charts."""
     period = period_field(f)
     rows = rollups(tenant, f, teams).values(period).annotate(**{n: Sum(n) for n in SUMMED})
     return {r.pop(period): Totals(r) for r in rows.order_by(period)}
 
 
-def unpriced_models(tenant: Tenant, f: Filters, teams: TeamIndex) -> list[dict[str, Any]]:
+def unpriced_models(tenant: Tenant, f: Filters, teams: TeamLabels) -> list[dict[str, Any]]:
     rows = rollups(tenant, f, teams, "model").filter(unpriced_requests__gt=0)
     return list(
         rows.values("provider", "model").annotate(n=Sum("unpriced_requests")).order_by("-n")
@@ -345,7 +327,7 @@ class MonthOutlook:
 
 
 def month_outlook(
-    tenant: Tenant, f: Filters, teams: TeamIndex, today: date | None = None
+    tenant: Tenant, f: Filters, teams: TeamLabels, today: date | None = None
 ) -> MonthOutlook:
     """Month to date and forecast to month end (with the page's team/feature/model filters)."""
     today = today or timezone.now().date()
@@ -362,7 +344,7 @@ def month_outlook(
 
 
 def consumers(
-    tenant: Tenant, f: Filters, teams: TeamIndex, kind: str, limit: int = 10
+    tenant: Tenant, f: Filters, teams: TeamLabels, kind: str, limit: int = 10
 ) -> list[Row]:
     """Top end users or API keys by spend, with share of their total and change vs before.
 
@@ -400,7 +382,7 @@ def consumers(
 
 
 def _top_of_days(
-    tenant: Tenant, f: Filters, teams: TeamIndex, kind: str, limit: int
+    tenant: Tenant, f: Filters, teams: TeamLabels, kind: str, limit: int
 ) -> tuple[list[dict[str, Any]], Decimal]:
     rows = _consumer_rows(tenant, f, teams, kind, f.first_day, f.last_day)
     chosen = list(
@@ -425,7 +407,7 @@ class _TotalOfGroups(Func):
 
 
 def _consumer_rows(
-    tenant: Tenant, f: Filters, teams: TeamIndex, kind: str, first: date, last: date
+    tenant: Tenant, f: Filters, teams: TeamLabels, kind: str, first: date, last: date
 ) -> QuerySet[Any]:
     rows = ConsumerDailyRollup.objects.for_tenant(tenant).filter(
         kind=kind, day__gte=first, day__lte=last
@@ -441,7 +423,7 @@ def _key_names(tenant: Tenant, chosen: list[dict[str, Any]]) -> dict[str, str]:
     return {str(k.pk): f"{k.name or 'key'} ({k.prefix})" for k in keys}
 
 
-def filter_choices(tenant: Tenant, teams: TeamIndex) -> dict[str, list[str]]:
+def filter_choices(tenant: Tenant, teams: TeamLabels) -> dict[str, list[str]]:
     """Values offered in the filter bar: every environment, feature and model ever used.
 
     Read from the all-time rollups (one row per combination), in one query.
@@ -453,5 +435,5 @@ def filter_choices(tenant: Tenant, teams: TeamIndex) -> dict[str, list[str]]:
         found["feature"].add(feature)
         found["model"].add(model)
     choices = {name: sorted(v for v in values if v) for name, values in found.items()}
-    choices["team"] = sorted(t.slug for t in teams.by_pk.values())
+    choices["team"] = teams.slugs()
     return choices

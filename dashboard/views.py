@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from core.pages import member_view
 from dashboard import charts, selectors
 from dashboard.filters import RANGES, STACKS, Filters, parse_filters
-from dashboard.selectors import TeamIndex
 from rollups.models import ConsumerDailyRollup
 from tenants.context import TenantContext, switch_tenant
-from tenants.models import Team, Tenant
+from tenants.labels import TeamLabels
+from tenants.models import Tenant
 
 
-def _base(request: HttpRequest, ctx: TenantContext, f: Filters, teams: TeamIndex) -> dict[str, Any]:
+def _base(
+    request: HttpRequest, ctx: TenantContext, f: Filters, teams: TeamLabels
+) -> dict[str, Any]:
     """What every page shows: the filter bar, the totals and the unpriced-usage banner."""
     totals, previous = selectors.totals_now_and_before(ctx.tenant, f, teams)
     return {
@@ -32,12 +34,12 @@ def _base(request: HttpRequest, ctx: TenantContext, f: Filters, teams: TeamIndex
     }
 
 
-def _spend_chart(tenant: Tenant, f: Filters, teams: TeamIndex, stack: str) -> dict[str, Any]:
+def _spend_chart(tenant: Tenant, f: Filters, teams: TeamLabels, stack: str) -> dict[str, Any]:
     periods, series = selectors.stacked_spend(tenant, f, teams, stack)
     return charts.stacked_spend(periods, series, stack)
 
 
-def _trend_charts(tenant: Tenant, f: Filters, teams: TeamIndex) -> dict[str, Any]:
+def _trend_charts(tenant: Tenant, f: Filters, teams: TeamLabels) -> dict[str, Any]:
     per = selectors.per_period(tenant, f, teams)
     periods = selectors.periods(f)
     return {"efficiency": charts.efficiency(periods, per), "quality": charts.quality(periods, per)}
@@ -49,7 +51,7 @@ def _has_usage(page: dict[str, Any]) -> bool:
 
 @member_view()
 def overview(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    f, teams = parse_filters(request.GET), TeamIndex.of(ctx.tenant)
+    f, teams = parse_filters(request.GET), TeamLabels.of(ctx.tenant)
     page = _base(request, ctx, f, teams)
     tops = selectors.tops(ctx.tenant, f, teams, ("team", "feature", "model"), 5)
     users = selectors.consumers(ctx.tenant, f, teams, ConsumerDailyRollup.Kind.USER, 5)
@@ -69,7 +71,7 @@ def overview(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 def _breakdown(
     request: HttpRequest, ctx: TenantContext, dim: str, title: str, f: Filters | None = None
 ) -> HttpResponse:
-    f, teams = f or parse_filters(request.GET), TeamIndex.of(ctx.tenant)
+    f, teams = f or parse_filters(request.GET), TeamLabels.of(ctx.tenant)
     page = _base(request, ctx, f, teams)
     rows = selectors.top(ctx.tenant, f, teams, dim, limit=None)
     page.update(
@@ -102,7 +104,11 @@ def models(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 @member_view()
 def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResponse:
-    team = get_object_or_404(Team.objects.for_tenant(ctx.tenant), slug=slug)
+    labels = TeamLabels.of(ctx.tenant)
+    team_pk = labels.pk(slug)
+    team = labels.team(team_pk) if team_pk is not None else None
+    if team is None:
+        raise Http404("no such team")
     f = parse_filters(request.GET)
     f = Filters(
         **{
@@ -111,16 +117,15 @@ def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResp
             "stack": f.stack if "stack" in request.GET else "feature",
         }
     )
-    teams_index = TeamIndex.of(ctx.tenant)
-    page = _base(request, ctx, f, teams_index)
+    page = _base(request, ctx, f, labels)
     page.update(
         team=team,
-        outlook=selectors.month_outlook(ctx.tenant, f, teams_index),
-        tops=selectors.tops(ctx.tenant, f, teams_index, ("feature", "model"), 8),
-        users=selectors.consumers(ctx.tenant, f, teams_index, ConsumerDailyRollup.Kind.USER, 8),
+        outlook=selectors.month_outlook(ctx.tenant, f, labels),
+        tops=selectors.tops(ctx.tenant, f, labels, ("feature", "model"), 8),
+        users=selectors.consumers(ctx.tenant, f, labels, ConsumerDailyRollup.Kind.USER, 8),
         figures={
-            "spend": _spend_chart(ctx.tenant, f, teams_index, f.stack),
-            **_trend_charts(ctx.tenant, f, teams_index),
+            "spend": _spend_chart(ctx.tenant, f, labels, f.stack),
+            **_trend_charts(ctx.tenant, f, labels),
         },
         has_usage=_has_usage(page),
     )
@@ -129,10 +134,10 @@ def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResp
 
 @member_view()
 def consumers(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    f, teams_index = parse_filters(request.GET), TeamIndex.of(ctx.tenant)
-    page = _base(request, ctx, f, teams_index)
-    users = selectors.consumers(ctx.tenant, f, teams_index, ConsumerDailyRollup.Kind.USER, 25)
-    keys = selectors.consumers(ctx.tenant, f, teams_index, ConsumerDailyRollup.Kind.KEY, 25)
+    f, labels = parse_filters(request.GET), TeamLabels.of(ctx.tenant)
+    page = _base(request, ctx, f, labels)
+    users = selectors.consumers(ctx.tenant, f, labels, ConsumerDailyRollup.Kind.USER, 25)
+    keys = selectors.consumers(ctx.tenant, f, labels, ConsumerDailyRollup.Kind.KEY, 25)
     page.update(
         users=users,
         keys=keys,

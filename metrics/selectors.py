@@ -15,10 +15,10 @@ from django.db import connection, transaction
 from django.db.models import Sum
 
 from budgets.models import BudgetStatus
-from core.teams import NO_TEAM, UNALLOCATED
 from metrics.conf import LABEL_COLUMNS
 from rollups.models import LATENCY_FIELDS, TOKENS_FIELDS, IngestCount, LifetimeRollup
-from tenants.models import Team, Tenant
+from tenants.labels import TeamLabels
+from tenants.models import Tenant
 
 Labels = tuple[str, ...]
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
@@ -85,20 +85,14 @@ def _tenant_slugs() -> dict[int, str]:
     return dict(Tenant.objects.values_list("pk", "slug"))
 
 
-def _team_slugs() -> dict[int, str]:
-    # Operator-wide: team slugs of every tenant, to label every tenant's series.
-    return {NO_TEAM: UNALLOCATED, **dict(Team.unscoped_all_tenants.values_list("pk", "slug"))}
-
-
 def _namers(labels: Sequence[str]) -> list[Callable[[Any], str]]:
     """Per label, a function turning the rollup column's value into the label value."""
     tenants = _tenant_slugs() if "tenant" in labels else {}
-    teams = _team_slugs() if "team" in labels else {}
-    lookups = {
-        "tenant": lambda pk: tenants.get(pk, f"deleted:{pk}"),
-        # A team deleted after its usage was rolled up keeps its own series, by primary key.
-        "team": lambda pk: teams.get(pk, f"deleted:{pk}"),
-    }
+    lookups = {"tenant": lambda pk: tenants.get(pk, f"deleted:{pk}")}
+    if "team" in labels:
+        # Every tenant's teams, labelled as their own pages label them: a team deleted after
+        # its usage was rolled up keeps its own series (see tenants.labels).
+        lookups["team"] = TeamLabels.of_every_tenant().label
     return [lookups.get(label, str) for label in labels]
 
 

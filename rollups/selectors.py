@@ -10,9 +10,9 @@ from typing import Any
 from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 
-from core.teams import NO_TEAM, UNALLOCATED
 from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup
-from tenants.models import Team, Tenant
+from tenants.labels import TeamLabels
+from tenants.models import Tenant
 
 GROUPS = ("team", "feature", "model", "provider", "environment", "user")
 GRANULARITIES = ("hour", "day", "month")
@@ -27,10 +27,6 @@ class UsageQuery:
     end: datetime  # exclusive
     group_by: tuple[str, ...] = ()
     granularity: str = "day"
-
-
-def team_slugs(tenant: Tenant | int) -> dict[int, str]:
-    return {NO_TEAM: UNALLOCATED, **dict(Team.objects.for_tenant(tenant).values_list("pk", "slug"))}
 
 
 def _last_day(end: datetime) -> date:
@@ -61,12 +57,12 @@ def usage_rows(tenant: Tenant, q: UsageQuery) -> list[dict[str, Any]]:
         rows, time_field = rows.annotate(period=TruncMonth(time_field)), "period"
     fields = [FIELD_OF_GROUP.get(g, g) for g in q.group_by]
     grouped = rows.values(time_field, *fields).annotate(**{f"sum_{s}": Sum(s) for s in sums})
-    slugs = team_slugs(tenant) if "team" in q.group_by else {}
-    return [_present(row, time_field, q, slugs) for row in grouped.order_by(time_field, *fields)]
+    teams = TeamLabels.of(tenant) if "team" in q.group_by else None
+    return [_present(row, time_field, q, teams) for row in grouped.order_by(time_field, *fields)]
 
 
 def _present(
-    row: dict[str, Any], time_field: str, q: UsageQuery, slugs: dict[int, str]
+    row: dict[str, Any], time_field: str, q: UsageQuery, teams: TeamLabels | None
 ) -> dict[str, Any]:
     period = row.pop(time_field)
     if isinstance(period, datetime):
@@ -74,7 +70,7 @@ def _present(
     out: dict[str, Any] = {"period": period.isoformat(), "granularity": q.granularity}
     for group in q.group_by:
         value = row.pop(FIELD_OF_GROUP.get(group, group))
-        out[group] = slugs.get(value, str(value)) if group == "team" else value
+        out[group] = teams.label(value) if teams is not None and group == "team" else value
     for key, value in row.items():
         name = key.removeprefix("sum_")
         out[name] = (

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenants import keycache
+from tenants.labels import is_reserved_slug
 from tenants.models import ApiKey, Membership, Role, Scope, Team, Tenant
 
 KEY_PREFIX = "cb"
@@ -23,6 +24,8 @@ def create_tenant(slug: str, name: str = "", timezone_name: str = "UTC") -> Tena
 
 
 def create_team(tenant: Tenant, slug: str, name: str = "", cost_center: str = "") -> Team:
+    if is_reserved_slug(slug):
+        raise ValueError(f"{slug!r} is reserved: it labels the spend of a deleted team")
     return Team.objects.create(tenant=tenant, slug=slug, name=name or slug, cost_center=cost_center)
 
 

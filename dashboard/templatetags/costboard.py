@@ -1,4 +1,5 @@
-"""Number formatting that finance can read: dollars with cents, percentages, changes."""
+"""Number formatting that finance can read (dollars with cents, percentages, changes), the
+unallocated label, and table rows and filter options built in Python."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 from django import template
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
+
+from core.teams import UNALLOCATED
 
 register = template.Library()
 CENT = Decimal("0.01")
@@ -68,6 +71,12 @@ def latency_p(totals: object, q: float) -> float | None:
     """The q-quantile latency of a `Totals` in ms."""
     latency = getattr(totals, "latency", None)
     return latency(float(q)) if latency else None
+
+
+@register.simple_tag
+def unallocated() -> str:
+    """The label of spend that no team owns: `{% unallocated %}`, or `{% unallocated as x %}`."""
+    return UNALLOCATED
 
 
 @register.simple_tag

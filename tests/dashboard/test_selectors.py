@@ -12,6 +12,7 @@ from dashboard import selectors
 from dashboard.filters import parse_filters
 from ingest.services import ingest_events
 from rollups.services import roll_up_all_pending
+from tenants.labels import TeamLabels
 from tenants.services import create_team
 from tests.conftest import World, event
 
@@ -40,7 +41,7 @@ def _seed(world: World) -> None:
 
 def _top(world: World, query: str, dim: str) -> list[tuple[str, Decimal, float, float | None]]:
     f = parse_filters(QueryDict(query))
-    rows = selectors.top(world.tenant, f, selectors.TeamIndex.of(world.tenant), dim)
+    rows = selectors.top(world.tenant, f, TeamLabels.of(world.tenant), dim)
     return [(r.label, r.cost, round(r.share, 3), r.change) for r in rows]
 
 
@@ -87,9 +88,7 @@ def test_it_sums_every_environment_when_none_is_chosen(world: World) -> None:
 
 def _spend(world: World, query: str) -> Decimal:
     f = parse_filters(QueryDict(query))
-    totals, _ = selectors.totals_now_and_before(
-        world.tenant, f, selectors.TeamIndex.of(world.tenant)
-    )
+    totals, _ = selectors.totals_now_and_before(world.tenant, f, TeamLabels.of(world.tenant))
     return totals.cost_usd
 
 
@@ -114,7 +113,7 @@ def test_it_stacks_the_top_features_and_folds_the_rest_into_other(world: World) 
     ingest_events(world.ingest.key, batch)
     roll_up_all_pending(world.tenant.pk)
     f = parse_filters(QueryDict("range=7d&stack=feature"))
-    teams = selectors.TeamIndex.of(world.tenant)
+    teams = TeamLabels.of(world.tenant)
     _, series = selectors.stacked_spend(world.tenant, f, teams, "feature")
     assert set(series) == {f"f{n}" for n in range(2, 10)} | {"other"}
     day = (NOW - timedelta(days=1)).date()
@@ -126,8 +125,6 @@ def test_it_stacks_the_top_features_and_folds_the_rest_into_other(world: World) 
 def test_it_totals_the_period_and_the_one_before_apart(world: World) -> None:
     _seed(world)
     f = parse_filters(QueryDict("range=7d"))
-    now, before = selectors.totals_now_and_before(
-        world.tenant, f, selectors.TeamIndex.of(world.tenant)
-    )
+    now, before = selectors.totals_now_and_before(world.tenant, f, TeamLabels.of(world.tenant))
     assert (now.requests, now.cost_usd) == (3, 2 * CALL + MINI)
     assert (before.requests, before.cost_usd) == (2, 2 * CALL)

@@ -14,6 +14,7 @@ from ingest.services import ingest_events
 from rollups import windows
 from rollups.models import ConsumerWindow, ConsumerWindowRollup
 from rollups.services import refresh_consumer_windows, roll_up_all_pending
+from tenants.labels import TeamLabels
 from tests.conftest import World, event
 from tests.rollups.helpers import daily_window_totals, window_totals
 
@@ -99,7 +100,7 @@ def test_it_keeps_another_tenants_consumers_out_of_the_windows(world: World) -> 
 @pytest.mark.django_db
 def test_it_ranks_the_same_from_a_window_as_from_the_days(world: World) -> None:
     _seed(world)
-    teams = selectors.TeamIndex.of(world.tenant)
+    teams = TeamLabels.of(world.tenant)
     for query in ("range=24h", "range=7d", "range=30d", "range=mtd&environment=production"):
         f = parse_filters(QueryDict(query))
         from_window = selectors.consumers(world.tenant, f, teams, "user", 2)
@@ -151,7 +152,7 @@ def test_it_finds_a_top_consumer_who_leads_neither_yesterday_nor_today(world: Wo
     ingest_events(world.ingest.key, batch)
     roll_up_all_pending(world.tenant.pk)
     f = parse_filters(QueryDict("range=7d"))
-    teams = selectors.TeamIndex.of(world.tenant)
+    teams = TeamLabels.of(world.tenant)
     for limit in (1, 2, 3, 5):
         ranked = selectors.consumers(world.tenant, f, teams, "user", limit)
         windows.drop_windows(world.tenant.pk)
@@ -213,7 +214,7 @@ def test_it_ranks_today_per_environment_from_the_daily_rows_as_the_days_do(
     world: World,
 ) -> None:
     _two_environments(world)
-    teams = selectors.TeamIndex.of(world.tenant)
+    teams = TeamLabels.of(world.tenant)
     for environment in ("staging", "production"):
         for key in ("24h", "7d", "30d", "mtd"):
             f = parse_filters(QueryDict(f"range={key}&environment={environment}"))
