@@ -248,20 +248,21 @@ def _start(var_dir: Path, account: pwd.struct_passwd | None) -> Server:
 def _run(args: Sequence[str], account: pwd.struct_passwd | None, stdin: str | None = None) -> str:
     """Run one of PostgreSQL's programs (as `account` if given) and return what it printed;
     RuntimeError with that output if it fails."""
-    as_account: dict[str, object] = {}
-    if account is not None:
-        # Also drop root's supplementary groups, which setuid alone would keep.
-        as_account = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
     env = {**os.environ, "LC_ALL": "C"}
     for name in ("PGDATA", "PGPORT", "PGHOST"):
         env.pop(name, None)  # the arguments say where; the caller's environment must not
-    # Output to a file, not a pipe: pg_ctl's server child could hold a pipe open after it exits.
+    # Output to a file, not a pipe: nothing then waits on the server that pg_ctl leaves running,
+    # should it hold its output open.
     with tempfile.TemporaryFile() as output:
         try:
             done = subprocess.run(
                 list(args), input=stdin.encode() if stdin else None, stdout=output,
                 stderr=subprocess.STDOUT, env=env, cwd="/", timeout=START_TIMEOUT_SECONDS * 2,
-                check=False, **as_account,  # type: ignore[arg-type]
+                check=False,
+                # As `account`, without root's supplementary groups, which setuid alone keeps.
+                user=account.pw_uid if account else None,
+                group=account.pw_gid if account else None,
+                extra_groups=[] if account else None,
             )  # fmt: skip
         finally:
             output.seek(0)
@@ -362,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         try:
             server = ensure_running(var_dir)
-        except RuntimeError as exc:
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             print(f"the embedded PostgreSQL server did not start: {exc}", file=sys.stderr)
             return 1
     if args.command == "url":
