@@ -73,7 +73,9 @@ class Server:
 
 def default_var_dir() -> Path:
     """The var directory that costboard/settings.py uses (and the same rule)."""
-    return Path(os.environ.get("COSTBOARD_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
+    return Path(
+        os.environ.get("COSTBOARD_VAR_DIR") or Path(__file__).resolve().parent.parent / "var"
+    )
 
 
 def data_dir(var_dir: Path) -> Path:

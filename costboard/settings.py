@@ -10,7 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 from costboard import embedded_postgres
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("COSTBOARD_VAR_DIR", BASE_DIR / "var"))
+# An empty COSTBOARD_VAR_DIR counts as unset: "" would be the working directory.
+VAR_DIR = Path(os.environ.get("COSTBOARD_VAR_DIR") or BASE_DIR / "var")
 
 
 def env_str(name: str, default: str = "") -> str:
