@@ -17,9 +17,10 @@ from tenants.models import ApiKey, Role, Scope, Team, Tenant
 from tenants.services import add_member, create_api_key, create_team, create_tenant
 
 PASSWORD = "correct-horse-battery"
-# PostgreSQL is the only database now (embedded when DATABASE_URL is unset): nothing is skipped;
-# the marker goes with the last SQLite code paths.
-requires_postgres = pytest.mark.skipif(False, reason="PostgreSQL is the only database")
+requires_postgres = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="needs PostgreSQL (DATABASE_URL=postgres://...)",
+)
 
 
 class AuthHeader(TypedDict):
