@@ -20,8 +20,10 @@ RUN uv sync --frozen --no-dev --no-install-project && rm -rf /root/.cache/uv
 
 COPY . .
 # Static files (plotly.min.js included) are collected at build time; whitenoise serves them.
-# settings.py refuses to load without a SECRET_KEY: this one exists only during the build.
-RUN SECRET_KEY=build-time-only-not-a-secret python manage.py collectstatic --no-input -v 0 \
+# settings.py refuses to load without a SECRET_KEY: this one exists only during the build; and
+# without a DATABASE_URL it would start an embedded PostgreSQL server, which collectstatic never uses.
+RUN SECRET_KEY=build-time-only-not-a-secret DATABASE_URL=postgres://build-time-only@127.0.0.1/none \
+    python manage.py collectstatic --no-input -v 0 \
     && useradd --system --uid 10001 --home-dir /app costboard \
     && mkdir -p /app/var && chown -R costboard /app/var
 USER costboard

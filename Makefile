@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := .uv/bin/uv
 export UV_PYTHON := $(shell command -v $(PYTHON) || command -v python3)
 
-.PHONY: install demo test lint check bench clean
+.PHONY: install demo test lint check bench stop clean
 
 $(UV):
 	$(UV_PYTHON) -m venv .uv
@@ -26,5 +26,10 @@ lint: install
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy .
 
-clean:
+# The embedded PostgreSQL server of var/ (started by make demo, make test or manage.py) keeps
+# running between commands; this stops it.
+stop:
+	@[ ! -x .venv/bin/python ] || .venv/bin/python -m costboard.embedded_postgres stop
+
+clean: stop
 	rm -rf var .venv .uv

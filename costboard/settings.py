@@ -7,8 +7,11 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from costboard import embedded_postgres
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("COSTBOARD_VAR_DIR", BASE_DIR / "var"))
+# An empty COSTBOARD_VAR_DIR counts as unset: "" would be the working directory.
+VAR_DIR = Path(os.environ.get("COSTBOARD_VAR_DIR") or BASE_DIR / "var")
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -109,24 +112,15 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = env_str("DATABASE_URL")
-# Not dj_database_url's DBConfig: SQLite's NAME below is a Path, which Django accepts.
-DATABASES: dict[str, Any]
-if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
-    # django-prometheus's subclass of the same backend: adds the django_db_* metrics.
-    DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
-        "django.db.backends.", "django_prometheus.db.backends."
-    )
-else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django_prometheus.db.backends.sqlite3",
-            "NAME": VAR_DIR / "costboard.sqlite3",
-            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
-        }
-    }
+# With DATABASE_URL unset: the embedded PostgreSQL server of VAR_DIR, started here if it is not
+# running (costboard/embedded_postgres.py), so manage.py, the web server, Celery and the tests all
+# run on PostgreSQL; attaching to a running server costs about a millisecond.
+DATABASE_URL = env_str("DATABASE_URL") or embedded_postgres.settings_url(VAR_DIR)
+DATABASES: dict[str, Any] = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# django-prometheus's subclass of the same backend: adds the django_db_* metrics.
+DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+    "django.db.backends.", "django_prometheus.db.backends."
+)
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

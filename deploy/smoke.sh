@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Smoke test of the embedded defaults: SQLite + the embedded broker with a real worker.
-# migrate, seed, one ingest through the production server, the worker rolls it up, one page.
+# Smoke test of the embedded defaults: the embedded PostgreSQL server + the embedded broker with a
+# real worker. migrate, seed, one ingest through the production server, the worker rolls it up,
+# one page; then the embedded server of the fresh var directory is stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset DATABASE_URL REDIS_URL
@@ -9,10 +10,17 @@ export SECRET_KEY="${SECRET_KEY:-smoke-test-secret}" ROLLUP_DEBOUNCE_SECONDS=1
 PY=.venv/bin/python
 PORT=$($PY -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$COSTBOARD_VAR_DIR"; }
+cleanup() {
+  kill ${pids[@]+"${pids[@]}"} 2>/dev/null || true
+  wait 2>/dev/null || true
+  $PY -m costboard.embedded_postgres stop || true
+  rm -rf "$COSTBOARD_VAR_DIR"
+}
 trap cleanup EXIT
 
-echo "smoke: migrate and seed (SQLite in $COSTBOARD_VAR_DIR)"
+echo "smoke: embedded PostgreSQL in $COSTBOARD_VAR_DIR"
+$PY -m costboard.embedded_postgres start
+echo "smoke: migrate and seed"
 $PY manage.py migrate --no-input -v 0
 $PY manage.py seed_demo --events 3000
 KEY=$($PY manage.py create_api_key acme --scope ingest --name smoke | tail -n 1)
