@@ -155,7 +155,8 @@ def reprice_events(
 
 
 def recompute(tenant: Tenant, since: date | datetime) -> int:
-    """Rebuild the rollups of `tenant` from raw events, from the start of `since`'s UTC day.
+    """Rebuild the rollups of `tenant` from raw events, from the start of `since`'s UTC day,
+    with the merge that every rollup run makes (over other events: `sql.add_settled_since`).
 
     Events of still-pending batches are left out here: their batch adds them when it is
     merged, so nothing is counted twice. Runs under the tenant's rollup lock.
@@ -171,7 +172,8 @@ def recompute(tenant: Tenant, since: date | datetime) -> int:
         # Rebuilt below from the recomputed daily rows; with none listed the merge adds to none.
         windows.drop_windows(tenant.pk)
         count = sql.add_settled_since(tenant.pk, start)
-        rebuild_lifetime(tenant.pk)  # the merge added to the all-time rows what they held
+        # The merge added to all-time rows that still held the old sums of these days.
+        rebuild_lifetime(tenant.pk)
         windows.ensure_windows(tenant.pk, timezone.now())
         return count
 
