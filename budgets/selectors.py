@@ -88,7 +88,8 @@ def budget_views(tenant: Tenant, team: str | None = None) -> list[BudgetView]:
 def budget_status(tenant: Tenant, team: str | None = None) -> list[dict[str, Any]]:
     """The status API's budgets (`budget_views`), reused for STATUS_REUSE_SECONDS.
 
-    The creation time is part of the key so a reused tenant id (SQLite) never sees another's."""
+    The creation time is part of the key so a tenant id handed out again (after the id sequence
+    restarts: `manage.py flush`, a restored backup) never sees another tenant's answers."""
     key = (tenant.pk, tenant.created_at, team)
     now = time.monotonic()
     kept = _answers.get(key)

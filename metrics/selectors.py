@@ -112,9 +112,8 @@ def _room_to_hash() -> None:
     Its estimate of the number of label sets multiplies each column's distinct values, so with
     the default 4 MB it sorts every rollup row on disk instead of hashing a few thousand groups.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL work_mem = '64MB'")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '64MB'")
 
 
 def _grouped(

@@ -188,7 +188,8 @@ _pricers: dict[int, tuple[tuple[object, ...], TenantPricer]] = {}
 def pricer_for(tenant: Tenant) -> TenantPricer:
     """A cached pricer; a new `pricing_version` (bumped on every override change) rebuilds it.
 
-    The creation time is part of the key so a reused id (SQLite) never sees old prices.
+    The creation time is part of the key so a tenant id handed out again (after the id sequence
+    restarts: `manage.py flush`, a restored backup) never sees another tenant's prices.
     """
     version = (tenant.created_at, tenant.pricing_version)
     cached = _pricers.get(tenant.pk)

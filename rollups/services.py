@@ -10,38 +10,27 @@ id watermark to overtake, because each batch is consumed by deleting its own row
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
-from itertools import product
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Min, Model, Q, QuerySet, Sum
+from django.db.models import Min
 from django.utils import timezone
 
 from ingest.models import PendingBatch, UsageEvent
 from pricing.catalog import TokenCounts
-from pricing.resolver import CostSource, pricer_for
+from pricing.resolver import pricer_for
 from rollups import sql, windows
 from rollups.models import (
-    ALL_ENVIRONMENTS,
-    CONSUMER_MEASURES,
-    DIMENSIONS,
-    LATENCY_BOUNDS_MS,
-    LATENCY_FIELDS,
-    NO_TEAM,
-    SLICES,
-    TOKENS_BOUNDS,
-    TOKENS_FIELDS,
     ConsumerDailyRollup,
     DailyRollup,
     DailySlice,
     HourlyRollup,
     HourlySlice,
-    IngestCount,
     LifetimeRollup,
 )
+from rollups.sql import MEASURES as MEASURES  # the measure names, where readers import them
 from tenants.models import Tenant
 
 # Batches per transaction. A merge's cost is mostly one upsert per consumer it saw, whether
@@ -51,174 +40,11 @@ MAX_BATCHES_PER_RUN = 2000
 Row = dict[str, Any]
 
 
-def _measures() -> dict[str, Any]:
-    src = CostSource
-    measures: dict[str, Any] = {
-        "requests": Count("id"),
-        "errors": Count("id", filter=Q(status_code__gte=400)),
-        "input_tokens": Sum("input_tokens"),
-        "output_tokens": Sum("output_tokens"),
-        "cache_read_tokens": Sum("cache_read_tokens"),
-        "cache_write_tokens": Sum("cache_write_tokens"),
-        "cost_usd": Sum("cost_usd"),
-        "cost_override": Sum("cost_usd", filter=Q(cost_source=src.OVERRIDE)),
-        "cost_catalog": Sum("cost_usd", filter=Q(cost_source=src.CATALOG)),
-        "cost_client": Sum("cost_usd", filter=Q(cost_source=src.CLIENT)),
-        "unpriced_requests": Count("id", filter=Q(cost_source=src.UNPRICED)),
-        "unpriced_tokens": Sum(
-            F("input_tokens") + F("output_tokens"), filter=Q(cost_source=src.UNPRICED)
-        ),
-        "latency_sum_ms": Sum("latency_ms"),
-        "latency_count": Count("latency_ms"),
-    }
-    measures.update(_histogram("latency_ms", LATENCY_FIELDS, LATENCY_BOUNDS_MS))
-    measures.update(_histogram("total_tokens", TOKENS_FIELDS, TOKENS_BOUNDS))
-    return measures
-
-
-def _histogram(field: str, names: tuple[str, ...], bounds: tuple[int, ...]) -> dict[str, Count]:
-    """One COUNT per bucket (lower, upper]; the last bucket takes everything above."""
-    counts, lower = {}, None
-    for name, upper in zip(names, (*bounds, None), strict=True):
-        bucket = Q(**{f"{field}__isnull": False})
-        bucket &= Q(**{f"{field}__gt": lower}) if lower is not None else Q()
-        bucket &= Q(**{f"{field}__lte": upper}) if upper is not None else Q()
-        counts[name] = Count("id", filter=bucket)
-        lower = upper
-    return counts
-
-
-MEASURES = tuple(_measures())
-
-
-def _annotated(grouped: QuerySet[Any], measures: dict[str, Any]) -> Iterable[Row]:
-    """Annotate under prefixed names (a sum may not shadow its own field), then unprefix."""
-    for row in grouped.annotate(**{f"m_{k}": v for k, v in measures.items()}).order_by():
-        out = {k: v for k, v in row.items() if not k.startswith("m_")}
-        for name in measures:
-            value = row[f"m_{name}"]
-            out[name] = value if value is not None else (Decimal(0) if "cost" in name else 0)
-        yield out
-
-
-def _hourly_rows(events: QuerySet[UsageEvent]) -> list[Row]:
-    events = events.alias(total_tokens=F("input_tokens") + F("output_tokens"))
-    grouped = events.values("hour", "team_id", "feature", "provider", "model", "environment")
-    rows = []
-    for row in _annotated(grouped, _measures()):
-        row["team_pk"] = row.pop("team_id") or NO_TEAM
-        rows.append(row)
-    return rows
-
-
-def _regroup(hourly: list[Row], time_key: Callable[[Row], dict[str, Any]]) -> list[Row]:
-    """Sum hourly rows into coarser ones: per UTC day, or over all time (no time key)."""
-    groups: dict[tuple[Any, ...], Row] = {}
-    for row in hourly:
-        head = {**time_key(row), **{d: row[d] for d in DIMENSIONS}}
-        target = groups.setdefault(tuple(head.values()), head)
-        for name in MEASURES:
-            target[name] = target.get(name, 0) + row[name]
-    return list(groups.values())
-
-
-def _day(row: Row) -> dict[str, Any]:
-    return {"day": timezone.localtime(row["hour"], UTC).date()}
-
-
-_BLANK = {"team_pk": NO_TEAM, "feature": "", "provider": "", "model": ""}
-
-
-def _slices(rows: list[Row], time_field: str) -> list[Row]:
-    """Each row summed into every slice: the slice's dimensions kept, the others blank; once
-    for its environment and once for all of them."""
-    groups: dict[tuple[Any, ...], Row] = {}
-    for row in rows:
-        for (name, kept), environment in product(
-            SLICES.items(), (row["environment"], ALL_ENVIRONMENTS)
-        ):
-            head = {time_field: row[time_field], "grouping": name}
-            head |= {d: row[d] if d in kept else blank for d, blank in _BLANK.items()}
-            head["environment"] = environment
-            target = groups.setdefault(tuple(head.values()), head)
-            for measure in MEASURES:
-                target[measure] = target.get(measure, 0) + row[measure]
-    return list(groups.values())
-
-
-def _consumer_rows(events: QuerySet[UsageEvent], kind: str, field: str) -> list[Row]:
-    grouped = events.exclude(**{field: None})
-    grouped = grouped.exclude(**{field: ""}) if field == "user_id" else grouped
-    grouped = grouped.values("hour", field, "team_id", "environment")
-    sums = {"requests": Count("id"), **{m: Sum(m) for m in CONSUMER_MEASURES[1:]}}
-    days: dict[tuple[Any, ...], Row] = {}
-    for row in _annotated(grouped, sums):
-        day = timezone.localtime(row["hour"], UTC).date()
-        key = (day, str(row[field]), row["team_id"] or NO_TEAM, row["environment"])
-        target = days.setdefault(
-            key,
-            {
-                "day": day,
-                "kind": kind,
-                "consumer": key[1],
-                "team_pk": key[2],
-                "environment": key[3],
-            },
-        )
-        for name in CONSUMER_MEASURES:
-            target[name] = target.get(name, 0) + row[name]
-    return list(days.values())
-
-
-def _upsert_add(
-    model: type[Model],
-    tenant_id: int,
-    keys: tuple[str, ...],
-    measures: Iterable[str],
-    rows: list[Row],
-) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE SET m = m + excluded.m: addition, so merges commute."""
-    if not rows:
-        return
-    table = model._meta.db_table
-    measures = tuple(measures)
-    columns = ("tenant_id", *keys, *measures)
-    updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in measures)
-    sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "  # noqa: S608
-        f"ON CONFLICT (tenant_id, {', '.join(keys)}) DO UPDATE SET {updates}"
-    )
-    # Sorted, so two writers touching the same rows always lock them in the same order.
-    rows = sorted(rows, key=lambda r: tuple(str(r[k]) for k in keys))
-    params = [(tenant_id, *(r[k] for k in keys), *(r[m] for m in measures)) for r in rows]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
-def add_to_rollups(tenant_id: int, events: QuerySet[UsageEvent]) -> int:
-    """Add the sums of `events` to every rollup table; returns the number of events."""
-    hourly = _hourly_rows(events)
-    daily = _regroup(hourly, _day)
-    _upsert_add(HourlyRollup, tenant_id, ("hour", *DIMENSIONS), MEASURES, hourly)
-    _upsert_add(DailyRollup, tenant_id, ("day", *DIMENSIONS), MEASURES, daily)
-    slice_keys = ("grouping", *DIMENSIONS)
-    _upsert_add(HourlySlice, tenant_id, ("hour", *slice_keys), MEASURES, _slices(hourly, "hour"))
-    _upsert_add(DailySlice, tenant_id, ("day", *slice_keys), MEASURES, _slices(daily, "day"))
-    _upsert_add(LifetimeRollup, tenant_id, DIMENSIONS, MEASURES, _regroup(hourly, lambda row: {}))
-    consumer_keys = ("day", "kind", "consumer", "team_pk", "environment")
-    for kind, field in (("user", "user_id"), ("key", "api_key_id")):
-        rows = _consumer_rows(events, kind, field)
-        _upsert_add(ConsumerDailyRollup, tenant_id, consumer_keys, CONSUMER_MEASURES, rows)
-        windows.add_daily_rows(tenant_id, rows)
-    return sum(row["requests"] for row in hourly)
-
-
 def _lock_tenant(tenant_id: int) -> None:
-    """Serialise rollup writers of one tenant (PostgreSQL; SQLite serialises all writers)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            key = zlib.crc32(f"costboard-rollup-{tenant_id}".encode())
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+    """Serialise rollup writers of one tenant (a transaction-scoped advisory lock)."""
+    with connection.cursor() as cursor:
+        key = zlib.crc32(f"costboard-rollup-{tenant_id}".encode())
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
 def roll_up_pending(tenant_id: int, max_batches: int = MAX_BATCHES_PER_RUN) -> int:
@@ -238,21 +64,9 @@ def _roll_up(tenant_id: int, max_batches: int) -> tuple[int, int]:
             return 0, 0
         windows.ensure_windows(tenant_id, timezone.now())
         batch_ids = [b["pk"] for b in batches]
-        events = UsageEvent.objects.for_tenant(tenant_id).filter(batch_id__in=batch_ids)
-        if connection.vendor == "postgresql":
-            stored = sql.add_batches(tenant_id, batch_ids)
-        else:
-            add_to_rollups(tenant_id, events)
-            stored = _events_per_batch(events)
-        count = _count_ingest(tenant_id, batches, stored)
+        count = _count_ingest(tenant_id, batches, sql.add_batches(tenant_id, batch_ids))
         PendingBatch.objects.for_tenant(tenant_id).filter(pk__in=batch_ids).delete()
     return len(batches), count
-
-
-def _events_per_batch(events: QuerySet[UsageEvent]) -> dict[int, int]:
-    return dict(
-        events.values("batch_id").annotate(n=Count("id")).values_list("batch_id", "n").order_by()
-    )
 
 
 def _count_ingest(tenant_id: int, batches: list[Row], stored: dict[int, int]) -> int:
@@ -265,12 +79,9 @@ def _count_ingest(tenant_id: int, batches: list[Row], stored: dict[int, int]) ->
         row["accepted"] += accepted
         row["duplicates"] += batch["offered"] - accepted
         row["rejected"] += batch["rejected"]
-    _upsert_add(
-        IngestCount,
+    sql.add_ingest_counts(
         tenant_id,
-        ("day",),
-        ("accepted", "duplicates", "rejected"),
-        list(days.values()),
+        [(r["day"], r["accepted"], r["duplicates"], r["rejected"]) for r in days.values()],
     )
     return sum(stored.values())
 
@@ -344,7 +155,8 @@ def reprice_events(
 
 
 def recompute(tenant: Tenant, since: date | datetime) -> int:
-    """Rebuild the rollups of `tenant` from raw events, from the start of `since`'s UTC day.
+    """Rebuild the rollups of `tenant` from raw events, from the start of `since`'s UTC day,
+    with the merge that every rollup run makes (over other events: `sql.add_settled_since`).
 
     Events of still-pending batches are left out here: their batch adds them when it is
     merged, so nothing is counted twice. Runs under the tenant's rollup lock.
@@ -357,10 +169,10 @@ def recompute(tenant: Tenant, since: date | datetime) -> int:
         for daily in (DailyRollup, DailySlice):
             daily.objects.for_tenant(tenant).filter(day__gte=start.date()).delete()
         ConsumerDailyRollup.objects.for_tenant(tenant).filter(day__gte=start.date()).delete()
-        pending = PendingBatch.objects.for_tenant(tenant).values("pk")
-        events = UsageEvent.objects.for_tenant(tenant).filter(hour__gte=start)
-        windows.drop_windows(tenant.pk)  # rebuilt below from the recomputed daily rows
-        count = add_to_rollups(tenant.pk, events.exclude(batch_id__in=pending))
+        # Rebuilt below from the recomputed daily rows; with none listed the merge adds to none.
+        windows.drop_windows(tenant.pk)
+        count = sql.add_settled_since(tenant.pk, start)
+        # The merge added to all-time rows that still held the old sums of these days.
         rebuild_lifetime(tenant.pk)
         windows.ensure_windows(tenant.pk, timezone.now())
         return count
@@ -380,9 +192,7 @@ def all_tenant_ids() -> list[int]:
 def rebuild_lifetime(tenant_id: int) -> None:
     """All-time sums again from the daily rollups (after a recompute changed past days)."""
     LifetimeRollup.objects.for_tenant(tenant_id).delete()
-    days = DailyRollup.objects.for_tenant(tenant_id).values(*DIMENSIONS)
-    rows = list(_annotated(days, {name: Sum(name) for name in MEASURES}))
-    _upsert_add(LifetimeRollup, tenant_id, DIMENSIONS, MEASURES, rows)
+    sql.lifetime_from_daily(tenant_id)
 
 
 def delete_expired_events(retention_days: int, chunk: int = 5000) -> int:

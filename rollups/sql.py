@@ -1,18 +1,20 @@
-"""PostgreSQL fast path of the rollup merge: every rollup table in one INSERT ... SELECT each.
+"""The rollup merge: every rollup table in one INSERT ... SELECT each, all in one statement.
 
-`services.add_to_rollups` does the same in Python (SQLite, and `rollup --since`); doing it in
-the database means no Python work per group, which matters for per-user rollups where almost
-every event of a merge has a user of its own. The property test checks both paths against the
-raw events.
+There is one merge (`_merge_sql`) over two sets of events: the events of some pending batches
+(`add_batches`, every rollup run) and a tenant's settled events from an hour on
+(`add_settled_since`, the recompute of `rollup --since`). Doing it in the database means no
+Python work per group, which matters for per-user rollups where almost every event of a merge
+has a user of its own. The property tests check the rollups against the raw events.
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 from django.db import connection
 
-from ingest.models import UsageEvent
+from ingest.models import PendingBatch, UsageEvent
 from pricing.resolver import CostSource
 from rollups import windows
 from rollups.models import (
@@ -28,6 +30,7 @@ from rollups.models import (
     DailySlice,
     HourlyRollup,
     HourlySlice,
+    IngestCount,
     LifetimeRollup,
 )
 
@@ -78,6 +81,10 @@ def _measures() -> list[tuple[str, str]]:
     ]
 
 
+# What every usage rollup row sums, in the order of the rollup tables' columns.
+MEASURES = tuple(name for name, _ in _measures())
+
+
 def _upsert(
     table: str,
     keys: list[tuple[str, str]],
@@ -108,7 +115,7 @@ SLICE_DIMS = (("team_pk", "COALESCE(team_id, 0)", "0"), ("feature", "feature", "
 def _slice_upsert(
     table: str, time_key: tuple[str, str], measures: list[tuple[str, str]], source: str
 ) -> str:
-    """Every slice of the batch's events in one pass: GROUPING SETS, two sets per slice.
+    """Every slice of the merge's events in one pass: GROUPING SETS, two sets per slice.
 
     GROUPING() has a bit set for each dimension a row is *not* grouped by; that names the
     slice, and the dimensions it leaves out take their blank value. Each slice is summed once
@@ -144,7 +151,7 @@ CONSUMER_KEYS = ("day", "kind", "consumer", "team_pk", "environment")
 
 
 def _consumer_sums(source: str) -> str:
-    """Per day, end user or API key, team and environment: the batch's events summed once.
+    """Per day, end user or API key, team and environment: the merge's events summed once.
 
     Both the daily per-consumer upsert and the consumer windows add these rows (a few
     thousand), so the events are sorted into consumers once, not once per table; keys are
@@ -165,8 +172,8 @@ def _consumer_sums(source: str) -> str:
 def _statements() -> list[str]:
     measures = _measures()
     dims = list(zip(DIMS, DIM_SQL, strict=True))
-    # Every usage table is summed from `h`, the batch's events grouped once per hour and
-    # dimensions: the 40 measures are computed over the events once, not once per table.
+    # Every usage table is summed from `h`, the merge's events grouped once per hour and
+    # dimensions: the measures are computed over the events once, not once per table.
     summed = [(m, f"SUM({m})") for m, _ in measures]
     day = ("day", "(hour AT TIME ZONE 'UTC')::date")
     consumer = [(k, k) for k in CONSUMER_KEYS]
@@ -190,22 +197,38 @@ EVENT_COLUMNS = (
     "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, "
     "cost_source, latency_ms, user_id, api_key_id"
 )
-# The whole merge is one statement: the batches' events are read once (by the batch index;
-# `tenant_id + 0` keeps the tenant check without tempting the planner into scanning all of
-# the tenant's events when its statistics are stale), then each rollup upsert is a
-# data-modifying CTE over that one materialised set, and the statement answers how many
-# events each batch held (for the ingest counts).
-MERGE_SQL = (
-    f"WITH ev AS MATERIALIZED (SELECT {EVENT_COLUMNS} FROM {EVENTS} "  # noqa: S608 - constants
-    "WHERE batch_id = ANY(%(batches)s::bigint[]) AND tenant_id + 0 = %(tenant)s), "
-    "h AS MATERIALIZED (SELECT tenant_id, hour, COALESCE(team_id, 0) AS team_id, feature, "
-    "provider, model, environment, "
-    + ", ".join(f"{expr} AS {name}" for name, expr in _measures())
-    + " FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7), "
-    + f"c AS MATERIALIZED ({_consumer_sums('ev')}), "
-    + ", ".join(f"u{i} AS ({statement})" for i, statement in enumerate(STATEMENTS))
-    + " SELECT batch_id, COUNT(*) FROM ev GROUP BY batch_id"
+PENDING = PendingBatch._meta.db_table
+# The events a merge adds. A rollup run's: those of the batches it consumes (by the batch
+# index; `tenant_id + 0` keeps the tenant check without tempting the planner into scanning
+# all of the tenant's events when its statistics are stale).
+BATCH_EVENTS = "batch_id = ANY(%(batches)s::bigint[]) AND tenant_id + 0 = %(tenant)s"
+# A recompute's: the tenant's events from an hour on, except those of batches still pending,
+# which their own merge adds later (so nothing is counted twice).
+SETTLED_EVENTS_SINCE = (
+    "tenant_id = %(tenant)s AND hour >= %(start)s AND NOT EXISTS "
+    f"(SELECT FROM {PENDING} p WHERE p.id = {EVENTS}.batch_id AND p.tenant_id = %(tenant)s)"
 )
+
+
+def _merge_sql(events: str, answer: str) -> str:
+    """The whole merge as one statement: the events (`events`, a condition on the events
+    table) are read once, then each rollup upsert is a data-modifying CTE over that one
+    materialised set, and the statement ends with `answer`, a query over the events (`ev`)."""
+    return (
+        f"WITH ev AS MATERIALIZED (SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE {events}), "  # noqa: S608
+        "h AS MATERIALIZED (SELECT tenant_id, hour, COALESCE(team_id, 0) AS team_id, feature, "
+        "provider, model, environment, "
+        + ", ".join(f"{expr} AS {name}" for name, expr in _measures())
+        + " FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7), "
+        + f"c AS MATERIALIZED ({_consumer_sums('ev')}), "
+        + ", ".join(f"u{i} AS ({statement})" for i, statement in enumerate(STATEMENTS))
+        + f" {answer}"
+    )
+
+
+# A rollup run's merge answers how many events each batch held (for the ingest counts).
+MERGE_SQL = _merge_sql(BATCH_EVENTS, "SELECT batch_id, COUNT(*) FROM ev GROUP BY batch_id")
+RECOMPUTE_SQL = _merge_sql(SETTLED_EVENTS_SINCE, "SELECT COUNT(*) FROM ev")
 
 
 def add_batches(tenant_id: int, batch_ids: list[int]) -> dict[int, int]:
@@ -217,14 +240,56 @@ def add_batches(tenant_id: int, batch_ids: list[int]) -> dict[int, int]:
         return dict(cursor.fetchall())
 
 
+def add_settled_since(tenant_id: int, start: datetime) -> int:
+    """Add the tenant's events from the hour `start` on, but not those of still-pending
+    batches, to every rollup table; returns how many. The caller holds the lock and has
+    deleted what these events would add to: the rows of their hours and days, and the
+    consumer windows (with no window listed, the merge adds to none)."""
+    params: dict[str, Any] = {"tenant": tenant_id, "start": start}
+    with connection.cursor() as cursor:
+        cursor.execute(RECOMPUTE_SQL, params)
+        (count,) = cursor.fetchone() or (0,)
+        return int(count)
+
+
+LIFETIME_FROM_DAILY_SQL = (
+    f"INSERT INTO {LifetimeRollup._meta.db_table} "  # noqa: S608 - built from constants
+    f"(tenant_id, {', '.join(DIMS)}, {', '.join(MEASURES)}) "
+    f"SELECT tenant_id, {', '.join(DIMS)}, {', '.join(f'SUM({m})' for m in MEASURES)} "
+    f"FROM {DailyRollup._meta.db_table} WHERE tenant_id = %s "
+    f"GROUP BY tenant_id, {', '.join(DIMS)}"
+)
+
+
+def lifetime_from_daily(tenant_id: int) -> None:
+    """A tenant's all-time rows summed from its daily rows (the caller deleted the old ones)."""
+    with connection.cursor() as cursor:
+        cursor.execute(LIFETIME_FROM_DAILY_SQL, [tenant_id])
+
+
+INGEST = IngestCount._meta.db_table
+INGEST_COUNTS = ("accepted", "duplicates", "rejected")
+ADD_INGEST_COUNTS_SQL = (
+    f"INSERT INTO {INGEST} (tenant_id, day, {', '.join(INGEST_COUNTS)}) "  # noqa: S608
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (tenant_id, day) DO UPDATE SET "
+    + ", ".join(f"{m} = {INGEST}.{m} + EXCLUDED.{m}" for m in INGEST_COUNTS)
+)
+
+
+def add_ingest_counts(tenant_id: int, rows: list[tuple[date, int, int, int]]) -> None:
+    """Add (day, accepted, duplicates, rejected) rows to the tenant's ingest counts, in day
+    order, so two writers lock the rows in the same order."""
+    params = [(tenant_id, *row) for row in sorted(rows)]
+    with connection.cursor() as cursor:
+        cursor.executemany(ADD_INGEST_COUNTS_SQL, params)
+
+
 def slices_from_rollups(source: str, target: str, time_col: str) -> list[str]:
-    """Build a slice table from its full rollup table, for every tenant (portable SQL).
+    """Build a slice table from its full rollup table, for every tenant.
 
     For installations that have rollups from before the slices existed, and for benchmarks
     that write the full rollups directly.
     """
-    from rollups.services import MEASURES
-
     sums = ", ".join(f"SUM({m})" for m in MEASURES)
     statements = []
     for name, kept in SLICES.items():

@@ -103,11 +103,9 @@ def drop_windows(tenant_id: int) -> None:
 
 
 def _build(tenant_id: int, first: date, last: date, live: bool) -> None:
-    day = connection.ops.adapt_datefield_value
     with connection.cursor() as cursor:
         for kept in kinds_of(live):
-            params = [day(first), day(last), tenant_id, day(first), day(last)]
-            cursor.execute(BUILD_SQL[kept], params)
+            cursor.execute(BUILD_SQL[kept], [first, last, tenant_id, first, last])
     ConsumerWindow.objects.create(tenant_id=tenant_id, first_day=first, last_day=last, live=live)
 
 
@@ -129,7 +127,7 @@ _COLUMNS = f"tenant_id, {', '.join(_KEYS)}, {', '.join(CONSUMER_MEASURES)}"
 
 
 def _build_sql(kept: tuple[str, ...]) -> str:
-    """One of the four row kinds of a new window, from the daily rollups (portable SQL)."""
+    """One of the four row kinds of a new window, from the daily rollups."""
     keys = [k if k in kept else "''" for k in ("consumer", "environment")]
     return (
         f"INSERT INTO {WINDOWS} ({_COLUMNS}) "  # noqa: S608 - built from constants
@@ -143,31 +141,11 @@ def _build_sql(kept: tuple[str, ...]) -> str:
 BUILD_SQL = {kept: _build_sql(kept) for kept in ROLLUPS}
 
 
-def add_daily_rows(tenant_id: int, rows: list[dict[str, Any]]) -> None:
-    """Add per-consumer daily rows (as a merge produces them) to every window of their day."""
-    from rollups.services import _upsert_add
-
-    windows = list(
-        ConsumerWindow.objects.for_tenant(tenant_id).values_list("first_day", "last_day", "live")
-    )
-    sums: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in rows:
-        for first, last, live in windows:
-            if not first <= row["day"] <= last:
-                continue
-            for kept in kinds_of(live):
-                names = [row[k] if k in kept else "" for k in ("consumer", "environment")]
-                key = (first, last, row["kind"], *names)
-                target = sums.setdefault(key, dict(zip(_KEYS, key, strict=True)))
-                for m in CONSUMER_MEASURES:
-                    target[m] = target.get(m, 0) + row[m]
-    _upsert_add(ConsumerWindowRollup, tenant_id, _KEYS, CONSUMER_MEASURES, list(sums.values()))
-
-
 def add_consumer_sums_sql(source: str) -> str:
-    """The PostgreSQL merge's window upsert: the batch's per-consumer daily sums (`source`,
-    with the daily rollup's columns) added to each window that holds their day, in all the
-    window's row kinds at once (the live window has no per-environment consumer rows)."""
+    """The merge's window upsert: its per-consumer daily sums (`source`, with the daily
+    rollup's columns) added to each window that holds their day, in all the window's row
+    kinds at once (the live window has no per-environment consumer rows). It adds to the
+    windows listed in `ConsumerWindow` only: none after `drop_windows`."""
     return (
         f"INSERT INTO {WINDOWS} ({_COLUMNS}) "  # noqa: S608 - built from constants
         "SELECT c.tenant_id, w.first_day, w.last_day, c.kind, COALESCE(c.consumer, ''), "
@@ -221,7 +199,7 @@ def _threshold_top(
     while True:
         rows, bounds = _threshold_round(tenant_id, lists, kind, environment, depth, limit)
         exhausted = all(b is None for b in bounds)  # every list shorter than `depth`
-        bound = sum((Decimal(str(b)) for b in bounds if b is not None), Decimal(0))
+        bound = _money_sum(tuple(bounds))
         if exhausted or (len(rows) == limit and rows[-1]["c"] > bound):
             return rows
         depth *= 2
@@ -233,11 +211,10 @@ def _threshold_round(
     """One round in one query: the best `limit` exact sums over the parts of the consumers in
     any part's top `depth`, best first (ties by name, as the daily path), and each part's
     depth-th value (None when its list is shorter)."""
-    day = connection.ops.adapt_datefield_value
     params: dict[str, Any] = {"tenant": tenant_id, "kind": kind, "env": environment}
     params |= {"depth": depth, "kth": depth - 1, "limit": limit}
     for i, (first, last) in enumerate(p.part for p in lists):
-        params |= {f"first{i}": day(first), f"last{i}": day(last)}
+        params |= {f"first{i}": first, f"last{i}": last}
     with connection.cursor() as cursor:
         cursor.execute(_round_sql(tuple(p.from_days for p in lists)), params)
         found = cursor.fetchall()
@@ -251,9 +228,9 @@ def _threshold_round(
     return rows, bounds
 
 
-def _money_sum(values: tuple[Any, ...]) -> Decimal:
-    # Added here, not in SQL: SQLite returns floats, and each one alone converts exactly.
-    return sum((Decimal(str(v)) for v in values if v is not None), Decimal(0))
+def _money_sum(values: tuple[Decimal | None, ...]) -> Decimal:
+    """The parts' sums added up; a part with no row (None) adds nothing."""
+    return sum((v for v in values if v is not None), Decimal(0))
 
 
 _KEY = "tenant_id = %(tenant)s AND kind = %(kind)s AND environment = %(env)s"
@@ -268,7 +245,7 @@ _DAYS_LIST = f"SELECT consumer, SUM(cost_usd) AS c {_DAYS_PART} GROUP BY consume
 
 
 def _round_sql(from_days: tuple[bool, ...]) -> str:
-    """Portable SQL for `_threshold_round` over parts read from windows or from days.
+    """The query of `_threshold_round` over parts read from windows or from days.
 
     A seen consumer's sums are correlated subqueries, one per part, each an index lookup by
     the part's key and the consumer (a join tempts the planner into reading every row of the

@@ -6,16 +6,14 @@ from django.db import migrations, models
 
 def _fillfactor(setting: str):  # noqa: ANN202 - a RunPython function
     def alter(apps, schema_editor):  # noqa: ANN001, ANN202
-        if schema_editor.connection.vendor == "postgresql":
-            table = apps.get_model("rollups", "ConsumerDailyRollup")._meta.db_table
-            schema_editor.execute(f"ALTER TABLE {table} {setting}")  # noqa: S608 - constants
+        table = apps.get_model("rollups", "ConsumerDailyRollup")._meta.db_table
+        schema_editor.execute(f"ALTER TABLE {table} {setting}")  # noqa: S608 - constants
 
     return alter
 
 
 # Room on each page for the next version of its rows, so a merge's updates of today's
-# per-consumer rows are HOT (no index entries). PostgreSQL only; new pages only, the table
-# is not rewritten.
+# per-consumer rows are HOT (no index entries). New pages only: the table is not rewritten.
 daily_consumer_rows_half_full = _fillfactor("SET (fillfactor = 50)")
 daily_consumer_rows_full = _fillfactor("RESET (fillfactor)")
 

@@ -1,16 +1,28 @@
+"""What the rollups must hold, worked out in Python from the raw events, independently of
+the merge's SQL: every measure of every hourly, daily, all-time and per-consumer row."""
+
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
+from datetime import UTC
 from decimal import Decimal
 from itertools import product
 from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import QuerySet, Sum
 
-from ingest.models import UsageEvent
+from ingest.models import PendingBatch, UsageEvent
+from pricing.resolver import CATALOG, CLIENT, OVERRIDE, UNPRICED
 from rollups.models import (
+    CONSUMER_MEASURES,
     DIMENSIONS,
+    LATENCY_BOUNDS_MS,
+    LATENCY_FIELDS,
+    NO_TEAM,
     SLICES,
+    TOKENS_BOUNDS,
+    TOKENS_FIELDS,
     ConsumerDailyRollup,
     ConsumerWindow,
     ConsumerWindowRollup,
@@ -23,77 +35,90 @@ from rollups.models import (
 from rollups.services import MEASURES
 from tenants.models import Tenant
 
-SUMS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
+Key = tuple[Any, ...]
+COSTS = {OVERRIDE: "cost_override", CATALOG: "cost_catalog", CLIENT: "cost_client"}
 
 
-def raw_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    """Per hour, team, feature, model and environment: what the raw events add up to."""
-    rows = (
-        UsageEvent.objects.for_tenant(tenant)
-        .values("hour", "team_id", "feature", "provider", "model", "environment")
-        .annotate(n=Count("id"), **{f"s_{k}": Sum(k) for k in SUMS})
-    )
-    return {
-        (r["hour"], r["team_id"] or 0, r["feature"], r["provider"], r["model"], r["environment"]): (
-            r["n"],
-            *(r[f"s_{k}"] for k in SUMS),
-        )
-        for r in rows
+def _bucket(value: float, bounds: tuple[int, ...]) -> int:
+    """The histogram bucket (lower, upper] holding `value`; the last takes everything above."""
+    return bisect_left(bounds, value)
+
+
+def event_measures(e: UsageEvent) -> dict[str, Any]:
+    """What one event adds to each measure of every usage rollup row it lands in."""
+    tokens = e.input_tokens + e.output_tokens
+    m: dict[str, Any] = dict.fromkeys(MEASURES, 0)
+    m |= dict.fromkeys(("cost_usd", *COSTS.values()), Decimal(0))
+    m |= {
+        "requests": 1,
+        "errors": int(e.status_code >= 400),
+        "input_tokens": e.input_tokens,
+        "output_tokens": e.output_tokens,
+        "cache_read_tokens": e.cache_read_tokens,
+        "cache_write_tokens": e.cache_write_tokens,
+        "cost_usd": e.cost_usd,
     }
+    if e.cost_source in COSTS:
+        m[COSTS[e.cost_source]] = e.cost_usd
+    if e.cost_source == UNPRICED:
+        m["unpriced_requests"], m["unpriced_tokens"] = 1, tokens
+    if e.latency_ms is not None:
+        m["latency_sum_ms"], m["latency_count"] = e.latency_ms, 1
+        m[LATENCY_FIELDS[_bucket(e.latency_ms, LATENCY_BOUNDS_MS)]] = 1
+    m[TOKENS_FIELDS[_bucket(tokens, TOKENS_BOUNDS)]] = 1
+    return m
 
 
-def hourly_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    rows = HourlyRollup.objects.for_tenant(tenant).filter(requests__gt=0)
+def settled_events(tenant: Tenant) -> QuerySet[UsageEvent]:
+    """The tenant's events whose batch is no longer pending: exactly what the rollups hold."""
+    pending = PendingBatch.objects.for_tenant(tenant).values("pk")
+    return UsageEvent.objects.for_tenant(tenant).exclude(batch_id__in=pending)
+
+
+def expected_rollups(events: QuerySet[UsageEvent]) -> dict[str, dict[Key, tuple[Any, ...]]]:
+    """Every measure per hour, per UTC day and over all time (keyed by time and dimensions),
+    and the per-consumer daily sums, added up in Python from `events`."""
+    sums: dict[str, dict[Key, list[Any]]] = defaultdict(dict)
+    for e in events.order_by("pk").iterator():
+        dims = (e.team_id or NO_TEAM, e.feature, e.provider, e.model, e.environment)
+        day = e.hour.astimezone(UTC).date()
+        measures = event_measures(e)
+        for table, key in (("hourly", (e.hour, *dims)), ("daily", (day, *dims)), ("all", dims)):
+            target = sums[table].setdefault(key, [0] * len(MEASURES))
+            for i, name in enumerate(MEASURES):
+                target[i] += measures[name]
+        consumers = [("user", e.user_id)] if e.user_id else []
+        consumers += [("key", str(e.api_key_id))] if e.api_key_id is not None else []
+        for kind, consumer in consumers:
+            key = (day, kind, consumer, dims[0], e.environment)
+            target = sums["consumers"].setdefault(key, [0] * len(CONSUMER_MEASURES))
+            for i, name in enumerate(CONSUMER_MEASURES):
+                target[i] += measures[name]
+    tables = ("hourly", "daily", "all", "consumers")
+    return {table: {k: tuple(v) for k, v in sums[table].items()} for table in tables}
+
+
+def stored_rollups(tenant: Tenant) -> dict[str, dict[Key, tuple[Any, ...]]]:
+    """The same figures as `expected_rollups`, read from the rollup tables."""
+
+    def rows(model: Any, time: tuple[str, ...], keys: tuple[str, ...], measures: Any) -> Any:
+        return {
+            tuple(getattr(r, k) for k in (*time, *keys)): tuple(getattr(r, m) for m in measures)
+            for r in model.objects.for_tenant(tenant)
+        }
+
+    consumer_keys = ("day", "kind", "consumer", "team_pk", "environment")
     return {
-        (r.hour, r.team_pk, r.feature, r.provider, r.model, r.environment): (
-            r.requests,
-            *(getattr(r, k) for k in SUMS),
-        )
-        for r in rows
+        "hourly": rows(HourlyRollup, ("hour",), DIMENSIONS, MEASURES),
+        "daily": rows(DailyRollup, ("day",), DIMENSIONS, MEASURES),
+        "all": rows(LifetimeRollup, (), DIMENSIONS, MEASURES),
+        "consumers": rows(ConsumerDailyRollup, (), consumer_keys, CONSUMER_MEASURES),
     }
 
 
 def daily_total(tenant: Tenant) -> tuple[int, Decimal]:
     agg = DailyRollup.objects.for_tenant(tenant).aggregate(n=Sum("requests"), c=Sum("cost_usd"))
     return agg["n"] or 0, agg["c"] or Decimal(0)
-
-
-def user_totals(tenant: Tenant) -> dict[str, tuple[int, Decimal]]:
-    rows = ConsumerDailyRollup.objects.for_tenant(tenant).filter(kind="user")
-    out: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
-    for r in rows:
-        out[r.consumer][0] += r.requests
-        out[r.consumer][1] += r.cost_usd
-    return {k: (v[0], v[1]) for k, v in out.items() if v[0]}
-
-
-def raw_user_totals(tenant: Tenant) -> dict[str, tuple[int, Decimal]]:
-    rows = (
-        UsageEvent.objects.for_tenant(tenant)
-        .exclude(user_id="")
-        .values("user_id")
-        .annotate(n=Count("id"), c=Sum("cost_usd"))
-    )
-    return {r["user_id"]: (r["n"], r["c"]) for r in rows}
-
-
-def lifetime_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    rows = LifetimeRollup.objects.for_tenant(tenant).filter(requests__gt=0)
-    return {
-        (r.team_pk, r.feature, r.provider, r.model, r.environment): (
-            r.requests,
-            *(getattr(r, k) for k in SUMS),
-        )
-        for r in rows
-    }
-
-
-def raw_lifetime_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    out: dict[tuple[Any, ...], list[Any]] = {}
-    for key, values in raw_totals(tenant).items():
-        target = out.setdefault(key[1:], [0] * len(values))
-        out[key[1:]] = [a + b for a, b in zip(target, values, strict=True)]
-    return {k: tuple(v) for k, v in out.items()}
 
 
 def window_totals(tenant: Tenant) -> dict[tuple[Any, ...], tuple[Any, ...]]:
@@ -159,13 +184,14 @@ def sliced_full_rollups(
     return {k: tuple(v) for k, v in out.items()}
 
 
-def assert_rollups_match_raw(tenant: Tenant) -> None:
-    assert hourly_totals(tenant) == raw_totals(tenant)
-    assert lifetime_totals(tenant) == raw_lifetime_totals(tenant)
-    raw = raw_totals(tenant).values()
-    expected = (sum(v[0] for v in raw), sum((v[5] for v in raw), Decimal(0)))
-    assert daily_total(tenant) == expected
-    assert user_totals(tenant) == raw_user_totals(tenant)
+def assert_rollups_match_raw(tenant: Tenant, events: QuerySet[UsageEvent] | None = None) -> None:
+    """Every rollup row of `tenant` holds exactly (money to the last of its 12 decimals) what
+    `events` add up to (default: all of the tenant's events), and nothing else; each slice
+    and consumer window holds what the rows it is cut from add up to."""
+    expected = expected_rollups(UsageEvent.objects.for_tenant(tenant) if events is None else events)
+    stored = stored_rollups(tenant)
+    for table in ("hourly", "daily", "all", "consumers"):
+        assert stored[table] == expected[table], table
     assert window_totals(tenant) == daily_window_totals(tenant)
     for full, sliced, time_field in (
         (HourlyRollup, HourlySlice, "hour"),
