@@ -10,6 +10,8 @@ derives it. The rest is made from it once, at import time:
 - `ingest.validation`: the full rules, field by field in this order (so an event's errors are
   named in this order), and the one-pass checks of a well-formed event, a decoded dict's and a
   typed event's;
+- `ingest.services`: the COPY column list and types, the grouped INSERT's columns, and the two
+  row builders, whose tuples and objects follow this order.
 
 `ValidEvent` stays written out, so that type checkers know its attributes; `check_record`
 refuses, when `ingest.validation` is imported, one that differs from this table. The table is
@@ -193,3 +195,28 @@ def define(name: str, source: str, namespace: dict[str, Any]) -> Callable[..., A
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - source made from FIELDS
     return namespace[name]  # type: ignore[no-any-return]
+
+
+def define_row_builder(
+    name: str,
+    template: str,
+    fields: Iterable[Field],
+    row: Callable[[list[tuple[Field, str]]], str],
+    namespace: dict[str, Any],
+) -> Callable[..., Any]:
+    """The function `name` that `template` defines, its `{row}` written by `row` from each
+    field and the expression of its value: the template's local variable named after the
+    field's column if it has one (a value the server derives, or converts), else the sent
+    field as the event `e` holds it. ValueError for a derived field it has no variable for."""
+    scratch = dict(namespace)
+    exec(template.replace("{row}", "()"), scratch)  # noqa: S102 - a template of this package
+    local = set(scratch[name].__code__.co_varnames)
+    values = []
+    for f in fields:
+        if f.column in local:
+            values.append((f, f.column))
+        elif f.sent:
+            values.append((f, f"e.{f.name}"))
+        else:
+            raise ValueError(f"{name} sets no local variable {f.column!r} for that column")
+    return define(name, template.replace("{row}", row(values)), namespace)

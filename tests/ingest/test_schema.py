@@ -1,11 +1,11 @@
 """The event schema declared once (`ingest.schema.FIELDS`): it matches the `UsageEvent` model
-and its table, and the validation derived from it follows it, a new field included."""
+and its table, and every part derived from it follows it, a new field included."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, make_dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,12 +13,12 @@ import msgspec
 import pytest
 from django.db import connection, models
 
-from ingest import schema, typed, validation
+from ingest import schema, services, typed, validation
 from ingest.models import UsageEvent
 from ingest.schema import COLUMNS, DERIVED, FIELDS, SENT, Field, Kind
-from ingest.validation import ValidEvent
+from ingest.validation import ValidEvent, validate_event
 from tenants.models import Team
-from tests.conftest import event
+from tests.conftest import World, event
 
 MODEL_COLUMNS = {f.column: f for f in UsageEvent._meta.concrete_fields if f.column != "id"}
 DECLARED = {f.column: f for f in FIELDS}
@@ -115,11 +115,51 @@ def test_it_decodes_the_declared_fields_in_their_order() -> None:
     assert [name for name, *_ in map(typed._struct_field, SENT)] == [f.name for f in SENT]
 
 
+def test_it_names_the_declared_columns_in_both_statements() -> None:
+    assert [name for name, _ in services.PG_EVENT_COLUMNS] == [
+        c for c in COLUMNS if c not in services.BY_THE_STATEMENT
+    ]
+    assert services.PG_COPY.startswith(f"COPY {services.TABLE} ({', '.join(COLUMNS)}) ")
+
+
+@pytest.mark.django_db
+def test_it_puts_each_value_in_its_column(world: World) -> None:
+    now = datetime.now(UTC)
+    at = (now - timedelta(minutes=1)).replace(microsecond=5)
+    raw = event(
+        1, timestamp=at.isoformat(), cache_read_tokens=300, cache_write_tokens=20, feature="f",
+        endpoint="/e", user_id="u", team="search", environment="staging", latency_ms=12.5,
+        status_code=429, cost_usd="0.25", tags={"k": "v"},
+    )  # fmt: skip
+    valid, errors = validate_event(raw, now)
+    assert valid is not None and not errors
+    key = world.ingest.key
+    expected = {
+        **{f.column: raw[f.name] for f in SENT if f.name in raw},
+        "timestamp": at, "team_id": world.team.pk, "client_cost_usd": Decimal("0.25"),
+        "tenant_id": world.tenant.pk, "api_key_id": key.pk, "batch_id": 7, "received_at": now,
+        "hour": at.replace(minute=0, second=0, microsecond=0),
+    }  # fmt: skip
+    (row_tuple,) = list(services._rows(key, 7, [(valid, world.team.pk)], now))
+    row = dict(zip(COLUMNS, row_tuple, strict=True))
+    assert row["cost_source"] == "catalog" and row["cost_usd"] > 0
+    assert {column: row[column] for column in expected} == expected
+    # The grouped INSERT's objects: the same values as JSON text, but those the statement sets.
+    (json_row,) = services._event_rows(key, [(valid, world.team.pk)], now)
+    assert list(json_row) == [name for name, _ in services.PG_EVENT_COLUMNS]
+    assert json_row == json.loads(
+        json.dumps(
+            {k: v for k, v in row.items() if k not in services.BY_THE_STATEMENT},
+            default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v),
+        )
+    )
+
+
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
 def test_it_derives_every_part_for_a_new_field_without_code_of_its_own() -> None:
-    # A new dimension, declared like the others: checked, decoded and cleaned.
+    # A new dimension, declared like the others: checked, decoded, cleaned and stored.
     project = Field("project", Kind.TEXT, "text", max_length=32, default="")
     fields = (*SENT, project)
     schema.check_fields((*FIELDS, project))
@@ -147,3 +187,22 @@ def test_it_derives_every_part_for_a_new_field_without_code_of_its_own() -> None
     )
     with pytest.raises(msgspec.ValidationError, match="project"):
         msgspec.json.decode(json.dumps(too_long), type=struct)
+
+    template = "def rows(e):\n    tenant_id = 3\n    return ({row})\n"
+    stored = (*fields, Field("tenant_id", DERIVED, "bigint", required=True))
+    rows = schema.define_row_builder("rows", template, stored, _tuple, {})
+    assert rows(common(raw, NOW))[-2:] == ("apollo", 3)
+
+
+def _tuple(values: list[tuple[Field, str]]) -> str:
+    return ", ".join(value for _, value in values) + ","
+
+
+def test_it_refuses_a_row_builder_that_leaves_a_column_without_its_value() -> None:
+    template = "def rows(e):\n    return ({row})\n"
+    derived = Field("tenant_id", DERIVED, "bigint", required=True)
+    with pytest.raises(ValueError, match="tenant_id"):
+        schema.define_row_builder("rows", template, [derived], _tuple, {})
+    money = schema.SENT_BY_NAME["cost_usd"]
+    with pytest.raises(ValueError, match="convert cost_usd"):
+        schema.define_row_builder("rows", template, [money], services._json_object, {})
