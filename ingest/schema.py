@@ -201,22 +201,29 @@ def define_row_builder(
     name: str,
     template: str,
     fields: Iterable[Field],
+    sets: Iterable[str],
     row: Callable[[list[tuple[Field, str]]], str],
     namespace: dict[str, Any],
 ) -> Callable[..., Any]:
     """The function `name` that `template` defines, its `{row}` written by `row` from each
-    field and the expression of its value: the template's local variable named after the
-    field's column if it has one (a value the server derives, or converts), else the sent
-    field as the event `e` holds it. ValueError for a derived field it has no variable for."""
+    field and the expression of its value: for the columns in `sets` (what the server derives
+    or converts), the template's local variable of that name; for the others, the sent field
+    as the event `e` holds it. ValueError for a derived column not in `sets`, or a name in
+    `sets` that is no column or no local variable, or a sent field named like another local."""
+    fields, sets = list(fields), set(sets)
     scratch = dict(namespace)
     exec(template.replace("{row}", "()"), scratch)  # noqa: S102 - a template of this package
     local = set(scratch[name].__code__.co_varnames)
+    if not sets <= local or not sets <= {f.column for f in fields}:
+        raise ValueError(f"{name} sets {sorted(sets)}: each must be a column and a variable")
     values = []
     for f in fields:
-        if f.column in local:
+        if f.column in sets:
             values.append((f, f.column))
-        elif f.sent:
-            values.append((f, f"e.{f.name}"))
+        elif not f.sent:
+            raise ValueError(f"{name} does not set the column {f.column!r}")
+        elif f.column in local:
+            raise ValueError(f"{name} has a variable {f.column!r}: rename it, or set that column")
         else:
-            raise ValueError(f"{name} sets no local variable {f.column!r} for that column")
+            values.append((f, f"e.{f.name}"))
     return define(name, template.replace("{row}", row(values)), namespace)

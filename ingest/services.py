@@ -127,9 +127,13 @@ _priced_rows: Callable[
     "_priced_rows",
     _PRICED_ROWS,
     FIELDS,
-    lambda values: ", ".join(value for _, value in values) + ",",
-    globals(),
-)
+    sets=(
+        "tenant_id", "api_key_id", "batch_id", "received_at", "team_id", "timestamp", "hour",
+        "cost_usd", "cost_source",
+    ),
+    row=lambda values: ", ".join(value for _, value in values) + ",",
+    namespace=globals(),
+)  # fmt: skip
 
 
 def store_events(
@@ -345,4 +349,14 @@ def _json_object(values: list[tuple[Field, str]]) -> str:
 
 _event_rows: Callable[
     [ApiKey, list[tuple[ValidEvent, int | None]], datetime], list[dict[str, Any]]
-] = schema.define_row_builder("_event_rows", _EVENT_ROWS, PER_EVENT, _json_object, globals())
+] = schema.define_row_builder(
+    "_event_rows",
+    _EVENT_ROWS,
+    PER_EVENT,
+    sets=(
+        "api_key_id", "received_at", "team_id", "timestamp", "client_cost_usd", "cost_usd",
+        "cost_source",
+    ),
+    row=_json_object,
+    namespace=globals(),
+)  # fmt: skip

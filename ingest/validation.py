@@ -399,6 +399,13 @@ def _plain_lines(f: Field, typed: bool) -> list[str]:
     raise ValueError(f"{n}: no one-pass check for a field of kind {f.kind.name}")
 
 
+# What the one-pass checks' code names besides the fields (their local variables).
+_PLAIN_NAMES = {
+    "e", "raw", "get", "now", "uuid", "NUL", "ValidEvent", "plain_timestamp", "plain_latency",
+    "plain_money", "plain_tags",
+}  # fmt: skip
+
+
 def define_plain_check(
     name: str,
     typed: bool,
@@ -408,6 +415,9 @@ def define_plain_check(
     """`name(raw, now)` for a dict (typed: `name(e, now)` for a decoded event): the event
     cleaned as `validate_in_full` cleans it, or None if any rule is not plainly met. It is
     defined in `namespace` (this module's by default), whose `ValidEvent` it returns."""
+    clash = {f.name for f in fields} & _PLAIN_NAMES
+    if clash:
+        raise ValueError(f"fields named like a name of the one-pass checks: {sorted(clash)}")
     lines = [f"def {name}(e, now):"] if typed else [f"def {name}(raw, now):", "    get = raw.get"]
     for f in fields:
         lines += [f"    {line}" for line in _plain_lines(f, typed)]

@@ -190,7 +190,7 @@ def test_it_derives_every_part_for_a_new_field_without_code_of_its_own() -> None
 
     template = "def rows(e):\n    tenant_id = 3\n    return ({row})\n"
     stored = (*fields, Field("tenant_id", DERIVED, "bigint", required=True))
-    rows = schema.define_row_builder("rows", template, stored, _tuple, {})
+    rows = schema.define_row_builder("rows", template, stored, ["tenant_id"], _tuple, {})
     assert rows(common(raw, NOW))[-2:] == ("apollo", 3)
 
 
@@ -199,10 +199,22 @@ def _tuple(values: list[tuple[Field, str]]) -> str:
 
 
 def test_it_refuses_a_row_builder_that_leaves_a_column_without_its_value() -> None:
-    template = "def rows(e):\n    return ({row})\n"
+    template = "def rows(e, key):\n    tenant_id = 3\n    return ({row})\n"
     derived = Field("tenant_id", DERIVED, "bigint", required=True)
-    with pytest.raises(ValueError, match="tenant_id"):
-        schema.define_row_builder("rows", template, [derived], _tuple, {})
+    with pytest.raises(ValueError, match="does not set the column 'tenant_id'"):
+        schema.define_row_builder("rows", template, [derived], [], _tuple, {})
+    with pytest.raises(ValueError, match="each must be a column and a variable"):
+        schema.define_row_builder("rows", template, [derived], ["tenant_id", "hour"], _tuple, {})
+    # A new sent field named like one of the builder's own variables is not taken from it.
+    key = Field("key", Kind.TEXT, "text", max_length=8, default="")
+    with pytest.raises(ValueError, match="has a variable 'key'"):
+        schema.define_row_builder("rows", template, [key], [], _tuple, {})
     money = schema.SENT_BY_NAME["cost_usd"]
     with pytest.raises(ValueError, match="convert cost_usd"):
-        schema.define_row_builder("rows", template, [money], services._json_object, {})
+        schema.define_row_builder("rows", template, [money], [], services._json_object, {})
+
+
+def test_it_refuses_a_field_named_like_a_name_of_the_one_pass_checks() -> None:
+    now = Field("now", Kind.TEXT, "text", max_length=8, default="")
+    with pytest.raises(ValueError, match="now"):
+        validation.define_plain_check("common", False, (*SENT, now), {})
