@@ -327,9 +327,10 @@ def plain_tags(tags: Any, max_length: int) -> bool:
 
 # The one-pass checks, written from the declaration. Per field, statements that leave its
 # cleaned value in the local variable of its name, or return None when the value is not
-# plainly valid (then the full rules decide and name the problem). Read from a dict (`get`),
-# they check each type and limit as the full rules do; read from an event msgspec decoded
-# (`e`), what msgspec checked already is left out.
+# plainly valid (then the full rules decide and name the problem); none when a decoded
+# event's attribute is that value already. Read from a dict (`get`), they check each type and
+# limit as the full rules do; read from an event msgspec decoded (`e`), what msgspec checked
+# already is left out.
 def _plain_lines(f: Field, typed: bool) -> list[str]:
     n, default = f.name, repr(f.default)
     read = f"{n} = e.{n}" if typed else f"{n} = get({n!r})"
@@ -338,9 +339,13 @@ def _plain_lines(f: Field, typed: bool) -> list[str]:
     # An empty string means a text field's default (for "production"; "" is "" anyway).
     empty_is_default = [f"{n} = {n} or {default}"] if type(f.default) is str and f.default else []
     refuse = "    return None"
+    # Typed: None or a falsy value means a falsy default (0, ""), or a text field's default.
+    or_default = f"{n} = e.{n} or {default}"
     match f.kind:
         case Kind.COUNT if typed:
-            return [read] if f.required else [read, *otherwise_default]
+            if f.required:
+                return []
+            return [or_default if not f.default else f"{n} = {default} if e.{n} is None else e.{n}"]
         case Kind.COUNT:
             # Optional counts: an explicit null is not 0 here but the full rules' case.
             missing = "" if f.required else f", {default}"
@@ -364,10 +369,8 @@ def _plain_lines(f: Field, typed: bool) -> list[str]:
                 refuse,
             ]
         case Kind.TEXT if typed:
-            # A null is refused by msgspec where it does not mean the default.
-            if f.null_is_default and f.default is not None:
-                return [read, *otherwise_default, *empty_is_default]
-            return [read, *empty_is_default]
+            # None (where msgspec let a null through) or "": the default, if that is a string.
+            return [or_default] if type(f.default) is str else []
         case Kind.TEXT if not f.null_is_default:
             return [f"{n} = get({n!r}, {default})", f"if {not_text}:", refuse, *empty_is_default]
         case Kind.TEXT if f.default is None:
@@ -382,12 +385,12 @@ def _plain_lines(f: Field, typed: bool) -> list[str]:
         case Kind.MONEY:
             return [read, f"if {n} is not None and ({n} := plain_money({n})) is None:", refuse]
         case Kind.STATUS if typed:
-            return [read, *otherwise_default]
+            return [f"{n} = {default} if e.{n} is None else e.{n}"]
         case Kind.STATUS:
             check = f"elif type({n}) is not int or not 0 <= {n} <= {f.max_value}:"
             return [read, *otherwise_default, check, refuse]
         case Kind.TAGS if typed:
-            return [read, f"if {n} is None:", f"    {n} = {{}}"]
+            return [f"{n} = e.{n} or {{}}"]
         case Kind.TAGS:
             return [
                 read,
@@ -419,12 +422,16 @@ def define_plain_check(
     if clash:
         raise ValueError(f"fields named like a name of the one-pass checks: {sorted(clash)}")
     lines = [f"def {name}(e, now):"] if typed else [f"def {name}(raw, now):", "    get = raw.get"]
+    value = {}  # each field's cleaned value: its local variable, or the event's attribute
     for f in fields:
-        lines += [f"    {line}" for line in _plain_lines(f, typed)]
+        steps = _plain_lines(f, typed)
+        lines += [f"    {line}" for line in steps]
+        value[f.name] = f.name if steps else f"e.{f.name}"
+    cached = f"{value['cache_read_tokens']} + {value['cache_write_tokens']}"
     lines += [
-        "    if cache_read_tokens + cache_write_tokens > input_tokens:",
+        f"    if {cached} > {value['input_tokens']}:",
         "        return None",
-        f"    return ValidEvent({', '.join(f.name for f in fields)})",
+        f"    return ValidEvent({', '.join(value[f.name] for f in fields)})",
     ]
     return schema.define(
         name, "\n".join(lines) + "\n", globals() if namespace is None else namespace
