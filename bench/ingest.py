@@ -360,7 +360,8 @@ def phase_copy(args: argparse.Namespace, copy_key: str) -> dict[str, Any]:
         rows = list(_rows(key, 0, valid, now))
         t2 = time.perf_counter()
         # The tags come as dicts; Jsonb adapts them for text COPY as well as binary.
-        rows = [(*row[:-1], Jsonb(row[-1])) for row in rows]
+        tags = COLUMNS.index("tags")
+        rows = [(*row[:tags], Jsonb(row[tags]), *row[tags + 1 :]) for row in rows]
         return rows, (t1 - t0) / count * 1e6, (t2 - t1) / count * 1e6
 
     url = f"postgresql://postgres@127.0.0.1:5432/{args.db}"

@@ -181,7 +181,10 @@ def main() -> None:
     line("validate_event x 100", lambda: [validate_event(e, now) for e in batch], nb)
     valid = [(validate_event(e, now)[0], key.team_id) for e in batch]
     line("_rows x 100 (pricing, row tuples)", lambda: list(_rows(key, 1, valid, now)), nb)
-    rows = [(*row[:-1], json.dumps(row[-1])) for row in _rows(key, 1, valid, now)]
+    tags = COLUMNS.index("tags")
+    rows = [
+        (*row[:tags], json.dumps(row[tags]), *row[tags + 1 :]) for row in _rows(key, 1, valid, now)
+    ]
     columns = [list(c) for c in zip(*rows, strict=True)]
     unnest = ", ".join(f"%s::{t}[]" for t in PG_TYPES)
     sql = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,8 +17,10 @@ from psycopg.types.json import JsonbBinaryDumper
 
 from core.signals import events_stored
 from core.storage import is_storage_outage
+from ingest import schema
 from ingest.groupcommit import GroupCommit
 from ingest.models import PendingBatch, UsageEvent
+from ingest.schema import COLUMNS, FIELDS, PG_TYPES, Field, Kind
 from ingest.typed import TypedEvent, validate_typed
 from ingest.validation import ValidEvent, validate_event
 from pricing.catalog import END
@@ -26,17 +28,6 @@ from pricing.resolver import TenantPricer, pricer_for
 from tenants.models import ApiKey
 from tenants.selectors import team_ids_by_slug
 
-COLUMNS = (
-    "tenant_id", "batch_id", "event_id", "timestamp", "hour", "received_at", "team_id",
-    "api_key_id", "provider", "model", "input_tokens", "output_tokens", "cache_read_tokens",
-    "cache_write_tokens", "feature", "endpoint", "user_id", "environment", "latency_ms",
-    "status_code", "client_cost_usd", "cost_usd", "cost_source", "tags",
-)  # fmt: skip
-PG_TYPES = (
-    "bigint", "bigint", "text", "timestamptz", "timestamptz", "timestamptz", "bigint", "bigint",
-    "text", "text", "bigint", "bigint", "bigint", "bigint", "text", "text", "text", "text",
-    "float8", "int", "numeric", "numeric", "text", "jsonb",
-)  # fmt: skip
 TABLE = UsageEvent._meta.db_table
 
 
@@ -120,24 +111,30 @@ def _priced(
         yield e, team_id, at, cost, source
 
 
-def _priced_rows(
-    pricer: TenantPricer,
-    key: ApiKey,
-    batch_id: int,
-    events: list[tuple[ValidEvent, int | None]],
-    now: datetime,
-) -> Iterator[tuple[Any, ...]]:
-    tenant_id, key_id = key.tenant_id, key.pk
+# One tuple per event, in the order of COLUMNS (`ingest.schema.FIELDS`), for COPY.
+_PRICED_ROWS = """
+def _priced_rows(pricer, key, batch_id, events, now):
+    tenant_id, api_key_id, received_at = key.tenant_id, key.pk, now
     hour = end = END  # the previous event's hour: a batch's events mostly share one
-    for e, team_id, at, cost, source in _priced(pricer, events):
-        if not hour <= at < end:
-            hour, end = _hour_span(at)
-        yield (
-            tenant_id, batch_id, e.event_id, at, hour, now, team_id,
-            key_id, e.provider, e.model, e.input_tokens, e.output_tokens, e.cache_read_tokens,
-            e.cache_write_tokens, e.feature, e.endpoint, e.user_id, e.environment, e.latency_ms,
-            e.status_code, e.cost_usd, cost, source, e.tags,
-        )  # fmt: skip
+    for e, team_id, timestamp, cost_usd, cost_source in _priced(pricer, events):
+        if not hour <= timestamp < end:
+            hour, end = _hour_span(timestamp)
+        yield ({row})
+"""
+_priced_rows: Callable[
+    [TenantPricer, ApiKey, int, list[tuple[ValidEvent, int | None]], datetime],
+    Iterator[tuple[Any, ...]],
+] = schema.define_row_builder(
+    "_priced_rows",
+    _PRICED_ROWS,
+    FIELDS,
+    sets=(
+        "tenant_id", "api_key_id", "batch_id", "received_at", "team_id", "timestamp", "hour",
+        "cost_usd", "cost_source",
+    ),
+    row=lambda values: ", ".join(value for _, value in values) + ",",
+    namespace=globals(),
+)  # fmt: skip
 
 
 def store_events(
@@ -218,19 +215,17 @@ def _copy(
     return len(events)
 
 
-# Per event: its JSON key and SQL type. The pending batch's id and tenant are the group's;
-# the hour is computed by the database. The key and the time received are per event: a group
-# holds several requests.
-PG_EVENT_COLUMNS = (
-    ("event_id", "text"), ("timestamp", "timestamptz"), ("team_id", "bigint"),
-    ("provider", "text"), ("model", "text"), ("input_tokens", "bigint"),
-    ("output_tokens", "bigint"), ("cache_read_tokens", "bigint"),
-    ("cache_write_tokens", "bigint"), ("feature", "text"), ("endpoint", "text"),
-    ("user_id", "text"), ("environment", "text"), ("latency_ms", "float8"),
-    ("status_code", "int"), ("client_cost_usd", "numeric"), ("cost_usd", "numeric"),
-    ("cost_source", "text"), ("tags", "jsonb"), ("api_key_id", "bigint"),
-    ("received_at", "timestamptz"),
-)  # fmt: skip
+# Columns the grouped INSERT fills itself, with their SQL: the pending batch's id and tenant
+# are the group's, the hour is computed by the database. The rest come per event, from JSON
+# objects (`_event_rows`); the key and the time received too, as a group holds several requests.
+BY_THE_STATEMENT = {
+    "batch_id": "batch.id",
+    "tenant_id": "%(tenant)b::bigint",
+    "hour": "date_trunc('hour', e.timestamp, 'UTC')",
+}
+PER_EVENT = tuple(f for f in FIELDS if f.column not in BY_THE_STATEMENT)
+# Per event: its JSON key and SQL type.
+PG_EVENT_COLUMNS = tuple((f.column, f.pg_type) for f in PER_EVENT)
 _PG_EVENT_NAMES = ", ".join(name for name, _ in PG_EVENT_COLUMNS)
 # The batch row first, then the events with its id, from one JSON array of event objects:
 # one text parameter whatever the number of events. Binary parameters cost psycopg ~4 µs
@@ -242,8 +237,8 @@ PG_STORE = (
     "(tenant_id, created_at, offered, rejected) "
     "VALUES (%(tenant)b::bigint, %(created)b::timestamptz, %(offered)b::int, %(rejected)b::int) "
     "RETURNING id) "
-    f"INSERT INTO {TABLE} (batch_id, tenant_id, hour, {_PG_EVENT_NAMES}) "
-    "SELECT batch.id, %(tenant)b::bigint, date_trunc('hour', e.timestamp, 'UTC'), e.* "
+    f"INSERT INTO {TABLE} ({', '.join(BY_THE_STATEMENT)}, {_PG_EVENT_NAMES}) "
+    f"SELECT {', '.join(BY_THE_STATEMENT.values())}, e.* "
     "FROM batch, json_to_recordset(%(events)s::json) AS e("
     + ", ".join(f"{name} {pg_type}" for name, pg_type in PG_EVENT_COLUMNS)
     + ") ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id"
@@ -326,24 +321,41 @@ def _write_groups(tenant_id: int, shares: list[Share]) -> list[int | Exception]:
 _groups: GroupCommit[int, Share, int] = GroupCommit(_write_groups)
 
 
-def _event_rows(
-    key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime
-) -> list[dict[str, Any]]:
-    """One priced, JSON-ready object per event (PG_EVENT_COLUMNS' keys)."""
-    key_id, received = key.pk, now.isoformat()
+# One priced, JSON-ready object per event (PG_EVENT_COLUMNS' keys): what json.dumps cannot
+# write (times, Decimal) is converted here, as text that PostgreSQL reads exactly.
+_EVENT_ROWS = """
+def _event_rows(key, events, now):
+    api_key_id, received_at = key.pk, now.isoformat()
     rows = []
-    for e, team_id, _, cost, source in _priced(pricer_for(key.tenant), events):
+    for e, team_id, _, cost, cost_source in _priced(pricer_for(key.tenant), events):
         # An event sent without a timestamp has `now` itself: its text is made already.
-        stamp = received if e.timestamp is now else e.timestamp.isoformat()
-        rows.append({
-            "event_id": e.event_id, "timestamp": stamp, "team_id": team_id,
-            "provider": e.provider, "model": e.model, "input_tokens": e.input_tokens,
-            "output_tokens": e.output_tokens, "cache_read_tokens": e.cache_read_tokens,
-            "cache_write_tokens": e.cache_write_tokens, "feature": e.feature,
-            "endpoint": e.endpoint, "user_id": e.user_id, "environment": e.environment,
-            "latency_ms": e.latency_ms, "status_code": e.status_code,
-            "client_cost_usd": None if e.cost_usd is None else str(e.cost_usd),
-            "cost_usd": str(cost), "cost_source": source, "tags": e.tags,
-            "api_key_id": key_id, "received_at": received,
-        })  # fmt: skip
+        timestamp = received_at if e.timestamp is now else e.timestamp.isoformat()
+        client_cost_usd = None if e.cost_usd is None else str(e.cost_usd)
+        cost_usd = str(cost)
+        rows.append({row})
     return rows
+"""
+# Sent fields stored as the event holds them must be of a kind json.dumps writes as it is.
+JSON_AS_IS = {Kind.ID, Kind.NAME, Kind.TEXT, Kind.COUNT, Kind.STATUS, Kind.DURATION, Kind.TAGS}
+
+
+def _json_object(values: list[tuple[Field, str]]) -> str:
+    for f, value in values:
+        if value.startswith("e.") and f.kind not in JSON_AS_IS:
+            raise ValueError(f"_event_rows must convert {f.name} ({f.kind.name}) for JSON")
+    return "{" + ", ".join(f"{f.column!r}: {value}" for f, value in values) + "}"
+
+
+_event_rows: Callable[
+    [ApiKey, list[tuple[ValidEvent, int | None]], datetime], list[dict[str, Any]]
+] = schema.define_row_builder(
+    "_event_rows",
+    _EVENT_ROWS,
+    PER_EVENT,
+    sets=(
+        "api_key_id", "received_at", "team_id", "timestamp", "client_cost_usd", "cost_usd",
+        "cost_source",
+    ),
+    row=_json_object,
+    namespace=globals(),
+)  # fmt: skip

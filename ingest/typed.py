@@ -22,7 +22,6 @@ JSON path refuses. The JSON path ignores them, as it always did.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -30,58 +29,58 @@ from typing import Annotated, Any
 import msgspec
 from django.conf import settings
 
-from ingest.validation import (
-    MAX_TAGS,
-    MAX_TOKENS,
-    Errors,
-    ValidEvent,
-    plain_latency,
-    plain_money,
-    plain_timestamp,
-    validate_in_full,
+from ingest.schema import SENT, TAG_KEY_LENGTH, TAG_VALUE_LENGTH, Field, Kind
+from ingest.validation import Errors, ValidEvent, plain_typed, validate_in_full
+
+
+def _struct_field(f: Field) -> tuple[Any, ...]:
+    """A sent field as a msgspec struct field: its type with the limits of `validate_in_full`
+    (msgspec counts characters, code points, as len() does), and its default. None (or the
+    default) means what a missing field means to `validate_in_full`. TIME, DURATION and MONEY
+    take several JSON types, so they stay untyped (Any) and are judged in Python."""
+    kind: Any
+    if f.kind in (Kind.ID, Kind.NAME, Kind.TEXT):
+        kind = Annotated[str, msgspec.Meta(max_length=f.max_length)]
+    elif f.kind in (Kind.COUNT, Kind.STATUS):
+        kind = Annotated[int, msgspec.Meta(ge=0, le=f.max_value)]
+    elif f.kind is Kind.TAGS:
+        key = Annotated[str, msgspec.Meta(max_length=TAG_KEY_LENGTH)]
+        value = Annotated[str, msgspec.Meta(max_length=TAG_VALUE_LENGTH)]
+        kind = Annotated[dict[key, value], msgspec.Meta(max_length=f.max_length)]  # type: ignore[valid-type]
+    elif f.kind in (Kind.TIME, Kind.DURATION, Kind.MONEY):
+        return (f.name, Any, None)
+    else:
+        raise ValueError(f"{f.name}: no msgspec type for a field of kind {f.kind.name}")
+    if f.required:
+        return (f.name, kind)
+    if f.null_is_default:
+        return (f.name, kind | None, None)
+    return (f.name, kind, f.default)  # null refused: the JSON path names the error
+
+
+# One event as msgspec decodes it: the sent fields of `ingest.schema.FIELDS`, in order.
+TypedEvent = msgspec.defstruct(
+    "TypedEvent",
+    [_struct_field(f) for f in SENT],
+    module=__name__,
+    kw_only=True,  # the declared order, required fields among optional ones
+    forbid_unknown_fields=True,
+    gc=False,
 )
-
-# The limits of `validate_in_full`; msgspec counts characters (code points), as len() does.
-Count = Annotated[int, msgspec.Meta(ge=0, lt=MAX_TOKENS)]
-Text = Annotated[str, msgspec.Meta(max_length=128)]
-Short = Annotated[str, msgspec.Meta(max_length=64)]
-TagKey = Annotated[str, msgspec.Meta(max_length=128)]
-TagValue = Annotated[str, msgspec.Meta(max_length=256)]
-Tags = Annotated[dict[TagKey, TagValue], msgspec.Meta(max_length=MAX_TAGS)]
-Status = Annotated[int, msgspec.Meta(ge=0, le=999)]
-
-
-class TypedEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """One event as msgspec decodes it. A field's None (or default) means what a missing field
-    means to `validate_in_full`; `timestamp`, `latency_ms` and `cost_usd` take several JSON
-    types, so they stay untyped (Any) and are judged in Python."""
-
-    provider: Short
-    model: Text
-    input_tokens: Count
-    output_tokens: Count
-    event_id: Text | None = None
-    timestamp: Any = None
-    cache_read_tokens: Count | None = None
-    cache_write_tokens: Count | None = None
-    feature: Text | None = None
-    endpoint: Text | None = None
-    user_id: Text | None = None
-    team: Short | None = None
-    environment: Short = "production"
-    latency_ms: Any = None
-    status_code: Status | None = None
-    cost_usd: Any = None
-    tags: Tags | None = None
-
-
-class _Batch(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    events: list[TypedEvent]
+# The fields msgspec leaves untyped (Any): only there can a list or dict be.
+_UNTYPED = [name for name, kind, *_ in map(_struct_field, SENT) if kind is Any]
+_Batch = msgspec.defstruct(
+    "_Batch",
+    [("events", list[TypedEvent])],  # type: ignore[valid-type]
+    module=__name__,
+    forbid_unknown_fields=True,
+    gc=False,
+)
 
 
 # float_hook: every JSON number with a fraction or exponent becomes Decimal(its exact text), as
 # json.loads(parse_float=Decimal) makes it; a typed float would round money.
-_batch = msgspec.json.Decoder(_Batch, float_hook=Decimal)
+_batch: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_Batch, float_hook=Decimal)
 _single = msgspec.json.Decoder(TypedEvent, float_hook=Decimal)
 _REFUSED = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 # A NUL character (refused by the rules) can only reach a decoded string through this escape:
@@ -89,7 +88,7 @@ _REFUSED = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, Re
 _NUL_ESCAPE = b"\\u0000"
 
 
-def decode_events(body: bytes) -> list[TypedEvent] | None:
+def decode_events(body: bytes) -> list[msgspec.Struct] | None:
     """The events of `{"events": [...]}` or of a single event object; None when the body is
     anything else, which the JSON path then answers."""
     if b"\\" in body and _NUL_ESCAPE in body:  # most bodies hold no backslash: one memchr
@@ -105,7 +104,7 @@ def decode_events(body: bytes) -> list[TypedEvent] | None:
     return events if len(events) <= settings.INGEST_MAX_EVENTS else None
 
 
-def _one_event(body: bytes) -> list[TypedEvent] | None:
+def _one_event(body: bytes) -> list[msgspec.Struct] | None:
     try:
         return [_single.decode(body)]
     except _REFUSED:
@@ -116,42 +115,15 @@ class JsonPathNeeded(Exception):
     """This body must be answered by the JSON path (raised before anything is stored)."""
 
 
-def validate_typed(event: TypedEvent, now: datetime) -> tuple[ValidEvent | None, Errors]:
+def validate_typed(event: Any, now: datetime) -> tuple[ValidEvent | None, Errors]:
     """Like `validate_event`: cleaned, or None with the full validator's errors."""
-    valid = _clean(event, now)
+    valid = plain_typed(event, now)
     if valid is not None:
         return valid, {}
-    untyped = (event.timestamp, event.latency_ms, event.cost_usd)
+    untyped = [getattr(event, name) for name in _UNTYPED]
     if any(type(value) is list or type(value) is dict for value in untyped):
         # No rule accepts an array or object there, but only there can a body nest deep
         # enough for `json.loads` to give up (RecursionError, a few levels before msgspec
         # does): the JSON path answers such a body, exactly as it always did.
         raise JsonPathNeeded
     return validate_in_full(msgspec.structs.asdict(event), now)
-
-
-def _clean(e: TypedEvent, now: datetime) -> ValidEvent | None:
-    """The event cleaned as `validate_in_full` cleans it, or None if any rule is not plainly met.
-
-    msgspec already checked every type, length and range; what is left: blank names, the
-    timestamp, cached tokens within input tokens, latency and money."""
-    provider, model, event_id = e.provider.strip().lower(), e.model.strip(), e.event_id
-    if event_id is None:
-        event_id = uuid.uuid4().hex
-    elif not event_id.strip():
-        return None
-    cache_read, cache_write = e.cache_read_tokens or 0, e.cache_write_tokens or 0
-    at = now if e.timestamp is None else plain_timestamp(e.timestamp, now)
-    if not provider or not model or at is None or cache_read + cache_write > e.input_tokens:
-        return None
-    latency, cost = e.latency_ms, e.cost_usd
-    if latency is not None and (latency := plain_latency(latency)) is None:
-        return None
-    if cost is not None and (cost := plain_money(cost)) is None:
-        return None
-    status = 200 if e.status_code is None else e.status_code
-    return ValidEvent(
-        event_id, at, provider, model, e.input_tokens, e.output_tokens, cache_read, cache_write,
-        e.team, e.feature or "", e.endpoint or "", e.user_id or "", e.environment or "production",
-        latency, status, cost, e.tags or {},
-    )  # fmt: skip
