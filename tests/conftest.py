@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import pytest
 from django.conf import settings
-from django.test import Client
+from django.test import Client, override_settings
 from hypothesis import settings as hypothesis_settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
@@ -104,6 +105,17 @@ def event(n: int | str, **fields: Any) -> dict[str, Any]:
     }
     base.update(fields)
     return base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plain_http() -> Iterator[None]:
+    """The test client and live_server speak plain http: what COSTBOARD_PLAIN_HTTP=1 turns off,
+    for the whole session (before live_server's SecurityMiddleware reads it). The HTTPS
+    defaults are tested against a server started without the switch (tests/costboard)."""
+    with override_settings(
+        SECURE_SSL_REDIRECT=False, SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False
+    ):
+        yield
 
 
 @pytest.fixture(autouse=True)
