@@ -1,6 +1,7 @@
 """Costboard settings: one file, read from the environment through small typed helpers."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,10 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -315,3 +319,31 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
     }
 }
+
+# Members and passwords (members/): invitations, roles, password change and reset by email,
+# and the login lockout (django-axes with a cache-backed handler: no database write per try).
+INSTALLED_APPS += ["axes", "members"]
+# Last, as axes asks: it turns a lockout flagged during the request into the lockout answer.
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out login, right password or not
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)  # failures in a row for one username
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 20)  # ... from one address
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+# Proxies in front that append to X-Forwarded-For (0: the client is REMOTE_ADDR).
+LOGIN_TRUSTED_PROXIES = env_int("LOGIN_TRUSTED_PROXIES", 0)
+AXES_HANDLER = "members.lockout.LockoutHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "members.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "members.lockout.client_address"
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False  # no start-up banner; lockouts are logged by members.lockout
+# Invitation links: one use, then void; PASSWORD_RESET_TIMEOUT bounds password-reset links.
+INVITE_LINK_DAYS = env_int("INVITE_LINK_DAYS", 7)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_HOURS", 2) * 3600

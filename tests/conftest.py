@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import pytest
-from django.conf import settings
+from django.conf import global_settings, settings
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest
 from django.test import Client, override_settings
 from hypothesis import settings as hypothesis_settings
 from hypothesis.database import DirectoryBasedExampleDatabase
@@ -83,10 +85,27 @@ def world(db: Any) -> World:
     )
 
 
-def login(username: str) -> Client:
-    client = Client()
-    assert client.login(username=username, password=PASSWORD)
+def sign_in_request() -> HttpRequest:
+    """What authenticate() gets from a login page: the lockout backend needs the request (its
+    client address) and refuses to judge a sign-in without one."""
+    request = HttpRequest()
+    request.META["REMOTE_ADDR"] = "127.0.0.1"
+    return request
+
+
+def login(username: str, client: Client | None = None) -> Client:
+    client = client or Client()
+    assert client.login(request=sign_in_request(), username=username, password=PASSWORD)
     return client
+
+
+def production_password(username: str) -> None:
+    """Hash the user's password as a server subprocess checks it: tests hash with MD5 for
+    speed, which the production settings do not know."""
+    user = get_user_model().objects.get(username=username)
+    with override_settings(PASSWORD_HASHERS=global_settings.PASSWORD_HASHERS):
+        user.set_password(PASSWORD)
+    user.save()
 
 
 def post_json(client: Client, url: str, body: Any, holder: KeyHolder | None = None, **extra: Any):

@@ -13,11 +13,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from django.conf import global_settings
-from django.contrib.auth import get_user_model
-from django.test import override_settings
 
-from tests.conftest import PASSWORD, World
+from tests.conftest import PASSWORD, World, production_password
 from tests.server import ROOT, web_server
 from tests.worker import test_database_url as database_url
 
@@ -38,15 +35,6 @@ def production() -> Iterator[str]:
 def directives(policy: str) -> dict[str, list[str]]:
     parts = [directive.split() for directive in policy.split(";") if directive.strip()]
     return {name: values for name, *values in parts}
-
-
-def real_password(username: str) -> None:
-    """Hash the user's password as the server will check it (tests hash with MD5, for speed;
-    the server knows only the production hashers)."""
-    user = get_user_model().objects.get(username=username)
-    with override_settings(PASSWORD_HASHERS=global_settings.PASSWORD_HASHERS):
-        user.set_password(PASSWORD)
-    user.save()
 
 
 def _sign_in(base: str, username: str) -> httpx.Response:
@@ -88,7 +76,7 @@ def test_it_sends_secure_cookies_hsts_and_the_policy_over_https(
     assert policy["object-src"] == policy["frame-ancestors"] == ["'none'"]
     assert not [v for values in policy.values() for v in values if "unsafe" in v or ":/" in v]
     assert re.search(r"csrftoken=.*; Secure", login_page.headers["Set-Cookie"])
-    real_password("member")
+    production_password("member")
     signed_in = _sign_in(production, "member")
     assert signed_in.status_code == 302
     session = signed_in.headers["Set-Cookie"]

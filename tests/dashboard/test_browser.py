@@ -134,6 +134,8 @@ PAGES = [
     ("/chargeback/", 0),
     ("/invoices/", 0),
     ("/settings/", 0),
+    ("/settings/members/", 0),
+    ("/accounts/password/change/", 0),
 ]
 
 
