@@ -1,6 +1,7 @@
 """Costboard settings: one file, read from the environment through small typed helpers."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,10 @@ else:
     }
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -259,3 +263,89 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# HTTPS. With DEBUG off Costboard is HTTPS-only: secure cookies, HSTS, plain http redirected.
+# COSTBOARD_PLAIN_HTTP=1 is the one switch for a deployment that really is plain http (`make
+# demo`, the smoke test, the test suite's servers); DEBUG=1 implies it.
+PLAIN_HTTP = DEBUG or env_bool("COSTBOARD_PLAIN_HTTP")
+SESSION_COOKIE_SECURE = not PLAIN_HTTP
+CSRF_COOKIE_SECURE = not PLAIN_HTTP
+SECURE_SSL_REDIRECT = not PLAIN_HTTP
+# Probes stay answerable over plain http inside a private network: compose's health check
+# and Prometheus call web:8000 directly (/metrics still needs its token).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = 0 if PLAIN_HTTP else env_int("SECURE_HSTS_SECONDS", 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preload is a promise for the whole registrable domain: only its owner can make it.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+
+def _proxy_ssl_header(raw: str) -> tuple[str, str] | None:
+    """`X-Forwarded-Proto: https` -> ("HTTP_X_FORWARDED_PROTO", "https"): the header a
+    TLS-terminating proxy sets (and strips from clients), to trust for request.is_secure()."""
+    if not raw:
+        return None
+    name, sep, value = raw.partition(":")
+    if not sep or not name.strip() or not value.strip():
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER must look like 'X-Forwarded-Proto: https', got {raw!r}"
+        )
+    return "HTTP_" + name.strip().upper().replace("-", "_"), value.strip()
+
+
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(env_str("SECURE_PROXY_SSL_HEADER"))
+
+# Content-Security-Policy (django-csp): our own origin only, no inline script, no eval, no
+# inline style but two stylesheets plotly.min.js adds as it loads, allowed by their hashes:
+# the empty <style> it then fills through the CSSOM (which CSP does not govern), and the
+# MapLibre CSS its bundle carries (we draw no maps; blocking it would log an error on every
+# page). A Plotly upgrade that changes them fails tests/dashboard/test_browser.py.
+PLOTLY_EMPTY_STYLE = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+PLOTLY_MAPLIBRE_STYLE = "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='"
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", PLOTLY_EMPTY_STYLE, PLOTLY_MAPLIBRE_STYLE],
+        # data: for the favicon and Plotly's "download as PNG", which renders its SVG
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+
+# Members and passwords (members/): invitations, roles, password change and reset by email,
+# and the login lockout (django-axes with a cache-backed handler: no database write per try).
+INSTALLED_APPS += ["axes", "members"]
+# Last, as axes asks: it turns a lockout flagged during the request into the lockout answer.
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out login, right password or not
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)  # failures in a row for one username
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 20)  # ... from one address
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+# Proxies in front that append to X-Forwarded-For (0: the client is REMOTE_ADDR).
+LOGIN_TRUSTED_PROXIES = env_int("LOGIN_TRUSTED_PROXIES", 0)
+AXES_HANDLER = "members.lockout.LockoutHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "members.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "members.lockout.client_address"
+AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False  # no start-up banner; lockouts are logged by members.lockout
+# Invitation links: one use, then void; PASSWORD_RESET_TIMEOUT bounds password-reset links.
+INVITE_LINK_DAYS = env_int("INVITE_LINK_DAYS", 7)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_HOURS", 2) * 3600

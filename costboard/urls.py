@@ -1,6 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from budgets.api import BudgetStatusView
 from costboard import views
@@ -18,13 +18,14 @@ urlpatterns = [
     path("v1/traces", TracesView.as_view(), name="otlp-traces"),
     path("api/v1/", include("rollups.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/budgets/status", BudgetStatusView.as_view(), name="budget-status"),
     path("", include("budgets.urls")),
     path("", include("anomalies.urls")),
     path("", include("billing.urls")),
+    path("", include("members.urls")),
     path("", include("tenant_settings.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -11,6 +11,8 @@ mkdir -p "$VAR_DIR"
 [ -s "$VAR_DIR/secret_key" ] || .venv/bin/python -c "import secrets; print(secrets.token_urlsafe(50))" > "$VAR_DIR/secret_key"
 export SECRET_KEY="${SECRET_KEY:-$(cat "$VAR_DIR/secret_key")}"
 export DJANGO_SETTINGS_MODULE=costboard.settings
+# The demo serves plain http on 127.0.0.1: the one switch that turns the HTTPS defaults off.
+export COSTBOARD_PLAIN_HTTP=1
 # Access and worker logs as they happen, not when a buffer fills.
 export PYTHONUNBUFFERED=1
 PORT="${PORT:-8000}"

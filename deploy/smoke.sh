@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 unset DATABASE_URL REDIS_URL
 export COSTBOARD_VAR_DIR="$(mktemp -d)"
 export SECRET_KEY="${SECRET_KEY:-smoke-test-secret}" ROLLUP_DEBOUNCE_SECONDS=1
+export COSTBOARD_PLAIN_HTTP=1  # its server speaks plain http on 127.0.0.1
 PY=.venv/bin/python
 PORT=$($PY -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 pids=()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import pytest
-from django.conf import settings
-from django.test import Client
+from django.conf import global_settings, settings
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest
+from django.test import Client, override_settings
 from hypothesis import settings as hypothesis_settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
@@ -82,10 +85,27 @@ def world(db: Any) -> World:
     )
 
 
-def login(username: str) -> Client:
-    client = Client()
-    assert client.login(username=username, password=PASSWORD)
+def sign_in_request() -> HttpRequest:
+    """What authenticate() gets from a login page: the lockout backend needs the request (its
+    client address) and refuses to judge a sign-in without one."""
+    request = HttpRequest()
+    request.META["REMOTE_ADDR"] = "127.0.0.1"
+    return request
+
+
+def login(username: str, client: Client | None = None) -> Client:
+    client = client or Client()
+    assert client.login(request=sign_in_request(), username=username, password=PASSWORD)
     return client
+
+
+def production_password(username: str) -> None:
+    """Hash the user's password as a server subprocess checks it: tests hash with MD5 for
+    speed, which the production settings do not know."""
+    user = get_user_model().objects.get(username=username)
+    with override_settings(PASSWORD_HASHERS=global_settings.PASSWORD_HASHERS):
+        user.set_password(PASSWORD)
+    user.save()
 
 
 def post_json(client: Client, url: str, body: Any, holder: KeyHolder | None = None, **extra: Any):
@@ -104,6 +124,17 @@ def event(n: int | str, **fields: Any) -> dict[str, Any]:
     }
     base.update(fields)
     return base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plain_http() -> Iterator[None]:
+    """The test client and live_server speak plain http: what COSTBOARD_PLAIN_HTTP=1 turns off,
+    for the whole session (before live_server's SecurityMiddleware reads it). The HTTPS
+    defaults are tested against a server started without the switch (tests/costboard)."""
+    with override_settings(
+        SECURE_SSL_REDIRECT=False, SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False
+    ):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -46,7 +46,14 @@ def web_server(env: dict[str, str], workers: int = 2) -> Iterator[str]:
     """Yield the base URL of the production web server serving Costboard with `env` on top of
     ours, configured as in production (`costboard.serve`) but for the number of workers."""
     port = free_port()
-    full_env = {**os.environ, "SECRET_KEY": "test-only-secret-key", **env}
+    # Plain http, as tests talk to it (the documented switch); a test of the HTTPS defaults
+    # passes COSTBOARD_PLAIN_HTTP=0.
+    full_env = {
+        **os.environ,
+        "SECRET_KEY": "test-only-secret-key",
+        "COSTBOARD_PLAIN_HTTP": "1",
+        **env,
+    }
     cmd = [
         sys.executable, "-m", "costboard.serve", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), "--log-level", "warning", "--graceful-timeout", "5",

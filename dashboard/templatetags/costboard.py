@@ -98,8 +98,7 @@ def _cells(r: Any, dim: str, compact_view: bool, query: str) -> str:
         cells.append(f"<td>{escape(team.cost_center if team and team.cost_center else '—')}</td>")
     cells += [
         f'<td class="num">{usd(r.cost)}</td>',
-        f'<td class="num"><span class="bar" style="--share: {r.share:.3f}"></span>'
-        f"{pct(r.share)}</td>",
+        f'<td class="num"><span class="bar" data-share="{r.share:.3f}"></span>{pct(r.share)}</td>',
         f'<td class="num change {change_class(r.change)}">{change(r.change)}</td>',
     ]
     if not compact_view:

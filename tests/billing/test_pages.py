@@ -151,8 +151,7 @@ def test_it_lets_an_admin_share_unallocated_spend_out(world: World) -> None:
 
 def test_it_generates_and_finalizes_invoices_from_the_page_with_csrf(world: World) -> None:
     _usage(world)
-    client = Client(enforce_csrf_checks=True)
-    assert client.login(username="finance", password="correct-horse-battery")
+    client = login("finance", Client(enforce_csrf_checks=True))
     assert client.post("/invoices/generate/", {"month": MONTH}).status_code == 403  # no token
     page = client.get(f"/invoices/?month={MONTH}")
     token = page.cookies["csrftoken"].value

@@ -15,6 +15,7 @@ from demo import seeding as demo
 from ingest.models import PendingBatch, UsageEvent
 from rollups.models import DailyRollup
 from tenants.models import Membership, Team, Tenant
+from tests.conftest import sign_in_request
 
 EVENTS = 3000
 
@@ -40,7 +41,8 @@ def test_it_creates_acme_with_the_three_demo_logins() -> None:
     }
     assert roles == {"admin": "admin", "finance": "finance", "viewer": "viewer"}
     for username in roles:
-        assert authenticate(username=username, password="costboard-demo") is not None
+        signed_in = authenticate(sign_in_request(), username=username, password="costboard-demo")
+        assert signed_in is not None
     teams = Team.objects.for_tenant(tenant)
     assert teams.count() >= 5
     assert all(team.cost_center for team in teams)

@@ -67,6 +67,8 @@ def test_it_changes_a_members_role_instead_of_adding_a_second_one() -> None:
         (("create_tenant", "bad slug!"), "slug"),
         (("create_tenant", "zoned", "--timezone", "Mars/Base"), "time zone"),
         (("add_member", "nope", "x", "--role", "admin"), "tenant 'nope' does not exist"),
+        (("add_member", "acme", "x", "--role", "admin", "--password", "short"), "too short"),
+        (("add_member", "acme", "x", "--role", "admin", "--password", "password1"), "too common"),
     ],
 )
 def test_it_explains_bad_input_and_exits_non_zero(args: tuple[str, ...], message: str) -> None:

@@ -1,6 +1,9 @@
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tenants.management.commands._base import get_tenant
 from tenants.models import Role
@@ -18,5 +21,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         tenant = get_tenant(opts["tenant"])
+        if opts["password"]:
+            # The same rules as the password pages (AUTH_PASSWORD_VALIDATORS).
+            try:
+                validate_password(opts["password"], get_user_model()(username=opts["username"]))
+            except ValidationError as weak:
+                raise CommandError(" ".join(weak.messages)) from None
         membership = add_member(tenant, opts["username"], opts["role"], opts["password"])
         self.stdout.write(f"{opts['username']} is {membership.role} of {tenant.slug}")
