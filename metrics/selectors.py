@@ -16,6 +16,7 @@ from django.db.models import Sum
 
 from budgets.models import BudgetStatus
 from metrics.conf import LABEL_COLUMNS
+from rollups import health as rollup_health
 from rollups.models import LATENCY_FIELDS, TOKENS_FIELDS, IngestCount, LifetimeRollup
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
@@ -167,3 +168,21 @@ def budget_ratios() -> list[tuple[Labels, float]]:
         ratio = status.spend_usd / budget.amount_usd if budget.amount_usd else 0
         out.append(((status.tenant.slug, team, budget.name), float(ratio)))
     return out
+
+
+def _by_tenant_label(counts: dict[int, int], by_tenant: bool) -> dict[Labels, int]:
+    """Per tenant slug when `by_tenant`, else one operator total (present even when 0)."""
+    if not by_tenant:
+        return {(): sum(counts.values())}
+    slugs = _tenant_slugs()
+    return {(slugs.get(pk, f"deleted:{pk}"),): n for pk, n in sorted(counts.items())}
+
+
+def rollup_failures(by_tenant: bool) -> dict[Labels, int]:
+    """Failed rollup runs and refused batch merges (tenants that never failed left out)."""
+    return _by_tenant_label(rollup_health.failures_by_tenant(), by_tenant)
+
+
+def quarantined_batches(by_tenant: bool) -> dict[Labels, int]:
+    """Quarantined batches now (tenants with none left out)."""
+    return _by_tenant_label(rollup_health.quarantined_by_tenant(), by_tenant)
