@@ -170,11 +170,15 @@ def budget_ratios() -> list[tuple[Labels, float]]:
     return out
 
 
-def _by_tenant_label(counts: dict[int, int], by_tenant: bool) -> dict[Labels, int]:
-    """Per tenant slug when `by_tenant`, else one operator total (present even when 0)."""
+def _by_tenant_label(
+    counts: dict[int, int], by_tenant: bool, zeros_for: Iterable[int] = ()
+) -> dict[Labels, int]:
+    """Per tenant slug when `by_tenant` (with 0 for the tenants of `zeros_for` not in
+    `counts`), else one operator total (present even when 0)."""
     if not by_tenant:
         return {(): sum(counts.values())}
     slugs = _tenant_slugs()
+    counts = dict.fromkeys(zeros_for, 0) | counts
     return {(slugs.get(pk, f"deleted:{pk}"),): n for pk, n in sorted(counts.items())}
 
 
@@ -184,5 +188,9 @@ def rollup_failures(by_tenant: bool) -> dict[Labels, int]:
 
 
 def quarantined_batches(by_tenant: bool) -> dict[Labels, int]:
-    """Quarantined batches now (tenants with none left out)."""
-    return _by_tenant_label(rollup_health.quarantined_by_tenant(), by_tenant)
+    """Quarantined batches now, per tenant or in all; per tenant, 0 for every tenant that has
+    ingest counts (the series the ingest family has), so the gauge exists before any batch
+    is quarantined."""
+    # Operator-wide: which tenants ever had a batch rolled up.
+    seen = IngestCount.unscoped_all_tenants.values_list("tenant_id", flat=True).distinct()
+    return _by_tenant_label(rollup_health.quarantined_by_tenant(), by_tenant, zeros_for=seen)

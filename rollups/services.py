@@ -101,7 +101,7 @@ def _roll_up(tenant_id: int, max_batches: int, skip: set[int]) -> RunResult:
     return RunResult(len(batches), count, refused)
 
 
-def _mergeable(tenant_id: int) -> Any:
+def _mergeable(tenant_id: int) -> Any:  # a QuerySet of PendingBatch
     """The tenant's pending batches that merges take: all but the quarantined."""
     return PendingBatch.objects.for_tenant(tenant_id).filter(quarantined_at__isnull=True)
 
