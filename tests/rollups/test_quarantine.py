@@ -154,6 +154,8 @@ def test_it_lists_retries_and_drops_quarantined_batches(world: World) -> None:
         (["retry"], "retry needs a batch id"),
         (["drop", "x1"], "a batch id is a positive whole number"),
         (["drop", "999999"], "no quarantined batch 999999"),
+        (["retry", str(2**63)], "a batch id is a positive whole number"),
+        (["retry", "0"], "a batch id is a positive whole number"),
         (["--tenant", "nope", "list"], "tenant 'nope' does not exist"),
         (["list", "3"], "list takes no batch id"),
     ],

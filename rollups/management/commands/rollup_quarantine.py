@@ -43,7 +43,7 @@ class Command(BaseCommand):
     def _batch_id(self, raw: str | None, action: str) -> int:
         if raw is None:
             raise CommandError(f"{action} needs a batch id (see: manage.py rollup_quarantine list)")
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
             raise CommandError(f"a batch id is a positive whole number, got {raw!r}")
         return int(raw)
 
