@@ -85,5 +85,13 @@ class PendingBatch(TenantOwned):
     created_at = models.DateTimeField()
     offered = models.PositiveIntegerField(default=0)  # valid events sent, duplicates included
     rejected = models.PositiveIntegerField(default=0)
+    # Merges of this batch the database refused (a sum its columns cannot hold, ...): after
+    # `rollups.services.MAX_ATTEMPTS` it is quarantined, left out of every merge and of the
+    # rollup lag until an operator retries or drops it (`manage.py rollup_quarantine`).
+    # Database defaults: ingest inserts batch rows with SQL naming only the columns above.
+    failures = models.PositiveSmallIntegerField(default=0, db_default=0)
+    last_error = models.TextField(default="", db_default="", blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    quarantined_at = models.DateTimeField(null=True, blank=True)
 
     # The primary key is the batch id stamped on the batch's events.

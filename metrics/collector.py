@@ -56,6 +56,8 @@ class Families:
     tokens_per_request: HistogramMetricFamily = field(init=False)
     ingest: CounterMetricFamily = field(init=False)
     lag: GaugeMetricFamily = field(init=False)
+    rollup_failures: CounterMetricFamily = field(init=False)
+    quarantined: GaugeMetricFamily = field(init=False)
     label_sets: GaugeMetricFamily = field(init=False)
     budget: GaugeMetricFamily = field(init=False)
     budget_ratio: GaugeMetricFamily = field(init=False)
@@ -94,6 +96,16 @@ class Families:
         self.lag = GaugeMetricFamily(
             "costboard_rollup_lag_seconds", "Age of the oldest stored event not yet rolled up."
         )
+        self.rollup_failures = CounterMetricFamily(
+            "costboard_rollup_failures",
+            "Rollup runs that failed and batch merges the database refused (see /readyz).",
+            labels=ingest_labels,
+        )
+        self.quarantined = GaugeMetricFamily(
+            "costboard_rollup_quarantined_batches",
+            "Batches refused too often, out of the rollups (manage.py rollup_quarantine list).",
+            labels=ingest_labels,
+        )
         self.label_sets = GaugeMetricFamily(
             "costboard_metrics_label_sets",
             "Distinct usage label sets before METRICS_MAX_SERIES; above it the rest is 'other'.",
@@ -117,6 +129,8 @@ class Families:
             self.tokens_per_request,
             self.ingest,
             self.lag,
+            self.rollup_failures,
+            self.quarantined,
             self.label_sets,
             self.budget,
             self.budget_ratio,
@@ -198,6 +212,11 @@ def build_families(conf: MetricsSettings) -> list[Metric]:
     f.label_sets.add_metric([], len(usage))
     _add_ingest(f, conf)
     f.lag.add_metric([], rollup_lag_seconds())
+    by_tenant = "tenant" in conf.labels
+    for labels, count in selectors.rollup_failures(by_tenant).items():
+        f.rollup_failures.add_metric(list(labels), count)
+    for labels, count in selectors.quarantined_batches(by_tenant).items():
+        f.quarantined.add_metric(list(labels), count)
     for labels, ratio in selectors.budget_ratios():
         f.budget_ratio.add_metric(list(labels), ratio)
     families = f.all()

@@ -16,6 +16,7 @@ from django.db.models import Sum
 
 from budgets.models import BudgetStatus
 from metrics.conf import LABEL_COLUMNS
+from rollups import health as rollup_health
 from rollups.models import LATENCY_FIELDS, TOKENS_FIELDS, IngestCount, LifetimeRollup
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
@@ -167,3 +168,29 @@ def budget_ratios() -> list[tuple[Labels, float]]:
         ratio = status.spend_usd / budget.amount_usd if budget.amount_usd else 0
         out.append(((status.tenant.slug, team, budget.name), float(ratio)))
     return out
+
+
+def _by_tenant_label(
+    counts: dict[int, int], by_tenant: bool, zeros_for: Iterable[int] = ()
+) -> dict[Labels, int]:
+    """Per tenant slug when `by_tenant` (with 0 for the tenants of `zeros_for` not in
+    `counts`), else one operator total (present even when 0)."""
+    if not by_tenant:
+        return {(): sum(counts.values())}
+    slugs = _tenant_slugs()
+    counts = dict.fromkeys(zeros_for, 0) | counts
+    return {(slugs.get(pk, f"deleted:{pk}"),): n for pk, n in sorted(counts.items())}
+
+
+def rollup_failures(by_tenant: bool) -> dict[Labels, int]:
+    """Failed rollup runs and refused batch merges (tenants that never failed left out)."""
+    return _by_tenant_label(rollup_health.failures_by_tenant(), by_tenant)
+
+
+def quarantined_batches(by_tenant: bool) -> dict[Labels, int]:
+    """Quarantined batches now, per tenant or in all; per tenant, 0 for every tenant that has
+    ingest counts (the series the ingest family has), so the gauge exists before any batch
+    is quarantined."""
+    # Operator-wide: which tenants ever had a batch rolled up.
+    seen = IngestCount.unscoped_all_tenants.values_list("tenant_id", flat=True).distinct()
+    return _by_tenant_label(rollup_health.quarantined_by_tenant(), by_tenant, zeros_for=seen)

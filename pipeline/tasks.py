@@ -33,7 +33,9 @@ METRICS_REFRESH_FLAG = "costboard:pipeline:metrics-refresh-queued"
 @shared_task(name="rollups.tasks.roll_up_tenant", acks_late=True, reject_on_worker_lost=True)
 def roll_up_tenant(tenant_id: int) -> int:
     clear_schedule(tenant_id)  # events arriving during this run schedule the next one
-    events = rollups.roll_up_all_pending(tenant_id)
+    # Isolated like beat's sweep: a refused batch is left out (and quarantined in the end),
+    # and a failed run is logged, counted and retried by the sweep, not raised at Celery.
+    events = rollups.roll_up_isolated(tenant_id)
     if events:
         evaluate_budgets.delay(tenant_id)
         detect_anomalies.delay(tenant_id)

@@ -10,9 +10,13 @@ from rollups import services
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def roll_up_everything_pending() -> int:
-    """Beat safety net: whatever a lost task or a down broker left behind."""
+    """Beat safety net: whatever a lost task or a down broker left behind.
+
+    Each tenant on its own: one whose run fails is logged, counted and named in /readyz
+    (`services.roll_up_isolated`), and the sweep goes on to the next.
+    """
     return sum(
-        services.roll_up_all_pending(tenant_id) for tenant_id in services.tenants_with_pending()
+        services.roll_up_isolated(tenant_id) for tenant_id in services.tenants_with_pending()
     )
 
 

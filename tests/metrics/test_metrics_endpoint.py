@@ -17,7 +17,7 @@ from ingest.models import PendingBatch, UsageEvent
 from ingest.services import ingest_events
 from metrics.collector import COSTBOARD_REGISTRY, render_text
 from rollups.models import HourlyRollup
-from rollups.services import roll_up_all_pending
+from rollups.services import MAX_ATTEMPTS, retry_quarantined, roll_up_all_pending, roll_up_isolated
 from tests.conftest import World, event
 from tests.metrics.helpers import (
     assert_money,
@@ -30,6 +30,7 @@ from tests.metrics.helpers import (
     seed,
     value,
 )
+from tests.rollups.poison import poisoned_batch
 from tests.server import ROOT
 
 SEARCH_GPT4O = {"tenant": "acme", "team": "search", "provider": "openai", "model": "gpt-4o"}
@@ -336,3 +337,23 @@ def test_it_reports_each_budgets_spend_ratio(world: World) -> None:
     )
     assert ratio == pytest.approx(float(spent / Decimal("0.02")))
     assert ratio > 1  # over budget, as the burn alert will see it
+
+
+def test_it_counts_refused_rollups_and_quarantined_batches_per_tenant(
+    world: World, settings: Any
+) -> None:
+    seed(world)
+    bad = poisoned_batch(world.ingest, "bad")
+    for _ in range(MAX_ATTEMPTS):
+        roll_up_isolated(world.tenant.pk)
+    series = parse(scrape())
+    assert value(series, "costboard_rollup_failures_total", tenant="acme") == MAX_ATTEMPTS
+    assert value(series, "costboard_rollup_quarantined_batches", tenant="acme") == 1
+    assert value(series, "costboard_rollup_quarantined_batches", tenant="globex") == 0
+    assert ("costboard_rollup_failures_total", frozenset({("tenant", "globex")})) not in series
+
+    settings.METRICS_LABELS = ["team"]
+    retry_quarantined(bad)
+    series = parse(scrape())
+    assert value(series, "costboard_rollup_failures_total") == MAX_ATTEMPTS
+    assert value(series, "costboard_rollup_quarantined_batches") == 0

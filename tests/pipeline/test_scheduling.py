@@ -22,9 +22,11 @@ def test_it_takes_only_the_batches_pending_when_the_run_began(
     ingest_events(world.ingest.key, [event(1), event(2)])
     one_pass = services._roll_up
 
-    def pass_while_more_arrive(tenant_id: int, max_batches: int) -> tuple[int, int]:
-        folded = one_pass(tenant_id, max_batches)
-        ingest_events(world.ingest.key, [event(f"late-{folded[0]}")])
+    def pass_while_more_arrive(
+        tenant_id: int, max_batches: int, skip: set[int]
+    ) -> services.RunResult:
+        folded = one_pass(tenant_id, max_batches, skip)
+        ingest_events(world.ingest.key, [event(f"late-{folded.batches}")])
         return folded
 
     monkeypatch.setattr(services, "_roll_up", pass_while_more_arrive)
