@@ -11,6 +11,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import dates
 from core.api import ReadView
 from rollups.selectors import GRANULARITIES, GROUPS, UsageQuery, usage_rows
 
@@ -21,12 +22,9 @@ def parse_instant(value: str | None, name: str, default: datetime) -> datetime:
     if not value:
         return default
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValidationError({name: ["must be a date (YYYY-MM-DD) or an RFC 3339 time"]}) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+        return dates.parse_instant(value)
+    except dates.BadDate as exc:
+        raise ValidationError({name: [str(exc)]}) from None
 
 
 def usage_query(params: Any) -> UsageQuery:
@@ -42,8 +40,19 @@ def usage_query(params: Any) -> UsageQuery:
     granularity = params.get("granularity", "day")
     if granularity not in GRANULARITIES:
         raise ValidationError({"granularity": ["must be hour, day or month"]})
+    _check_span(end - start, granularity)
     _check_user_grouping(group_by, granularity)
     return UsageQuery(start=start, end=end, group_by=group_by, granularity=granularity)
+
+
+def _check_span(span: timedelta, granularity: str) -> None:
+    # An answer's size must not grow with the range a client asks for (core.dates).
+    if span > dates.MAX_RANGE:
+        raise ValidationError({"from": [f"must be at most {dates.MAX_RANGE_DAYS} days before to"]})
+    if granularity == "hour" and span > dates.MAX_HOURLY_RANGE:
+        raise ValidationError(
+            {"granularity": [f"hour covers at most {dates.MAX_HOURLY_DAYS} days; use day"]}
+        )
 
 
 def _check_user_grouping(group_by: tuple[str, ...], granularity: str) -> None:
