@@ -118,6 +118,14 @@ def test_it_serves_budget_status_to_a_gateway(world: World) -> None:
     }
 
 
+def test_it_prints_a_budget_without_spend_in_plain_decimals(world: World) -> None:
+    evaluate_and_alert(_budget(world, "0.01"))
+    response = Client().get("/api/v1/budgets/status", **world.read.auth)
+    (status,) = response.json()["budgets"]
+    figures = [status[k] for k in ("limit_usd", "spend_usd", "ratio", "forecast_usd")]
+    assert figures == ["0.01", "0.000000", "0.0000", "0.000000"]
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 1000.0

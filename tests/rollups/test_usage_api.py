@@ -136,6 +136,24 @@ def test_it_answers_ranges_within_the_bounds(world: World, query: str) -> None:
     assert response.status_code == 200, response.content
 
 
+def test_it_prints_costs_as_plain_decimals_never_in_exponent_notation(world: World) -> None:
+    ingest_events(
+        world.ingest.key,
+        [
+            event(1, timestamp=DAY1.isoformat(), provider="x", model="free"),  # unpriced: $0
+            event(
+                2, timestamp=DAY2.isoformat(), provider="x", model="cheap", cost_usd="0.00000015"
+            ),
+        ],
+    )
+    roll_up_all_pending(world.tenant.pk)
+    rows = _usage(Client(), "group_by=model", **world.read.auth)["rows"]
+    assert {r["model"]: r["cost_usd"] for r in rows} == {
+        "free": "0.000000000000",
+        "cheap": "0.000000150000",
+    }
+
+
 def test_it_reports_the_rollup_lag(world: World) -> None:
     assert rollup_lag_seconds() == 0
     ingest_events(world.ingest.key, [event(1)])
