@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from budgets.selectors import budget_status
 from core.api import ReadView
+from core.query import text_param
 
 
 class BudgetStatusView(ReadView):
@@ -18,5 +19,5 @@ class BudgetStatusView(ReadView):
         description="Spend, limit, ratio and forecast of every budget in its current period.",
     )
     def get(self, request: Request) -> Response:
-        team = request.query_params.get("team") or None
+        team = text_param(request.query_params, "team") or None
         return Response({"budgets": budget_status(self.tenant(request), team=team)})

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from django.http import QueryDict
 
 from core.dates import MAX_RANGE, MAX_RANGE_DAYS, BadDate, parse_day
+from core.query import text_param
 
 RANGES = {
     "24h": "Last 24 hours",
@@ -123,7 +124,7 @@ def parse_filters(params: QueryDict, now: datetime | None = None) -> Filters:
     key = key if key in RANGES else DEFAULT_RANGE
     start, end, errors = _window(key, now, params)
     stack = params.get("stack", "team")
-    values: dict[str, Any] = {name: params.get(name, "")[:128] for name in DIMENSION_FILTERS}
+    values: dict[str, Any] = {name: text_param(params, name) for name in DIMENSION_FILTERS}
     return Filters(
         range=key,
         start=start,

@@ -226,3 +226,8 @@ def test_it_answers_404_for_a_month_out_of_bounds_in_a_download_link(
 def test_it_explains_generating_a_month_out_of_bounds(world: World) -> None:
     page = login("finance").post("/invoices/generate/", {"month": "9999-12"}, follow=True)
     assert "a month must be YYYY-MM from 1970-01 to 9998-12" in page.content.decode()
+
+
+def test_it_ignores_nul_characters_in_the_chargeback_filters(world: World) -> None:
+    query = "team=search%00&feature=%00&model=x%00y&environment=%00"
+    assert login("finance").get(f"/chargeback/?month={MONTH}&{query}").status_code == 200

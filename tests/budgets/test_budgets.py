@@ -126,6 +126,11 @@ def test_it_prints_a_budget_without_spend_in_plain_decimals(world: World) -> Non
     assert figures == ["0.01", "0.000000", "0.0000", "0.000000"]
 
 
+def test_it_answers_a_team_name_with_a_nul_character(world: World) -> None:
+    response = Client().get("/api/v1/budgets/status?team=search%00", **world.read.auth)
+    assert response.status_code == 200
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 1000.0
