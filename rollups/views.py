@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core import dates
 from core.api import ReadView
+from rollups.openapi import USAGE_SCHEMA
 from rollups.selectors import GRANULARITIES, GROUPS, UsageQuery, usage_rows
 
 DEFAULT_RANGE = timedelta(days=7)
@@ -69,15 +69,7 @@ def _check_user_grouping(group_by: tuple[str, ...], granularity: str) -> None:
 
 
 class UsageView(ReadView):
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("from", OpenApiTypes.STR, description="start, date or RFC 3339"),
-            OpenApiParameter("to", OpenApiTypes.STR, description="end (exclusive)"),
-            OpenApiParameter("group_by", OpenApiTypes.STR, description=",".join(GROUPS)),
-            OpenApiParameter("granularity", OpenApiTypes.STR, enum=list(GRANULARITIES)),
-        ],
-        responses={200: OpenApiTypes.OBJECT},
-    )
+    @extend_schema(**USAGE_SCHEMA)
     def get(self, request: Request) -> Response:
         query = usage_query(request.query_params)
         rows = usage_rows(self.tenant(request), query)
