@@ -15,10 +15,10 @@ from drf_spectacular.utils import OpenApiResponse
 from core.openapi import ERROR, RESPONSE_HEADERS, access_errors, error
 
 
-def _text(max_length: int, description: str, min_length: int = 0) -> dict[str, Any]:
+def _text(max_length: int, description: str, required: bool = False) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "string", "maxLength": max_length}
-    if min_length:
-        schema["minLength"] = min_length
+    if required:  # not empty, not only spaces
+        schema |= {"minLength": 1, "pattern": r"\S"}
     return schema | {"description": description}
 
 
@@ -31,15 +31,15 @@ USAGE_EVENT: dict[str, Any] = {
     "description": "One LLM call. Unknown fields are ignored.",
     "properties": {
         "event_id": _text(
-            128, "Idempotency key, unique per tenant: a repeat is a duplicate.", min_length=1
+            128, "Idempotency key, unique per tenant: a repeat is a duplicate.", required=True
         ),
         "timestamp": {
             "description": "RFC 3339 with an offset, or epoch seconds; default: time received. "
             "Refused more than 5 minutes ahead or older than the raw-event retention.",
             "oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
         },
-        "provider": _text(64, "openai, anthropic, google, azure, bedrock, ...", min_length=1),
-        "model": _text(128, "The model as the provider names it.", min_length=1),
+        "provider": _text(64, "openai, anthropic, google, azure, bedrock, ...", required=True),
+        "model": _text(128, "The model as the provider names it.", required=True),
         "input_tokens": _count("Every input token, cached ones included."),
         "output_tokens": _count("Output tokens."),
         "cache_read_tokens": _count("The part of input_tokens read from the cache; default 0."),
@@ -100,10 +100,10 @@ INGEST_RESULT: dict[str, Any] = {
 LLM_COSTS_PAYLOAD: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "trace_id": {"type": "string", "maxLength": 128, "description": "The event id."},
+        "trace_id": _text(128, "The event id.", required=True),
         "timestamp": {"type": "number", "description": "Epoch seconds."},
-        "provider": {"type": "string", "maxLength": 64},
-        "model": {"type": "string", "maxLength": 128},
+        "provider": _text(64, "openai, anthropic, ...", required=True),
+        "model": _text(128, "The model as the provider names it.", required=True),
         "feature": {"type": "string", "maxLength": 128},
         "user_id": {"type": "string", "maxLength": 128},
         "tokens": {

@@ -111,6 +111,7 @@ def test_it_needs_a_read_key_or_a_session(world: World) -> None:
         ("from=1969-12-31T23:00:00-00:30&to=1970-01-02", "from"),
         ("from=2026-10-01T00:00:00%2B25:00", "from"),
         ("from=%00", "from"),
+        ("from=20261001", "from"),  # ISO 8601's basic form: not the documented one
         ("from=2025-01-01&to=2026-02-06", "from"),  # 401 days
         ("from=2026-10-01&to=2026-11-02&granularity=hour", "granularity"),  # 32 days of hours
     ],
