@@ -33,7 +33,9 @@ def usage_query(params: Any) -> UsageQuery:
     start = parse_instant(params.get("from"), "from", end - DEFAULT_RANGE)
     if start >= end:
         raise ValidationError({"from": ["must be before to"]})
-    group_by = tuple(g.strip() for g in params.get("group_by", "").split(",") if g.strip())
+    # Each group once: a repeated one would repeat in the answer as often as it was typed.
+    named = (g.strip() for g in params.get("group_by", "").split(","))
+    group_by = tuple(dict.fromkeys(g for g in named if g))
     unknown = [g for g in group_by if g not in GROUPS]
     if unknown:
         raise ValidationError({"group_by": [f"unknown {unknown}; choose from {', '.join(GROUPS)}"]})

@@ -137,6 +137,13 @@ def test_it_answers_ranges_within_the_bounds(world: World, query: str) -> None:
     assert response.status_code == 200, response.content
 
 
+def test_it_groups_by_a_repeated_group_once(world: World) -> None:
+    _seed(world)
+    answer = _usage(Client(), "group_by=feature," + "model," * 500, **world.read.auth)
+    assert answer["group_by"] == ["feature", "model"]
+    assert {tuple(sorted(r)) for r in answer["rows"]} == {tuple(sorted(answer["rows"][0]))}
+
+
 def test_it_prints_costs_as_plain_decimals_never_in_exponent_notation(world: World) -> None:
     ingest_events(
         world.ingest.key,
