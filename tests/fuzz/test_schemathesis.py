@@ -8,12 +8,14 @@ spends FUZZ_SECONDS (default 60) per key. FUZZ_SEED replays a run; every run pri
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from tests import worker
 from tests.conftest import World
@@ -37,10 +39,18 @@ SKIPPED = ["positive_data_acceptance"]
 SKIPPED_FOR_INGEST = [*SKIPPED, "negative_data_rejection"]
 
 
-def _fuzz(base: str, token: str, method: str, skipped: list[str]) -> None:
+def _config(tmp_path: Path) -> Path:
+    """Schemathesis' configuration: its cache (the crashes `st replay` replays) under var/,
+    where everything a command writes goes, not in a .schemathesis/ of the working directory."""
+    path = tmp_path / "schemathesis.toml"
+    path.write_text(f"[cache]\ndirectory = {json.dumps(str(settings.VAR_DIR / 'schemathesis'))}\n")
+    return path
+
+
+def _fuzz(base: str, config: Path, token: str, method: str, skipped: list[str]) -> None:
     seconds = os.environ.get("FUZZ_SECONDS", "60")
     command = [
-        str(SCHEMATHESIS), "run", f"{base}/api/schema/",
+        str(SCHEMATHESIS), "--config-file", str(config), "run", f"{base}/api/schema/",
         "--header", f"Authorization: Bearer {token}",
         "--include-method", method,
         "--checks", "all", "--exclude-checks", ",".join(skipped),
@@ -57,7 +67,8 @@ def _fuzz(base: str, token: str, method: str, skipped: list[str]) -> None:
     assert done.returncode == 0, done.stdout[-20_000:] + done.stderr[-5000:]
 
 
-def test_it_answers_the_fuzzer_as_its_schema_says(world: World) -> None:
+def test_it_answers_the_fuzzer_as_its_schema_says(world: World, tmp_path: Path) -> None:
+    config = _config(tmp_path)
     with web_server({"DATABASE_URL": worker.test_database_url()}, workers=2) as base:
-        _fuzz(base, world.read.token, "GET", SKIPPED)
-        _fuzz(base, world.ingest.token, "POST", SKIPPED_FOR_INGEST)
+        _fuzz(base, config, world.read.token, "GET", SKIPPED)
+        _fuzz(base, config, world.ingest.token, "POST", SKIPPED_FOR_INGEST)
