@@ -10,6 +10,7 @@ from anomalies.detection import HOUR, FeatureSeries, Stats, volume_baseline
 from anomalies.models import ACTIVE, Anomaly, Kind
 from anomalies.services import load_series
 from core.charts import PALETTE, text
+from core.money import decimal_text
 from tenants.models import Tenant
 
 CHART_DAYS = 7
@@ -77,7 +78,7 @@ def _band(series: FeatureSeries, hours: list[datetime]) -> dict[str, Any]:
 def _marker(anomaly: Anomaly) -> dict[str, Any]:
     return {
         "type": "scatter", "mode": "markers", "name": "Anomaly", "x": [anomaly.first_hour.isoformat()],
-        "y": [str(anomaly.observed * (100 if anomaly.kind == Kind.CACHE_HIT_RATE else 1))],
+        "y": [decimal_text(anomaly.observed * (100 if anomaly.kind == Kind.CACHE_HIT_RATE else 1))],
         "marker": {"color": PALETTE[3], "size": 12, "symbol": "x"},
     }  # fmt: skip
 

@@ -29,6 +29,7 @@ from billing import months
 from billing.lines import COUNTS
 from billing.models import Invoice, InvoiceLine, LineType
 from billing.money import ZERO
+from core.money import decimal_text
 from tenants.models import Tenant
 
 INVOICE_COLUMNS = (
@@ -72,7 +73,7 @@ def cell(value: Cell) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return format(value + 0, "f")  # + 0 turns -0.00 into 0.00
+        return decimal_text(value)
     if isinstance(value, int):
         return str(value)
     return neutralise(value)

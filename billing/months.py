@@ -13,18 +13,26 @@ from datetime import UTC, date, datetime
 
 from django.utils import timezone
 
+from core.dates import EARLIEST_DAY, LATEST_DAY
+
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 class BadMonth(ValueError):
-    """A month that is not YYYY-MM."""
+    """A month that is not YYYY-MM, or lies outside the dates Costboard takes (core.dates)."""
 
 
 def parse_month(raw: str) -> date:
     match = MONTH_RE.match(raw.strip())
-    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
-        raise BadMonth(f"a month must be YYYY-MM (e.g. 2026-10), got {raw!r}")
-    return date(int(match.group(1)), int(match.group(2)), 1)
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise BadMonth(f"a month must be YYYY-MM (e.g. 2026-10), got {raw[:40]!r}")
+    year, month = int(match.group(1)), int(match.group(2))
+    # The bounds keep the month before and after it, in any time zone, inside year 1..9999.
+    if not EARLIEST_DAY.year <= year <= LATEST_DAY.year:
+        raise BadMonth(
+            f"a month must be YYYY-MM from {EARLIEST_DAY:%Y-%m} to {LATEST_DAY:%Y-%m}, got {raw!r}"
+        )
+    return date(year, month, 1)
 
 
 def label(month: date) -> str:

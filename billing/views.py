@@ -17,6 +17,7 @@ from billing import charts, csv_export, months, selectors, services
 from billing.models import Invoice
 from billing.money import ZERO
 from core.pages import member_view
+from core.query import text_param
 from tenants.context import TenantContext
 from tenants.labels import TeamLabels
 from tenants.models import Role, Team
@@ -54,10 +55,10 @@ def _team_or_404(teams: TeamLabels, label: str) -> Team | None:
 def chargeback(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     current = months.current_month(ctx.tenant.timezone)
     month, error = _month(request.GET.get("month"), current)
-    slug = request.GET.get("team", "")[:64]
+    slug = text_param(request.GET, "team", 64)
     teams = TeamLabels.of(ctx.tenant)
     team = _team_or_404(teams, slug)
-    filters = {k: request.GET[k][:128] for k in selectors.FILTERABLE if request.GET.get(k)}
+    filters = {k: v for k in selectors.FILTERABLE if (v := text_param(request.GET, k))}
     page = selectors.chargeback(ctx.tenant, month, slug, filters, teams)
     invoices = selectors.invoices_of_month(ctx.tenant, month)
     context = {

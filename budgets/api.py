@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from budgets.openapi import BUDGET_STATUS_SCHEMA
 from budgets.selectors import budget_status
 from core.api import ReadView
+from core.query import text_param
 
 
 class BudgetStatusView(ReadView):
-    @extend_schema(
-        parameters=[OpenApiParameter("team", OpenApiTypes.STR, description="team slug")],
-        responses={200: OpenApiTypes.OBJECT},
-        description="Spend, limit, ratio and forecast of every budget in its current period.",
-    )
+    @extend_schema(**BUDGET_STATUS_SCHEMA)
     def get(self, request: Request) -> Response:
-        team = request.query_params.get("team") or None
+        team = text_param(request.query_params, "team") or None
         return Response({"budgets": budget_status(self.tenant(request), team=team)})

@@ -6,6 +6,7 @@ from typing import Any
 
 from budgets.selectors import BudgetView, spend_by_day
 from core.charts import PALETTE, text
+from core.money import decimal_text
 
 
 def burn(view: BudgetView) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def burn(view: BudgetView) -> dict[str, Any]:
             "mode": "lines",
             "name": "Budget",
             "x": [start, end],
-            "y": [str(view.budget.amount_usd)] * 2,
+            "y": [decimal_text(view.budget.amount_usd)] * 2,
             "line": {"color": PALETTE[3], "dash": "dash"},
         },
     ]

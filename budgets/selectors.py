@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from budgets.models import Budget, BudgetAlert, BudgetStatus
 from budgets.services import evaluate_and_alert, scoped_rollups
+from core.money import decimal_text
 from tenants.models import Tenant
 
 STALE_AFTER = timedelta(minutes=10)
@@ -57,10 +58,10 @@ class BudgetView:
             "period": b.period,
             "period_start": s.period_start.isoformat(),
             "period_end": s.period_end.isoformat(),
-            "limit_usd": str(b.amount_usd),
-            "spend_usd": str(s.spend_usd.quantize(Decimal("0.000001"))),
-            "ratio": str(self.ratio.quantize(Decimal("0.0001"))),
-            "forecast_usd": str(s.forecast_usd.quantize(Decimal("0.000001"))),
+            "limit_usd": decimal_text(b.amount_usd),
+            "spend_usd": decimal_text(s.spend_usd, 6),
+            "ratio": decimal_text(self.ratio, 4),
+            "forecast_usd": decimal_text(s.forecast_usd, 6),
             "exceed_on": s.exceed_on.isoformat() if s.exceed_on else None,
             "over_budget": self.ratio >= 1,
             "evaluated_at": s.evaluated_at.isoformat(),

@@ -28,7 +28,19 @@ class ReadAccess(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated)
 
 
-class ReadView(APIView):
+class ApiView(APIView):
+    """An API endpoint that answers 405 (with `Allow`) to a method it does not serve before it
+    looks at who asks: DRF authenticates first, so a read key's TRACE /v1/traces was a 403 and
+    an anonymous one a 401, which says nothing about the method."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        method = (request.method or "").lower()
+        if method not in self.http_method_names or not hasattr(self, method):
+            self.http_method_not_allowed(request, *args, **kwargs)  # raises MethodNotAllowed
+        super().initial(request, *args, **kwargs)
+
+
+class ReadView(ApiView):
     permission_classes = [ReadAccess]
 
     def tenant(self, request: Request) -> Any:

@@ -9,6 +9,9 @@ from urllib.parse import urlencode
 
 from django.http import QueryDict
 
+from core.dates import MAX_RANGE, MAX_RANGE_DAYS, BadDate, parse_day
+from core.query import text_param
+
 RANGES = {
     "24h": "Last 24 hours",
     "7d": "Last 7 days",
@@ -84,16 +87,35 @@ def _window(key: str, now: datetime, params: QueryDict) -> tuple[datetime, datet
 
 
 def _custom(params: QueryDict, tomorrow: datetime) -> tuple[datetime, datetime, list[str]]:
-    errors: list[str] = []
     try:
-        first = date.fromisoformat(params.get("from", ""))
-        last = date.fromisoformat(params.get("to", ""))
-    except ValueError:
-        errors.append("Custom range needs 'from' and 'to' dates as YYYY-MM-DD; showing 30 days.")
-        return tomorrow - timedelta(days=30), tomorrow, errors
+        first = _day(params, "from")
+        last = _day(params, "to")
+    except BadDate as exc:
+        return tomorrow - timedelta(days=30), tomorrow, [f"{exc}; showing the last 30 days."]
     if last < first:
         first, last = last, first
-    return _day_start(first), _day_start(last + timedelta(days=1)), errors
+    start, end = _day_start(first), _day_start(last + timedelta(days=1))
+    if end - start <= MAX_RANGE:
+        return start, end, []
+    return _capped(start, end, tomorrow)
+
+
+def _day(params: QueryDict, name: str) -> date:
+    try:
+        return parse_day(params.get(name, ""))
+    except BadDate as exc:
+        raise BadDate(f"Custom range: '{name}' {exc}") from None
+
+
+def _capped(
+    start: datetime, end: datetime, tomorrow: datetime
+) -> tuple[datetime, datetime, list[str]]:
+    """A range longer than the cap becomes its most recent MAX_RANGE_DAYS up to today (the
+    days after today hold no usage), or its first ones when it begins later than that."""
+    end = min(end, max(tomorrow, start + MAX_RANGE))
+    start = end - MAX_RANGE
+    shown = f"{start.date().isoformat()} to {(end - timedelta(days=1)).date().isoformat()}"
+    return start, end, [f"A range spans at most {MAX_RANGE_DAYS} days; showing {shown}."]
 
 
 def parse_filters(params: QueryDict, now: datetime | None = None) -> Filters:
@@ -102,7 +124,7 @@ def parse_filters(params: QueryDict, now: datetime | None = None) -> Filters:
     key = key if key in RANGES else DEFAULT_RANGE
     start, end, errors = _window(key, now, params)
     stack = params.get("stack", "team")
-    values: dict[str, Any] = {name: params.get(name, "")[:128] for name in DIMENSION_FILTERS}
+    values: dict[str, Any] = {name: text_param(params, name) for name in DIMENSION_FILTERS}
     return Filters(
         range=key,
         start=start,

@@ -10,18 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
-from rest_framework.views import APIView
 
+from core.api import ApiView
 from ingest.endpoint import Answer, BodyError, BodyReader, post_events, post_llm_costs
+from ingest.openapi import EVENTS_SCHEMA, LLM_COSTS_SCHEMA
 from tenants.auth import ApiKeyAuthentication, ApiKeyRateThrottle, HasIngestScope
 
 __all__ = ["BodyError", "EventsView", "IngestView", "LlmCostsView"]
 
 
-class IngestView(APIView):
+class IngestView(ApiView):
     """API key, ingest scope and rate limit through DRF (the OTLP receiver is one)."""
 
     authentication_classes = [ApiKeyAuthentication]
@@ -66,11 +66,7 @@ def _length(meta: dict[str, Any]) -> int | None:
 
 
 class EventsView(EndpointView):
-    @extend_schema(
-        request=OpenApiTypes.OBJECT,
-        responses={202: OpenApiTypes.OBJECT, 400: OpenApiResponse(description="nothing valid")},
-        description='One usage event, or {"events": [...]} with at most 1,000 events.',
-    )
+    @extend_schema(**EVENTS_SCHEMA)
     def post(self, request: Request) -> HttpResponse:
         return _respond(post_events, request)
 
@@ -78,6 +74,6 @@ class EventsView(EndpointView):
 class LlmCostsView(EndpointView):
     """What `LLMCostTracker._send_to_observability` posts; it expects a 200."""
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(**LLM_COSTS_SCHEMA)
     def post(self, request: Request) -> HttpResponse:
         return _respond(post_llm_costs, request)

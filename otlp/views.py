@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
@@ -28,6 +27,7 @@ from otlp.decoding import (
     read_export_request,
 )
 from otlp.mapping import SOURCE_OF, SpanEvent, genai_span_events
+from otlp.openapi import TRACES_SCHEMA
 from tenants.models import ApiKey
 
 MAX_REASONS = 5  # how many rejected spans the error message names
@@ -36,21 +36,7 @@ KEPT_HEADERS = ("Retry-After", "WWW-Authenticate")
 
 
 class TracesView(IngestView):
-    @extend_schema(
-        request={
-            "application/x-protobuf": OpenApiTypes.BINARY,
-            "application/json": OpenApiTypes.OBJECT,
-        },
-        responses={
-            (200, "application/x-protobuf"): OpenApiTypes.BINARY,
-            (200, "application/json"): OpenApiTypes.OBJECT,
-        },
-        description=(
-            "OTLP/HTTP traces (protobuf or JSON, optionally gzip). Spans with GenAI token "
-            "usage become usage events; other spans are ignored. Answers an "
-            "ExportTraceServiceResponse in the request's encoding."
-        ),
-    )
+    @extend_schema(**TRACES_SCHEMA)
     def post(self, request: Request) -> Any:
         encoding = encoding_of(request)
         if encoding is None:

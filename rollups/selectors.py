@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 
+from core.money import decimal_text
 from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
@@ -73,7 +73,5 @@ def _present(
         out[group] = teams.label(value) if teams is not None and group == "team" else value
     for key, value in row.items():
         name = key.removeprefix("sum_")
-        out[name] = (
-            str(value if value is not None else Decimal(0)) if name == "cost_usd" else value or 0
-        )
+        out[name] = decimal_text(value) if name == "cost_usd" else value or 0
     return out

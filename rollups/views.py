@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import dates
 from core.api import ReadView
+from rollups.openapi import USAGE_SCHEMA
 from rollups.selectors import GRANULARITIES, GROUPS, UsageQuery, usage_rows
 
 DEFAULT_RANGE = timedelta(days=7)
@@ -21,12 +22,9 @@ def parse_instant(value: str | None, name: str, default: datetime) -> datetime:
     if not value:
         return default
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValidationError({name: ["must be a date (YYYY-MM-DD) or an RFC 3339 time"]}) from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+        return dates.parse_instant(value)
+    except dates.BadDate as exc:
+        raise ValidationError({name: [str(exc)]}) from None
 
 
 def usage_query(params: Any) -> UsageQuery:
@@ -35,15 +33,28 @@ def usage_query(params: Any) -> UsageQuery:
     start = parse_instant(params.get("from"), "from", end - DEFAULT_RANGE)
     if start >= end:
         raise ValidationError({"from": ["must be before to"]})
-    group_by = tuple(g.strip() for g in params.get("group_by", "").split(",") if g.strip())
+    # Each group once: a repeated one would repeat in the answer as often as it was typed.
+    named = (g.strip() for g in params.get("group_by", "").split(","))
+    group_by = tuple(dict.fromkeys(g for g in named if g))
     unknown = [g for g in group_by if g not in GROUPS]
     if unknown:
         raise ValidationError({"group_by": [f"unknown {unknown}; choose from {', '.join(GROUPS)}"]})
     granularity = params.get("granularity", "day")
     if granularity not in GRANULARITIES:
         raise ValidationError({"granularity": ["must be hour, day or month"]})
+    _check_span(end - start, granularity)
     _check_user_grouping(group_by, granularity)
     return UsageQuery(start=start, end=end, group_by=group_by, granularity=granularity)
+
+
+def _check_span(span: timedelta, granularity: str) -> None:
+    # An answer's size must not grow with the range a client asks for (core.dates).
+    if span > dates.MAX_RANGE:
+        raise ValidationError({"from": [f"must be at most {dates.MAX_RANGE_DAYS} days before to"]})
+    if granularity == "hour" and span > dates.MAX_HOURLY_RANGE:
+        raise ValidationError(
+            {"granularity": [f"hour covers at most {dates.MAX_HOURLY_DAYS} days; use day"]}
+        )
 
 
 def _check_user_grouping(group_by: tuple[str, ...], granularity: str) -> None:
@@ -60,15 +71,7 @@ def _check_user_grouping(group_by: tuple[str, ...], granularity: str) -> None:
 
 
 class UsageView(ReadView):
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("from", OpenApiTypes.STR, description="start, date or RFC 3339"),
-            OpenApiParameter("to", OpenApiTypes.STR, description="end (exclusive)"),
-            OpenApiParameter("group_by", OpenApiTypes.STR, description=",".join(GROUPS)),
-            OpenApiParameter("granularity", OpenApiTypes.STR, enum=list(GRANULARITIES)),
-        ],
-        responses={200: OpenApiTypes.OBJECT},
-    )
+    @extend_schema(**USAGE_SCHEMA)
     def get(self, request: Request) -> Response:
         query = usage_query(request.query_params)
         rows = usage_rows(self.tenant(request), query)

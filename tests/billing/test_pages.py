@@ -195,3 +195,38 @@ def _table(page: str, testid: str) -> list[list[str]]:
 
 def _table_text(page: str, testid: str) -> str:
     return " ".join(" ".join(row) for row in _table(page, testid))
+
+
+@pytest.mark.parametrize("month", ["9999-12", "0000-01", "1969-12", "10000-01"])
+@pytest.mark.parametrize("path", ["/chargeback/", "/invoices/"])
+def test_it_explains_a_month_out_of_bounds_and_shows_another(
+    world: World, path: str, month: str
+) -> None:
+    response = login("finance").get(f"{path}?month={month}")
+    assert response.status_code == 200
+    assert "a month must be YYYY-MM" in response.content.decode()
+
+
+@pytest.mark.parametrize("month", ["1970-01", "9998-12"])
+def test_it_shows_the_first_and_last_month_there_is(world: World, month: str) -> None:
+    page = login("finance").get(f"/chargeback/?month={month}").content.decode()
+    assert "a month must be" not in page and month in page
+    assert login("finance").get(f"/invoices/month/{month}/csv/").status_code == 200
+    assert login("finance").get(f"/invoices/month/{month}/focus/").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/invoices/month/9999-12/csv/", "/invoices/month/0000-01/focus/"])
+def test_it_answers_404_for_a_month_out_of_bounds_in_a_download_link(
+    world: World, path: str
+) -> None:
+    assert login("finance").get(path).status_code == 404
+
+
+def test_it_explains_generating_a_month_out_of_bounds(world: World) -> None:
+    page = login("finance").post("/invoices/generate/", {"month": "9999-12"}, follow=True)
+    assert "a month must be YYYY-MM from 1970-01 to 9998-12" in page.content.decode()
+
+
+def test_it_ignores_nul_characters_in_the_chargeback_filters(world: World) -> None:
+    query = "team=search%00&feature=%00&model=x%00y&environment=%00"
+    assert login("finance").get(f"/chargeback/?month={MONTH}&{query}").status_code == 200

@@ -118,6 +118,19 @@ def test_it_serves_budget_status_to_a_gateway(world: World) -> None:
     }
 
 
+def test_it_prints_a_budget_without_spend_in_plain_decimals(world: World) -> None:
+    evaluate_and_alert(_budget(world, "0.01"))
+    response = Client().get("/api/v1/budgets/status", **world.read.auth)
+    (status,) = response.json()["budgets"]
+    figures = [status[k] for k in ("limit_usd", "spend_usd", "ratio", "forecast_usd")]
+    assert figures == ["0.01", "0.000000", "0.0000", "0.000000"]
+
+
+def test_it_answers_a_team_name_with_a_nul_character(world: World) -> None:
+    response = Client().get("/api/v1/budgets/status?team=search%00", **world.read.auth)
+    assert response.status_code == 200
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 1000.0

@@ -104,12 +104,62 @@ def test_it_needs_a_read_key_or_a_session(world: World) -> None:
         ("from=2026-10-05&to=2026-10-01", "from"),
         ("group_by=user&granularity=hour", "granularity"),
         ("group_by=user,model", "group_by"),
+        ("to=0001-01-01T00:00:00%2B14:00", "to"),
+        ("from=9999-12-31T23:00:00-14:00", "from"),
+        ("from=0001-01-01", "from"),
+        ("to=9999-12-31", "to"),
+        ("from=1969-12-31T23:00:00-00:30&to=1970-01-02", "from"),
+        ("from=2026-10-01T00:00:00%2B25:00", "from"),
+        ("from=%00", "from"),
+        ("from=20261001", "from"),  # ISO 8601's basic form: not the documented one
+        ("from=2025-01-01&to=2026-02-06", "from"),  # 401 days
+        ("from=2026-10-01&to=2026-11-02&granularity=hour", "granularity"),  # 32 days of hours
     ],
 )
 def test_it_names_the_bad_parameter(world: World, query: str, field: str) -> None:
     response = Client().get(f"/api/v1/usage?{query}", **world.read.auth)
     assert response.status_code == 400
     assert field in response.json()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "from=2025-01-01&to=2026-02-05&granularity=month",  # 400 days
+        "from=2026-10-01&to=2026-11-01&granularity=hour",  # 31 days of hours
+        "from=1970-01-01T00:00:00Z&to=1970-01-02",
+        "from=9998-12-31T00:00:00%2B14:00&to=9998-12-31T23:59:59.999999-00:00",
+        "to=1970-01-01T12:00:00Z",  # the default 7 days before it are a week before the bound
+    ],
+)
+def test_it_answers_ranges_within_the_bounds(world: World, query: str) -> None:
+    response = Client().get(f"/api/v1/usage?{query}", **world.read.auth)
+    assert response.status_code == 200, response.content
+
+
+def test_it_groups_by_a_repeated_group_once(world: World) -> None:
+    _seed(world)
+    answer = _usage(Client(), "group_by=feature," + "model," * 500, **world.read.auth)
+    assert answer["group_by"] == ["feature", "model"]
+    assert {tuple(sorted(r)) for r in answer["rows"]} == {tuple(sorted(answer["rows"][0]))}
+
+
+def test_it_prints_costs_as_plain_decimals_never_in_exponent_notation(world: World) -> None:
+    ingest_events(
+        world.ingest.key,
+        [
+            event(1, timestamp=DAY1.isoformat(), provider="x", model="free"),  # unpriced: $0
+            event(
+                2, timestamp=DAY2.isoformat(), provider="x", model="cheap", cost_usd="0.00000015"
+            ),
+        ],
+    )
+    roll_up_all_pending(world.tenant.pk)
+    rows = _usage(Client(), "group_by=model", **world.read.auth)["rows"]
+    assert {r["model"]: r["cost_usd"] for r in rows} == {
+        "free": "0.000000000000",
+        "cheap": "0.000000150000",
+    }
 
 
 def test_it_reports_the_rollup_lag(world: World) -> None:

@@ -1,0 +1,69 @@
+"""The OpenAPI description of `GET /api/v1/usage`: its parameters, rows and errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+
+from core import dates
+from core.openapi import DECIMAL, PARAMETER_ERRORS, RESPONSE_HEADERS, access_errors, error
+from rollups.selectors import GRANULARITIES, GROUPS, TOKEN_SUMS
+
+# Empty is the default, as if the parameter were not sent.
+INSTANT: dict[str, Any] = {"type": "string", "pattern": f"^({dates.INSTANT_PATTERN[1:-1]})?$"}
+_COUNT: dict[str, Any] = {"type": "integer", "minimum": 0}
+USAGE_ROW: dict[str, Any] = {
+    "type": "object",
+    "description": "One period and group: each `group_by` dimension's value, then the sums "
+    "(per user: requests, input and output tokens and cost only).",
+    "properties": {
+        "period": {"type": "string", "description": "The period's start: a date or a time."},
+        "granularity": {"type": "string", "enum": list(GRANULARITIES)},
+        "cost_usd": DECIMAL,
+        "requests": _COUNT,
+        "errors": _COUNT,
+        "unpriced_requests": _COUNT,
+        **{name: _COUNT for name in TOKEN_SUMS},
+    },
+    "additionalProperties": {"type": "string", "nullable": True},
+    "required": ["period", "granularity", "cost_usd", "requests"],
+}
+USAGE_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "from": {"type": "string", "format": "date-time"},
+        "to": {"type": "string", "format": "date-time"},
+        "granularity": {"type": "string", "enum": list(GRANULARITIES)},
+        "group_by": {"type": "array", "items": {"type": "string"}},
+        "rows": {"type": "array", "items": USAGE_ROW},
+    },
+    "required": ["from", "to", "granularity", "group_by", "rows"],
+}
+LIMITS = (
+    f"Dates from {dates.EARLIEST_DAY} to {dates.LATEST_DAY}; a range of at most "
+    f"{dates.MAX_RANGE_DAYS} days, {dates.MAX_HOURLY_DAYS} per hour."
+)
+USAGE_SCHEMA: dict[str, Any] = {
+    "parameters": [
+        OpenApiParameter(
+            "from",
+            INSTANT,
+            description="Start: a date or an RFC 3339 time (UTC without an offset); "
+            "default 7 days before `to`.",
+        ),
+        OpenApiParameter("to", INSTANT, description="End, exclusive; default: tomorrow, 0:00 UTC."),
+        OpenApiParameter(
+            "group_by", OpenApiTypes.STR, description=f"Comma-separated: {','.join(GROUPS)}"
+        ),
+        OpenApiParameter("granularity", OpenApiTypes.STR, enum=list(GRANULARITIES)),
+        *RESPONSE_HEADERS,
+    ],
+    "responses": {
+        200: OpenApiResponse(USAGE_ANSWER, "Usage per period and group, from the rollups."),
+        400: error(f"A bad parameter, named. {LIMITS}", PARAMETER_ERRORS),
+        **access_errors("read"),
+    },
+    "description": f"Usage from the rollups, for a read key or a signed-in member. {LIMITS}",
+}
