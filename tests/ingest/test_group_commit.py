@@ -87,9 +87,8 @@ def test_it_counts_an_event_id_sent_twice_in_one_group_once(world: World) -> Non
 
     def share(*ids: str, rejected: int = 0) -> Share:
         valid = [(validate_event(event(i), now)[0], world.team.pk) for i in ids]
-        return Share(
-            _event_rows(world.ingest.key, price_events(world.ingest.key, valid), now), rejected, now
-        )  # type: ignore[arg-type]
+        priced = price_events(world.ingest.key, valid)  # type: ignore[arg-type]
+        return Share(_event_rows(world.ingest.key, priced, now), rejected, now)
 
     first = write_group(world.tenant.pk, [share("a", "b"), share("b", "c", rejected=2), share("a")])
     again = write_group(world.tenant.pk, [share("c"), share("d")])
