@@ -42,17 +42,19 @@ from ingest.schema import (
 
 MAX_FUTURE = timedelta(minutes=5)
 TOO_FAR_AHEAD = "is more than 5 minutes in the future"
-_RETENTION: dict[int, timedelta] = {}
+# The last answer of `oldest_timestamp`: a request's events share their `now`.
+_oldest: list[Any] = [None, 0, None]  # now, retention days, oldest timestamp
 
 
 def oldest_timestamp(now: datetime) -> datetime:
     """The oldest timestamp an event may have: the raw-event retention window's start (older
     events would be deleted by the next sweep, and never shown)."""
+    last_now, last_days, oldest = _oldest
     days = settings.RAW_EVENT_RETENTION_DAYS
-    retention = _RETENTION.get(days)
-    if retention is None:
-        retention = _RETENTION[days] = timedelta(days=days)
-    return now - retention
+    if now is not last_now or days != last_days:
+        oldest = now - timedelta(days=days)
+        _oldest[:] = [now, days, oldest]
+    return oldest  # type: ignore[no-any-return]
 
 
 def too_old() -> str:
@@ -375,14 +377,20 @@ def plain_timestamp(value: Any, now: datetime) -> datetime | None:
             parsed = parsed.astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         return None
-    return parsed if oldest_timestamp(now) <= parsed <= now + MAX_FUTURE else None
+    # The window's start, as `oldest_timestamp` gives it (its last answer, for this `now`).
+    oldest = _oldest[2] if now is _oldest[0] else oldest_timestamp(now)
+    return parsed if oldest <= parsed <= now + MAX_FUTURE else None
 
 
 def plain_latency(value: Any) -> float | None:
     """A valid latency_ms as float, or None for anything `_latency` would refuse (or question).
     Exact types only: a subclass (or bool, an int subclass) is left to the full validator."""
     kind = type(value)
-    if (kind is not int and kind is not float and kind is not Decimal) or value < 0:
+    if kind is float:  # NaN fails both comparisons, infinity the second
+        return value if 0 <= value <= MAX_LATENCY_MS else None  # type: ignore[no-any-return]
+    if kind is int:
+        return float(value) if 0 <= value <= MAX_LATENCY_MS else None
+    if kind is not Decimal or value < 0:
         return None
     latency = finite_float(value)  # a duration, not money
     return latency if latency is not None and latency <= MAX_LATENCY_MS else None
@@ -428,7 +436,9 @@ def plain_tags(tags: Any, max_length: int) -> bool:
 def _plain_lines(f: Field, typed: bool) -> list[str]:
     n, default = f.name, repr(f.default)
     read = f"{n} = e.{n}" if typed else f"{n} = get({n!r})"
-    not_text = f"type({n}) is not str or len({n}) > {f.max_length} or not storable({n})"
+    # Not storable: a NUL, or (only in text that is not ASCII) a lone surrogate.
+    unstorable = f"NUL in {n} or not {n}.isascii() and surrogate_in({n})"
+    not_text = f"type({n}) is not str or len({n}) > {f.max_length} or {unstorable}"
     otherwise_default = [f"if {n} is None:", f"    {n} = {default}"]
     # An empty string means a text field's default (for "production"; "" is "" anyway).
     empty_is_default = [f"{n} = {n} or {default}"] if type(f.default) is str and f.default else []
@@ -452,7 +462,7 @@ def _plain_lines(f: Field, typed: bool) -> list[str]:
             if typed:
                 return [f"{n} = e.{n}{strip}", f"if not {n}:", refuse]
             check = f"if type({n}) is not str or len({n}) > {f.max_length}:"
-            strip_check = f"if not {n} or not storable({n}):"
+            strip_check = f"if not {n} or {unstorable}:"
             return [read, check, refuse, f"{n} = {n}{strip}", strip_check, refuse]
         case Kind.ID:
             blank = f"not {n}.strip()" if typed else f"{not_text} or not {n}.strip()"
@@ -500,7 +510,7 @@ def _plain_lines(f: Field, typed: bool) -> list[str]:
 # What the one-pass checks' code names besides the fields (their local variables).
 _PLAIN_NAMES = {
     "e", "raw", "get", "now", "uuid", "NUL", "ValidEvent", "plain_timestamp", "plain_latency",
-    "plain_money", "plain_tags", "storable",
+    "plain_money", "plain_tags", "surrogate_in",
 }  # fmt: skip
 
 
