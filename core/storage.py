@@ -19,8 +19,32 @@ def storage_unavailable() -> JsonResponse:
     return response
 
 
+# PostgreSQL's deadlock_detected and serialization_failure: a conflict between transactions
+# that one of them, retried, resolves. Not an outage: the database is up and answering.
+TRANSIENT_CONFLICTS = frozenset({"40P01", "40001"})
+
+
+def sqlstate(exception: BaseException) -> str | None:
+    """The PostgreSQL error code behind `exception` (Django wraps psycopg's errors)."""
+    seen: BaseException | None = exception
+    while seen is not None:
+        code = getattr(seen, "sqlstate", None)
+        if code:
+            return str(code)
+        seen = seen.__cause__
+    return None
+
+
+def is_transient_conflict(exception: BaseException) -> bool:
+    """A deadlock or serialization failure: retry the transaction."""
+    return isinstance(exception, DatabaseError) and sqlstate(exception) in TRANSIENT_CONFLICTS
+
+
 def is_storage_outage(exception: BaseException) -> bool:
-    """A database that is down, unreachable or dropped the connection (not a bad query)."""
+    """A database that is down, unreachable or dropped the connection (not a bad query, and
+    not a deadlock or serialization failure between transactions)."""
+    if is_transient_conflict(exception):
+        return False
     return isinstance(exception, OperationalError | InterfaceError) or (
         isinstance(exception, DatabaseError) and "connection" in str(exception).lower()
     )

@@ -34,13 +34,13 @@ class Kind(Enum):
     """The rule a sent field follows (`ingest.validation` has its messages)."""
 
     ID = "an idempotency key: a string, not blank"
-    TIME = "RFC 3339 with an offset, or epoch seconds; not more than 5 minutes ahead"
+    TIME = "RFC 3339 with an offset, or epoch seconds; in the retention window; kept in UTC"
     NAME = "a string, not blank; stripped of surrounding blanks"
     TEXT = "a string; an empty one means the default, if that is a string"
     COUNT = "an integer from 0 to max_value"
     STATUS = "an integer from 0 to max_value, an HTTP status"
-    DURATION = "a finite number of zero or more, kept as a float"
-    MONEY = "a decimal string or number of zero or more, kept exact"
+    DURATION = "a finite number from 0 to max_value, kept as a float"
+    MONEY = "a decimal string or number from 0 to max_value, kept exact to 12 decimal places"
     TAGS = "an object of string to string, at most max_length keys"
     DERIVED = "not sent: set by the server"
 
@@ -68,7 +68,8 @@ class Field:
     pg_type: str  # the column's type, as COPY and json_to_recordset name it
     column: str = ""  # UsageEvent's column, when it is not `name`
     max_length: int | None = None  # characters (for TAGS: keys)
-    max_value: int | None = None  # COUNT, STATUS: the largest value allowed (the least is 0)
+    # COUNT, STATUS, DURATION, MONEY: the largest value allowed (the least is 0)
+    max_value: int | None = None
     # A sent field: must be present. A derived field: always set.
     required: bool = False
     # What a missing field means. A field neither required nor with a default may be NULL.
@@ -91,8 +92,21 @@ class Field:
         return not self.required and self.default is None
 
 
-# The largest token count: 2**62 - 1, so that no sum of counts overflows bigint (2**63 - 1).
-MAX_COUNT = 2**62 - 1
+# Per-event bounds, so that no stored value and no sum of a tenant's events (hourly, daily,
+# monthly, lifetime and per-consumer rollups, invoices, metrics) can overflow its column
+# (README, "Send usage: REST"). Ten years at bench/ingest.py's ~65,000 events/s is
+# 65,000 * 86,400 * 365.25 * 10 ~= 2.05e13 events:
+# - money is numeric(28, 12), below 1e16: 1e16 / 2.05e13 ~= 487 USD a call, so at most
+#   400 USD (2.05e13 * 400 = 8.2e15), a client's cost and the priced cost alike;
+# - tokens: a count is at most 10**8, 50 times the largest context window sold today (2M).
+#   Rollups sum them in bigint (9.22e18): 9.22e10 events of that size. That is 16 days of
+#   ingest at full rate with every call 100M tokens, so not a 10-year proof; a cap that is
+#   one (9.22e18 / 2.05e13 ~= 449,000 tokens) would refuse real 1M-context calls;
+# - latency: at most 10**9 ms (11.6 days); a float8 sum of 2.05e13 of them is 2e22, far below
+#   float8's 1.8e308 (PostgreSQL raises an error where a float sum overflows).
+MAX_COUNT = 10**8
+MAX_COST_USD = 400
+MAX_LATENCY_MS = 10**9
 TAG_KEY_LENGTH, TAG_VALUE_LENGTH = 128, 256
 DERIVED = Kind.DERIVED
 
@@ -114,10 +128,10 @@ FIELDS = (
     Field("team", Kind.TEXT, "bigint", column="team_id", max_length=64),
     Field("environment", Kind.TEXT, "text", max_length=64, default="production",
           null_is_default=False),
-    Field("latency_ms", Kind.DURATION, "float8"),
+    Field("latency_ms", Kind.DURATION, "float8", max_value=MAX_LATENCY_MS),
     Field("status_code", Kind.STATUS, "int", max_value=999, default=200),
     # What the client computed; the cost the server prices is the derived cost_usd.
-    Field("cost_usd", Kind.MONEY, "numeric", column="client_cost_usd"),
+    Field("cost_usd", Kind.MONEY, "numeric", column="client_cost_usd", max_value=MAX_COST_USD),
     Field("tags", Kind.TAGS, "jsonb", max_length=20, default={}),
     Field("feature", Kind.TEXT, "text", max_length=128, default=""),
     Field("endpoint", Kind.TEXT, "text", max_length=128, default=""),
@@ -148,6 +162,7 @@ def check_fields(fields: Iterable[Field]) -> None:
         limit = {
             Kind.ID: "max_length", Kind.NAME: "max_length", Kind.TEXT: "max_length",
             Kind.TAGS: "max_length", Kind.COUNT: "max_value", Kind.STATUS: "max_value",
+            Kind.DURATION: "max_value", Kind.MONEY: "max_value",
         }.get(f.kind)  # fmt: skip
         if limit and getattr(f, limit) is None:
             raise ValueError(f"{f.name}: a field of kind {f.kind.name} needs its {limit}")

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import json
+import logging
+import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import psycopg
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from psycopg.abc import Buffer
 from psycopg.types.json import JsonbBinaryDumper
 
 from core.signals import events_stored
-from core.storage import is_storage_outage
+from core.storage import is_storage_outage, is_transient_conflict
 from ingest import schema
 from ingest.groupcommit import GroupCommit
 from ingest.models import PendingBatch, UsageEvent
-from ingest.schema import COLUMNS, FIELDS, PG_TYPES, Field, Kind
+from ingest.schema import COLUMNS, FIELDS, MAX_COST_USD, PG_TYPES, Field, Kind
 from ingest.typed import TypedEvent, validate_typed
 from ingest.validation import ValidEvent, validate_event
 from pricing.catalog import END
@@ -29,6 +33,9 @@ from tenants.models import ApiKey
 from tenants.selectors import team_ids_by_slug
 
 TABLE = UsageEvent._meta.db_table
+log = logging.getLogger(__name__)
+# An event, its team, its timestamp in UTC, its cost and the cost's source: what is stored.
+Priced = tuple[ValidEvent, int | None, datetime, Decimal, str]
 
 
 @dataclass
@@ -49,9 +56,41 @@ def ingest_events(key: ApiKey, raw_events: list[Any]) -> IngestResult:
     result = IngestResult()
     valid = _validate_batch(key, raw_events, now, result)
     if valid or result.rejected:
-        result.accepted = store_events(key, valid, now, rejected=len(result.rejected))
-        result.duplicates = len(valid) - result.accepted
+        priced = price_events(key, valid)
+        refused = [(e, COST_TOO_HIGH) for e, _, _, cost, _ in priced if cost > MAX_COST_USD]
+        if refused:
+            priced = [p for p in priced if p[3] <= MAX_COST_USD]
+        accepted, refused_by_storage = store_priced(
+            key, priced, now, rejected=len(result.rejected) + len(refused)
+        )
+        result.accepted = accepted
+        result.duplicates = len(priced) - len(refused_by_storage) - accepted
+        if refused or refused_by_storage:
+            _reject(result, raw_events, valid, refused + refused_by_storage)
     return result
+
+
+COST_TOO_HIGH = {
+    "cost_usd": [
+        f"the priced cost of this call is more than {MAX_COST_USD} USD, the most one call may cost"
+    ]
+}
+
+
+def _reject(
+    result: IngestResult,
+    raw_events: list[Any],
+    valid: list[tuple[ValidEvent, int | None]],
+    refused: list[tuple[ValidEvent, dict[str, list[str]]]],
+) -> None:
+    """Add valid events refused after validation (by their cost, or by the database) to the
+    rejected ones, under their index in the request (rare: found from the valid ones' order)."""
+    rejected = {r["index"] for r in result.rejected}
+    indexes = (i for i in range(len(raw_events)) if i not in rejected)
+    index_of = {id(e): i for (e, _), i in zip(valid, indexes, strict=False)}
+    for e, errors in refused:
+        result.rejected.append({"index": index_of[id(e)], "errors": errors})
+    result.rejected.sort(key=itemgetter("index"))
 
 
 def _validate_batch(
@@ -88,16 +127,11 @@ def _hour_span(at: datetime) -> tuple[datetime, datetime]:
 def _rows(
     key: ApiKey, batch_id: int, events: list[tuple[ValidEvent, int | None]], now: datetime
 ) -> Iterator[tuple[Any, ...]]:
-    """One tuple per event, in the order of COLUMNS, priced; tags as a dict (COPY's jsonb).
-
-    The pricer is looked up now, not when the first row is taken: that may query the
-    database, which cannot answer a query in the middle of a COPY."""
-    return _priced_rows(pricer_for(key.tenant), key, batch_id, events, now)
+    """One tuple per event, in the order of COLUMNS, priced; tags as a dict (COPY's jsonb)."""
+    return _priced_rows(key, batch_id, price_events(key, events), now)
 
 
-def _priced(
-    pricer: TenantPricer, events: list[tuple[ValidEvent, int | None]]
-) -> Iterator[tuple[ValidEvent, int | None, datetime, Decimal, str]]:
+def _priced(pricer: TenantPricer, events: list[tuple[ValidEvent, int | None]]) -> Iterator[Priced]:
     """Each event with its team, its timestamp in UTC, its cost and the cost's source."""
     price = pricer.price_counts
     for e, team_id in events:
@@ -113,17 +147,16 @@ def _priced(
 
 # One tuple per event, in the order of COLUMNS (`ingest.schema.FIELDS`), for COPY.
 _PRICED_ROWS = """
-def _priced_rows(pricer, key, batch_id, events, now):
+def _priced_rows(key, batch_id, priced, now):
     tenant_id, api_key_id, received_at = key.tenant_id, key.pk, now
     hour = end = END  # the previous event's hour: a batch's events mostly share one
-    for e, team_id, timestamp, cost_usd, cost_source in _priced(pricer, events):
+    for e, team_id, timestamp, cost_usd, cost_source in priced:
         if not hour <= timestamp < end:
             hour, end = _hour_span(timestamp)
         yield ({row})
 """
 _priced_rows: Callable[
-    [TenantPricer, ApiKey, int, list[tuple[ValidEvent, int | None]], datetime],
-    Iterator[tuple[Any, ...]],
+    [ApiKey, int, list[Priced], datetime], Iterator[tuple[Any, ...]]
 ] = schema.define_row_builder(
     "_priced_rows",
     _PRICED_ROWS,
@@ -140,7 +173,23 @@ _priced_rows: Callable[
 def store_events(
     key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime, rejected: int = 0
 ) -> int:
-    """Insert the events and their pending batch in one transaction; returns how many were new.
+    """Price and store the events (`store_priced`); returns how many were new."""
+    return store_priced(key, price_events(key, events), now, rejected)[0]
+
+
+def price_events(key: ApiKey, events: list[tuple[ValidEvent, int | None]]) -> list[Priced]:
+    """The events priced for the key's tenant, as `store_priced` takes them."""
+    return list(_priced(pricer_for(key.tenant), events))
+
+
+Refused = list[tuple[ValidEvent, dict[str, list[str]]]]
+
+
+def store_priced(
+    key: ApiKey, priced: list[Priced], now: datetime, rejected: int = 0
+) -> tuple[int, Refused]:
+    """Insert the events and their pending batch in one transaction; returns how many were new,
+    and the events the database refused (with their errors), if any.
 
     A repeated (tenant, event_id) is skipped by the unique constraint, also when two requests
     race, so a duplicate is never stored or counted twice. The batch row also carries how many
@@ -148,21 +197,59 @@ def store_events(
     A few events may share that transaction and batch row with concurrent requests of the
     same tenant in this process (group commit, `_insert_grouped`); the count returned is
     still this request's own.
+
+    Rows are written in one order, by event id, whoever writes them (COPY, grouped INSERT, one
+    by one): two batches sharing ids then wait for each other instead of deadlocking. A
+    deadlock or serialization failure that happens anyway is retried (`_retrying`). If the
+    database refuses the batch for something other than an outage, its events are written
+    one by one, and only those it refuses are rejected.
     """
-    inserted = _store(key, events, now, rejected)
+    priced.sort(key=_event_id_of)
+    inserted, refused = _store(key, priced, now, rejected)
     transaction.on_commit(lambda: events_stored.send(UsageEvent, tenant_id=key.tenant_id))
-    return inserted
+    return inserted, refused
 
 
-def _store(
-    key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime, rejected: int
-) -> int:
-    if len(events) >= COPY_MIN_EVENTS:
+def _event_id_of(p: Priced) -> str:
+    return p[0].event_id
+
+
+def _store(key: ApiKey, priced: list[Priced], now: datetime, rejected: int) -> tuple[int, Refused]:
+    try:
+        if len(priced) >= COPY_MIN_EVENTS:
+            try:
+                return _retrying(lambda: _copy(key, priced, now, rejected)), []
+            except DatabaseError as exc:
+                if is_storage_outage(exc):
+                    raise
+                # An event id already stored (a client's retry) or repeated in the batch, or a
+                # row the database refused: the grouped INSERT, then one by one, sort it out.
+        return _insert_grouped(key, priced, now, rejected), []
+    except DatabaseError as exc:
+        if is_storage_outage(exc):
+            raise
+        log.warning("ingest: batch refused (%s); storing its events one by one", exc)
+        return _retrying(lambda: _insert_one_by_one(key, priced, now, rejected))
+
+
+# A deadlock (40P01) or serialization failure (40001) is retried this many times in all, after
+# a short random wait: a client should not see, nor retry, a conflict the server can resolve.
+ATTEMPTS = 4
+BACKOFF_SECONDS = 0.01
+
+
+def _retrying(write: Callable[[], Any]) -> Any:
+    """`write()`, again after a deadlock or serialization failure (outside a caller's
+    transaction, which such an error has aborted)."""
+    for attempt in range(1, ATTEMPTS + 1):
         try:
-            return _copy(key, events, now, rejected)
-        except IntegrityError:
-            pass  # an event id already stored (a client's retry) or repeated in the batch
-    return _insert_grouped(key, events, now, rejected)
+            return write()
+        except DatabaseError as exc:
+            if attempt == ATTEMPTS or not is_transient_conflict(exc) or connection.in_atomic_block:
+                raise
+            log.info("ingest: %s; retrying (attempt %d)", exc, attempt + 1)
+            time.sleep(random.uniform(0.5, 1.5) * BACKOFF_SECONDS * 2**attempt)
+    raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
 # From this many events COPY's extra round trips (BEGIN, batch row, COPY, COMMIT instead of
@@ -193,9 +280,7 @@ EMPTY_JSONB = b"\x01{}"
 _encode_json = json.JSONEncoder().encode  # what json.dumps(obj) calls, without its kwargs
 
 
-def _copy(
-    key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime, rejected: int
-) -> int:
+def _copy(key: ApiKey, events: list[Priced], now: datetime, rejected: int) -> int:
     """The batch row and its events by COPY in one transaction: the database's cost per row is
     about a third of INSERT ... ON CONFLICT's (bulk heap inserts, no speculative insertion).
     COPY is all or nothing, so an event id that exists already fails it with IntegrityError,
@@ -207,7 +292,7 @@ def _copy(
             cursor.execute(PG_BATCH, [key.tenant_id, now, len(events), rejected], prepare=True)
             batch = cursor.fetchone()
             assert batch is not None  # INSERT ... RETURNING returns the row it inserted
-            rows = _rows(key, batch[0], events, now)  # before COPY: it may query
+            rows = _priced_rows(key, batch[0], events, now)
             with cursor.copy(PG_COPY) as copy:
                 copy.set_types(COPY_TYPES)
                 for row in rows:
@@ -255,15 +340,64 @@ class Share:
     received_at: datetime
 
 
-def _insert_grouped(
-    key: ApiKey, events: list[tuple[ValidEvent, int | None]], now: datetime, rejected: int
-) -> int:
+def _insert_grouped(key: ApiKey, events: list[Priced], now: datetime, rejected: int) -> int:
     """A few events: written with those of the process's concurrent requests for the same
     tenant (group commit), unless in a transaction of the caller's, which must own them."""
     share = Share(_event_rows(key, events, now), rejected, now)
-    if connection.in_atomic_block or len(events) >= COPY_MIN_EVENTS:
-        return write_group(key.tenant_id, [share])[0]
+    if connection.in_atomic_block:
+        with transaction.atomic():  # a savepoint: a refused statement leaves the caller's own
+            return write_group(key.tenant_id, [share])[0]
+    if len(events) >= COPY_MIN_EVENTS:
+        return _retrying(lambda: write_group(key.tenant_id, [share]))[0]  # type: ignore[no-any-return]
     return _groups.run(key.tenant_id, share)
+
+
+# One event with a given pending batch: `_insert_one_by_one`'s statement.
+PG_STORE_ONE = (
+    f"INSERT INTO {TABLE} (batch_id, tenant_id, hour, {_PG_EVENT_NAMES}) "  # noqa: S608 - constants only
+    "SELECT %(batch)b::bigint, %(tenant)b::bigint, date_trunc('hour', e.timestamp, 'UTC'), e.* "
+    "FROM json_to_recordset(%(events)s::json) AS e("
+    + ", ".join(f"{name} {pg_type}" for name, pg_type in PG_EVENT_COLUMNS)
+    + ") ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id"
+)
+PG_REFUSED = (
+    f"UPDATE {PendingBatch._meta.db_table} "  # noqa: S608 - constants only
+    "SET offered = offered - %(n)b::int, rejected = rejected + %(n)b::int WHERE id = %(batch)b::bigint"
+)
+
+
+def _insert_one_by_one(
+    key: ApiKey, priced: list[Priced], now: datetime, rejected: int
+) -> tuple[int, Refused]:
+    """The batch row, then each event in a savepoint of its own, in one transaction: an event
+    the database refuses is left out and counted rejected, the others are stored."""
+    rows = _event_rows(key, priced, now)
+    inserted, refused = 0, []
+    with transaction.atomic():
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(PG_BATCH, [key.tenant_id, now, len(priced), rejected])
+            batch = cursor.fetchone()
+            assert batch is not None  # INSERT ... RETURNING returns the row it inserted
+        for p, row in zip(priced, rows, strict=True):
+            params = {"batch": batch[0], "tenant": key.tenant_id, "events": _encode_json([row])}
+            try:
+                with (
+                    transaction.atomic(),
+                    connection.wrap_database_errors,
+                    psycopg.Cursor(connection.connection) as cursor,
+                ):
+                    cursor.execute(PG_STORE_ONE, params)
+                    inserted += len(cursor.fetchall())
+            except DatabaseError as exc:
+                if is_storage_outage(exc) or is_transient_conflict(exc):
+                    raise
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                refused.append((p[0], {"non_field_errors": [f"refused by the database: {reason}"]}))
+        if refused:
+            with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+                cursor.execute(PG_REFUSED, {"n": len(refused), "batch": batch[0]})
+    return inserted, refused
 
 
 def write_group(tenant_id: int, shares: list[Share]) -> list[int]:
@@ -284,6 +418,8 @@ def write_group(tenant_id: int, shares: list[Share]) -> list[int]:
                 rows.append(row)
                 ids.append(row["event_id"])
         sent.append(ids)
+    if len(shares) > 1:
+        rows.sort(key=_ROW_EVENT_ID)  # one order for every writer (each share's is sorted)
     params = {
         "tenant": tenant_id,
         "created": min(share.received_at for share in shares),
@@ -305,29 +441,30 @@ def _write_groups(tenant_id: int, shares: list[Share]) -> list[int | Exception]:
     """`write_group`, except that one request's bad data (say a character PostgreSQL refuses)
     fails only that request: after such an error each share is written again on its own."""
     try:
-        return list(write_group(tenant_id, shares))  # list[int] as list[int | Exception]
+        return list(_retrying(lambda: write_group(tenant_id, shares)))
     except DatabaseError as exc:
         if len(shares) == 1 or is_storage_outage(exc):
             raise
     results: list[int | Exception] = []
     for share in shares:
         try:
-            results.append(write_group(tenant_id, [share])[0])
+            results.append(_retrying(lambda: write_group(tenant_id, [share]))[0])  # noqa: B023
         except DatabaseError as exc:
             results.append(exc)
     return results
 
 
 _groups: GroupCommit[int, Share, int] = GroupCommit(_write_groups)
+_ROW_EVENT_ID = itemgetter("event_id")
 
 
 # One priced, JSON-ready object per event (PG_EVENT_COLUMNS' keys): what json.dumps cannot
 # write (times, Decimal) is converted here, as text that PostgreSQL reads exactly.
 _EVENT_ROWS = """
-def _event_rows(key, events, now):
+def _event_rows(key, priced, now):
     api_key_id, received_at = key.pk, now.isoformat()
     rows = []
-    for e, team_id, _, cost, cost_source in _priced(pricer_for(key.tenant), events):
+    for e, team_id, _, cost, cost_source in priced:
         # An event sent without a timestamp has `now` itself: its text is made already.
         timestamp = received_at if e.timestamp is now else e.timestamp.isoformat()
         client_cost_usd = None if e.cost_usd is None else str(e.cost_usd)
@@ -346,9 +483,8 @@ def _json_object(values: list[tuple[Field, str]]) -> str:
     return "{" + ", ".join(f"{f.column!r}: {value}" for f, value in values) + "}"
 
 
-_event_rows: Callable[
-    [ApiKey, list[tuple[ValidEvent, int | None]], datetime], list[dict[str, Any]]
-] = schema.define_row_builder(
+_event_rows: Callable[[ApiKey, list[Priced], datetime], list[dict[str, Any]]] = (
+    schema.define_row_builder(
     "_event_rows",
     _EVENT_ROWS,
     PER_EVENT,
@@ -358,4 +494,4 @@ _event_rows: Callable[
     ),
     row=_json_object,
     namespace=globals(),
-)  # fmt: skip
+))  # fmt: skip

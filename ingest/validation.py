@@ -19,17 +19,53 @@ at import time, by `define_plain_check`, as flat code with no call per field.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
+
 from ingest import schema
-from ingest.schema import SENT, TAG_KEY_LENGTH, TAG_VALUE_LENGTH, Field, Kind
+from ingest.schema import (
+    MAX_COST_USD,
+    MAX_LATENCY_MS,
+    SENT,
+    TAG_KEY_LENGTH,
+    TAG_VALUE_LENGTH,
+    Field,
+    Kind,
+)
 
 MAX_FUTURE = timedelta(minutes=5)
+TOO_FAR_AHEAD = "is more than 5 minutes in the future"
+# The last answer of `oldest_timestamp`: a request's events share their `now`.
+_oldest: list[Any] = [None, 0, None]  # now, retention days, oldest timestamp
+
+
+def oldest_timestamp(now: datetime) -> datetime:
+    """The oldest timestamp an event may have: the raw-event retention window's start (older
+    events would be deleted by the next sweep, and never shown)."""
+    last_now, last_days, oldest = _oldest
+    days = settings.RAW_EVENT_RETENTION_DAYS
+    if now is not last_now or days != last_days:
+        oldest = now - timedelta(days=days)
+        _oldest[:] = [now, days, oldest]
+    return oldest  # type: ignore[no-any-return]
+
+
+def too_old() -> str:
+    return f"is older than the raw-event retention ({settings.RAW_EVENT_RETENTION_DAYS} days)"
+
+
+# Money is stored with 12 decimal places (numeric(28, 12)); an amount with more is rounded as
+# PostgreSQL rounds it (half away from zero), here, where an exponent such as 1E-1000000 that
+# numeric cannot even read is one more such amount.
+MONEY_PLACES = -12
+_MONEY_QUANTUM = Decimal(1).scaleb(MONEY_PLACES)
 Errors = dict[str, list[str]]
 
 
@@ -63,6 +99,20 @@ schema.check_record(ValidEvent)  # written out for type checkers: it must be the
 # than by the database.
 NUL = "\x00"
 NO_NUL = "must not contain NUL characters"
+# Nor a lone surrogate (a "\ud800" escape without its pair, which json.loads lets through):
+# not Unicode text, and neither jsonb nor UTF-8 can hold it.
+NO_SURROGATE = "must be valid Unicode: no unpaired surrogate (\\ud800-\\udfff) escapes"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def surrogate_in(value: str) -> bool:
+    """Whether `value` holds a lone surrogate (ASCII text, nearly every string, is O(1))."""
+    return not value.isascii() and _SURROGATE.search(value) is not None
+
+
+def storable(value: str) -> bool:
+    """Whether PostgreSQL can store the string: no NUL character, no lone surrogate."""
+    return NUL not in value and (value.isascii() or _SURROGATE.search(value) is None)
 
 
 def _string(value: Any, max_len: int, errors: Errors, name: str) -> str | None:
@@ -74,6 +124,9 @@ def _string(value: Any, max_len: int, errors: Errors, name: str) -> str | None:
         return None
     if NUL in value:
         errors[name] = [NO_NUL]
+        return None
+    if surrogate_in(value):
+        errors[name] = [NO_SURROGATE]
         return None
     return value
 
@@ -114,9 +167,26 @@ def _timestamp(raw: dict[str, Any], f: Field, errors: Errors, now: datetime) -> 
     except (TypeError, ValueError, OverflowError, OSError):
         errors[f.name] = ["must be RFC 3339 with an offset or epoch seconds"]
         return now
-    if parsed > now + MAX_FUTURE:
-        errors[f.name] = ["is more than 5 minutes in the future"]
-    return parsed
+    # In UTC: any offset Python reads (up to ±23:59) becomes one PostgreSQL stores.
+    utc = in_utc(parsed)
+    if utc is None or utc > now + MAX_FUTURE:
+        # Out of range in UTC: before year 1 (an old date east of UTC) or after year 9999.
+        errors[f.name] = [too_old() if utc is None and parsed.year == 1 else TOO_FAR_AHEAD]
+        return now
+    if utc < oldest_timestamp(now):
+        errors[f.name] = [too_old()]
+        return now
+    return utc
+
+
+def in_utc(parsed: datetime) -> datetime | None:
+    """`parsed` (aware) in UTC, or None when that falls outside year 1 to 9999."""
+    if parsed.tzinfo is UTC:
+        return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def _name(raw: dict[str, Any], f: Field, errors: Errors, now: datetime) -> str:
@@ -148,8 +218,11 @@ def _count(raw: dict[str, Any], f: Field, errors: Errors, now: datetime) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         errors[f.name] = ["must be an integer"]
         return 0
-    if not 0 <= value <= _most(f):
+    if value < 0:
         errors[f.name] = ["must be zero or more"]
+        return 0
+    if value > _most(f):
+        errors[f.name] = [f"must be at most {_most(f):,}"]
         return 0
     return value
 
@@ -174,6 +247,9 @@ def _latency(raw: dict[str, Any], f: Field, errors: Errors, now: datetime) -> fl
     latency = finite_float(value)  # a duration, not money
     if latency is None:
         errors[f.name] = ["must be a finite number of milliseconds"]
+    elif latency > _most(f):
+        errors[f.name] = [f"must be at most {_most(f):,} milliseconds"]
+        return None
     return latency
 
 
@@ -191,7 +267,17 @@ def _money(raw: dict[str, Any], f: Field, errors: Errors, now: datetime) -> Deci
     if not amount.is_finite() or amount < 0:
         errors[f.name] = ["must be a finite amount of zero or more"]
         return None
-    return amount
+    if amount > _most(f):
+        errors[f.name] = [f"must be at most {_most(f)} USD for one call"]
+        return None
+    return _money_places(amount)
+
+
+def _money_places(amount: Decimal) -> Decimal:
+    """`amount` with at most 12 decimal places, rounded as PostgreSQL's numeric(28, 12) does."""
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite amount
+    return amount if exponent >= MONEY_PLACES else amount.quantize(_MONEY_QUANTUM, ROUND_HALF_UP)
 
 
 def _tags(raw: dict[str, Any], f: Field, errors: Errors, now: datetime) -> dict[str, str]:
@@ -213,6 +299,9 @@ def _tags(raw: dict[str, Any], f: Field, errors: Errors, now: datetime) -> dict[
         return {}
     if any(NUL in k or NUL in v for k, v in value.items()):
         errors[f.name] = [NO_NUL]
+        return {}
+    if any(surrogate_in(k) or surrogate_in(v) for k, v in value.items()):
+        errors[f.name] = [NO_SURROGATE]
         return {}
     return value
 
@@ -284,18 +373,27 @@ def plain_timestamp(value: Any, now: datetime) -> datetime | None:
             parsed = datetime.fromtimestamp(float(value), tz=UTC)
         else:
             return None
+        if parsed.tzinfo is not UTC:
+            parsed = parsed.astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         return None
-    return parsed if parsed <= now + MAX_FUTURE else None
+    # The window's start, as `oldest_timestamp` gives it (its last answer, for this `now`).
+    oldest = _oldest[2] if now is _oldest[0] else oldest_timestamp(now)
+    return parsed if oldest <= parsed <= now + MAX_FUTURE else None
 
 
 def plain_latency(value: Any) -> float | None:
     """A valid latency_ms as float, or None for anything `_latency` would refuse (or question).
     Exact types only: a subclass (or bool, an int subclass) is left to the full validator."""
     kind = type(value)
-    if (kind is not int and kind is not float and kind is not Decimal) or value < 0:
+    if kind is float:  # NaN fails both comparisons, infinity the second
+        return value if 0 <= value <= MAX_LATENCY_MS else None  # type: ignore[no-any-return]
+    if kind is int:
+        return float(value) if 0 <= value <= MAX_LATENCY_MS else None
+    if kind is not Decimal or value < 0:
         return None
-    return finite_float(value)  # a duration, not money
+    latency = finite_float(value)  # a duration, not money
+    return latency if latency is not None and latency <= MAX_LATENCY_MS else None
 
 
 def plain_money(value: Any) -> Decimal | None:
@@ -310,7 +408,9 @@ def plain_money(value: Any) -> Decimal | None:
             return None
     else:
         return None
-    return amount if amount.is_finite() and amount >= 0 else None
+    if not amount.is_finite() or not 0 <= amount <= MAX_COST_USD:
+        return None
+    return _money_places(amount)
 
 
 def plain_tags(tags: Any, max_length: int) -> bool:
@@ -320,7 +420,9 @@ def plain_tags(tags: Any, max_length: int) -> bool:
     for k, v in tags.items():
         if type(k) is not str or type(v) is not str:
             return False
-        if len(k) > TAG_KEY_LENGTH or len(v) > TAG_VALUE_LENGTH or NUL in k or NUL in v:
+        if len(k) > TAG_KEY_LENGTH or len(v) > TAG_VALUE_LENGTH:
+            return False
+        if not storable(k) or not storable(v):
             return False
     return True
 
@@ -334,7 +436,9 @@ def plain_tags(tags: Any, max_length: int) -> bool:
 def _plain_lines(f: Field, typed: bool) -> list[str]:
     n, default = f.name, repr(f.default)
     read = f"{n} = e.{n}" if typed else f"{n} = get({n!r})"
-    not_text = f"type({n}) is not str or len({n}) > {f.max_length} or NUL in {n}"
+    # Not storable: a NUL, or (only in text that is not ASCII) a lone surrogate.
+    unstorable = f"NUL in {n} or not {n}.isascii() and surrogate_in({n})"
+    not_text = f"type({n}) is not str or len({n}) > {f.max_length} or {unstorable}"
     otherwise_default = [f"if {n} is None:", f"    {n} = {default}"]
     # An empty string means a text field's default (for "production"; "" is "" anyway).
     empty_is_default = [f"{n} = {n} or {default}"] if type(f.default) is str and f.default else []
@@ -358,7 +462,8 @@ def _plain_lines(f: Field, typed: bool) -> list[str]:
             if typed:
                 return [f"{n} = e.{n}{strip}", f"if not {n}:", refuse]
             check = f"if type({n}) is not str or len({n}) > {f.max_length}:"
-            return [read, check, refuse, f"{n} = {n}{strip}", f"if not {n} or NUL in {n}:", refuse]
+            strip_check = f"if not {n} or {unstorable}:"
+            return [read, check, refuse, f"{n} = {n}{strip}", strip_check, refuse]
         case Kind.ID:
             blank = f"not {n}.strip()" if typed else f"{not_text} or not {n}.strip()"
             return [
@@ -405,7 +510,7 @@ def _plain_lines(f: Field, typed: bool) -> list[str]:
 # What the one-pass checks' code names besides the fields (their local variables).
 _PLAIN_NAMES = {
     "e", "raw", "get", "now", "uuid", "NUL", "ValidEvent", "plain_timestamp", "plain_latency",
-    "plain_money", "plain_tags",
+    "plain_money", "plain_tags", "surrogate_in",
 }  # fmt: skip
 
 

@@ -92,6 +92,8 @@ def _parse_json(raw: bytes) -> ExportTraceServiceRequest:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BodyError(400, f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # arrays or objects nested a thousand deep, as the REST path
+        raise BodyError(400, "body is not valid JSON: nested too deeply") from exc
     if not isinstance(payload, dict):
         raise BodyError(400, "body must be an OTLP/JSON ExportTraceServiceRequest object")
     message = ExportTraceServiceRequest()
@@ -99,7 +101,7 @@ def _parse_json(raw: bytes) -> ExportTraceServiceRequest:
         _hex_ids_to_base64(payload)
         # OTLP/JSON receivers must ignore fields they do not know (newer senders add some).
         json_format.ParseDict(payload, message, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise BodyError(400, f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from exc
     return message
 

@@ -137,6 +137,13 @@ def _plain_http() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def long_retention(settings: Any) -> None:
+    """Raw events kept 10 years, for tests that send events of fixed dates (catalog price
+    periods of 2025): ingest refuses timestamps older than the retention window."""
+    settings.RAW_EVENT_RETENTION_DAYS = 3650
+
+
 @pytest.fixture(autouse=True)
 def _fast_passwords_and_clean_cache(settings: Any) -> Any:
     # Real hashing costs ~0.3 s a user; tests are about access, not hash strength.

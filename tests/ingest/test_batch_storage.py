@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from django.db import connection
 from django.test import Client
 
@@ -14,6 +15,8 @@ from ingest.models import PendingBatch, UsageEvent
 from pricing.catalog import TokenCounts, reference_cost
 from pricing.services import set_price_override
 from tests.conftest import World, event, post_json
+
+pytestmark = pytest.mark.usefixtures("long_retention")  # events of fixed 2025 dates
 
 URL = "/api/v1/events"
 SKIPPED = {"id", "event_id", "batch_id", "received_at"}

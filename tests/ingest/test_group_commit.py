@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from ingest.groupcommit import GroupCommit
 from ingest.models import PendingBatch, UsageEvent
-from ingest.services import Share, _event_rows, _write_groups, write_group
+from ingest.services import Share, _event_rows, _write_groups, price_events, write_group
 from ingest.validation import validate_event
 from tests.conftest import World, event
 from tests.server import web_server
@@ -87,7 +87,8 @@ def test_it_counts_an_event_id_sent_twice_in_one_group_once(world: World) -> Non
 
     def share(*ids: str, rejected: int = 0) -> Share:
         valid = [(validate_event(event(i), now)[0], world.team.pk) for i in ids]
-        return Share(_event_rows(world.ingest.key, valid, now), rejected, now)  # type: ignore[arg-type]
+        priced = price_events(world.ingest.key, valid)  # type: ignore[arg-type]
+        return Share(_event_rows(world.ingest.key, priced, now), rejected, now)
 
     first = write_group(world.tenant.pk, [share("a", "b"), share("b", "c", rejected=2), share("a")])
     again = write_group(world.tenant.pk, [share("c"), share("d")])
@@ -242,7 +243,7 @@ def test_it_fails_only_the_request_whose_data_the_database_refuses(world: World)
 
     def share(n: str, **fields: Any) -> Share:
         valid = [(validate_event(event(n), now)[0], world.team.pk)]
-        rows = _event_rows(world.ingest.key, valid, now)  # type: ignore[arg-type]
+        rows = _event_rows(world.ingest.key, price_events(world.ingest.key, valid), now)  # type: ignore[arg-type]
         return Share([{**row, **fields} for row in rows], 0, now)
 
     # PostgreSQL text cannot hold a NUL character (validation refuses one, so it is put in the

@@ -145,7 +145,9 @@ def test_it_puts_each_value_in_its_column(world: World) -> None:
     assert row["cost_source"] == "catalog" and row["cost_usd"] > 0
     assert {column: row[column] for column in expected} == expected
     # The grouped INSERT's objects: the same values as JSON text, but those the statement sets.
-    (json_row,) = services._event_rows(key, [(valid, world.team.pk)], now)
+    (json_row,) = services._event_rows(
+        key, services.price_events(key, [(valid, world.team.pk)]), now
+    )
     assert list(json_row) == [name for name, _ in services.PG_EVENT_COLUMNS]
     assert json_row == json.loads(
         json.dumps(

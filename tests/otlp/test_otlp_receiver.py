@@ -303,6 +303,9 @@ def test_it_reports_partial_success_in_json_for_a_json_request(world: World) -> 
         (gzip.compress(b"x" * 100)[:-8], "application/x-protobuf", "gzip", "not valid gzip"),
         (b"{not json", JSON, None, "not valid JSON"),
         (b"[1, 2, 3]", JSON, None, "ExportTraceServiceRequest"),
+        # Nested 100,000 deep: too deep for any JSON parser here, answered as the REST path does.
+        (b"[" * 100_000 + b"]" * 100_000, JSON, None, "nested too deeply"),
+        (b'{"resourceSpans": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", JSON, None, "deeply"),
         (b'{"resourceSpans": "nope"}', JSON, None, "ExportTraceServiceRequest"),
         (
             b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "not-hex"}]}]}]}',

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from django.test import Client
 
 from ingest.models import UsageEvent
 from pricing.catalog import TokenCounts, reference_cost
 from pricing.services import set_price_override
 from tests.conftest import World, event, post_json
+
+pytestmark = pytest.mark.usefixtures("long_retention")  # events of fixed 2025 dates
 
 JUNE = datetime(2025, 6, 1, tzinfo=UTC)
 JULY = datetime(2025, 7, 1, tzinfo=UTC)
