@@ -26,6 +26,7 @@ ENV = {
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
     "REDIS_URL": "redis://127.0.0.1:6379/5",
     "SECRET_KEY": "bench-secret",
+    "COSTBOARD_PLAIN_HTTP": "1",  # plain http on 127.0.0.1
     "INGEST_RATE_LIMIT_PER_MINUTE": "100000000",
 }
 PY = str(ROOT / ".venv" / "bin" / "python")

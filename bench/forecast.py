@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "costboard.settings")
 os.environ.setdefault("SECRET_KEY", "bench-forecast")
+os.environ.setdefault("COSTBOARD_PLAIN_HTTP", "1")
 
 import django
 

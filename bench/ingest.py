@@ -93,6 +93,7 @@ def bench_env(args: argparse.Namespace) -> dict[str, str]:
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.db}",
         REDIS_URL=args.redis_url,
         SECRET_KEY="bench-secret",
+        COSTBOARD_PLAIN_HTTP="1",  # plain http on 127.0.0.1
         INGEST_RATE_LIMIT_PER_MINUTE="100000000",
         DJANGO_SETTINGS_MODULE="costboard.settings",
         LOG_LEVEL="WARNING",

@@ -56,6 +56,7 @@ def main() -> None:
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{args.db}",
         REDIS_URL=args.redis_url,
         SECRET_KEY="bench-secret",
+        COSTBOARD_PLAIN_HTTP="1",  # plain http on 127.0.0.1
         DJANGO_SETTINGS_MODULE="costboard.settings",
         INGEST_RATE_LIMIT_PER_MINUTE="100000000",
         LOG_LEVEL="ERROR",

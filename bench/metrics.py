@@ -81,6 +81,7 @@ def drop_database() -> None:
 def setup_django() -> None:
     os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+    os.environ.setdefault("COSTBOARD_PLAIN_HTTP", "1")
     os.environ["DJANGO_SETTINGS_MODULE"] = "costboard.settings"
     import django
     from django.core.management import call_command
