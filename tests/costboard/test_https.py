@@ -124,7 +124,5 @@ def test_it_passes_check_deploy_with_the_production_settings() -> None:
         text=True,
     )
     issues = set(re.findall(r"^\S*: \((\S+)\)", proc.stdout + proc.stderr, re.MULTILINE))
-    # drf_spectacular.W001 (no OpenAPI scheme for the API-key authentication) is being fixed
-    # on its own branch; it is the only issue tolerated here, and only until that lands.
-    assert issues <= {"drf_spectacular.W001"}, proc.stdout + proc.stderr
-    assert proc.returncode == 0 or issues, proc.stdout + proc.stderr
+    assert issues == set(), proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stdout + proc.stderr
