@@ -90,8 +90,8 @@ def expected_rollups(events: QuerySet[UsageEvent]) -> dict[str, dict[Key, tuple[
         consumers = [("user", e.user_id)] if e.user_id else []
         consumers += [("key", str(e.api_key_id))] if e.api_key_id is not None else []
         for kind, consumer in consumers:
-            key = (day, kind, consumer, dims[0], e.environment)
-            target = sums["consumers"].setdefault(key, [0] * len(CONSUMER_MEASURES))
+            consumer_key = (day, kind, consumer, dims[0], e.environment)
+            target = sums["consumers"].setdefault(consumer_key, [0] * len(CONSUMER_MEASURES))
             for i, name in enumerate(CONSUMER_MEASURES):
                 target[i] += measures[name]
     tables = ("hourly", "daily", "all", "consumers")
