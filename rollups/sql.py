@@ -247,6 +247,9 @@ def add_settled_since(tenant_id: int, start: datetime) -> int:
     consumer windows (with no window listed, the merge adds to none)."""
     params: dict[str, Any] = {"tenant": tenant_id, "start": start}
     with connection.cursor() as cursor:
+        # Planned for many events, the statement's ~160 expressions would be JIT-compiled
+        # first: 4.8 of 8.2 s for 300k events. SET LOCAL: for the caller's transaction only.
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(RECOMPUTE_SQL, params)
         (count,) = cursor.fetchone() or (0,)
         return int(count)
