@@ -6,14 +6,19 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
 from core.roles import Role
 from core.tenancy import tenancy_of
 
 View = Callable[..., HttpResponse]
+# One form action of a page: None when done (the page redirects to itself), or context to
+# render the page with instead (a form with its errors, a secret shown once).
+Action = Callable[[HttpRequest, Any], dict[str, Any] | None]
 
 
 def member_view(role: Role = Role.VIEWER) -> Callable[[View], View]:
@@ -35,3 +40,15 @@ def member_view(role: Role = Role.VIEWER) -> Callable[[View], View]:
         return wrapped
 
     return decorate
+
+
+def posted_action(
+    request: HttpRequest, ctx: Any, actions: dict[str, Action], page: str
+) -> HttpResponse | dict[str, Any]:
+    """Run the action a page's form names in `action`: a redirect back to `page` (so a reload
+    does not post again), or the context the action wants the page rendered with."""
+    action = actions.get(request.POST.get("action", ""))
+    if action is None:
+        messages.error(request, "Unknown action.")
+        return redirect(page)
+    return action(request, ctx) or redirect(page)

@@ -3,7 +3,6 @@ invitation, and changing one's own password."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -13,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 
-from core.pages import member_view
+from core.pages import Action, member_view, posted_action
 from members import services
 from members.forms import InviteForm, RoleForm
 from members.lockout import unlock
@@ -21,8 +20,6 @@ from members.selectors import members_of
 from members.tokens import invite_tokens
 from tenants.context import TenantContext, tenant_context
 from tenants.models import Membership, Role
-
-Action = Callable[[HttpRequest, TenantContext], dict[str, Any] | None]
 
 
 def _invite(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
@@ -93,13 +90,10 @@ ACTIONS: dict[str, Action] = {
 def members_page(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     extra: dict[str, Any] = {}
     if request.method == "POST":
-        action = ACTIONS.get(request.POST.get("action", ""))
-        if action is None:
-            messages.error(request, "Unknown action.")
-            return redirect("members")
-        extra = action(request, ctx) or {}
-        if not extra:
-            return redirect("members")
+        outcome = posted_action(request, ctx, ACTIONS, "members")
+        if isinstance(outcome, HttpResponse):
+            return outcome
+        extra = outcome
     context = {
         "ctx": ctx,
         "rows": members_of(ctx.tenant),

@@ -4,12 +4,9 @@ from decimal import Decimal
 from typing import Any, Literal, overload
 
 from django.db import models
-from django.db.models.expressions import Combinable
 
+from core.money import DecimalIn
 from tenants.scoping import TenantOwned
-
-# What a DecimalField accepts on assignment (django-stubs' own set type for it).
-_DecimalIn = str | float | Decimal | Combinable
 
 
 # Overloaded on `null` so the model attributes stay typed as they would be with a direct
@@ -17,11 +14,11 @@ _DecimalIn = str | float | Decimal | Combinable
 @overload
 def price_field(
     *, null: Literal[True], **kwargs: Any
-) -> models.DecimalField[_DecimalIn | None, Decimal | None]: ...
+) -> models.DecimalField[DecimalIn | None, Decimal | None]: ...
 @overload
 def price_field(
     *, null: Literal[False] = ..., **kwargs: Any
-) -> models.DecimalField[_DecimalIn, Decimal]: ...
+) -> models.DecimalField[DecimalIn, Decimal]: ...
 def price_field(**kwargs: Any) -> models.DecimalField[Any, Any]:
     """A price in USD per million tokens, with 10 decimals."""
     return models.DecimalField(max_digits=20, decimal_places=10, **kwargs)

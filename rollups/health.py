@@ -97,6 +97,8 @@ def _quarantined(b: PendingBatch, slugs: dict[int, str], events: int) -> Quarant
 
 
 def _events_per_batch(batch_ids: list[int]) -> dict[int, int]:
+    # By batch id alone: the batches were already chosen (for one tenant, or operator-wide),
+    # and a batch id names one tenant's batch.
     rows = UsageEvent.unscoped_all_tenants.filter(batch_id__in=batch_ids)
     return dict(rows.values_list("batch_id").annotate(n=Count("pk")).order_by())
 

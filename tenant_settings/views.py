@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 
 from alerts.models import AlertChannel, Delivery
 from alerts.services import send_test
-from core.pages import member_view
+from core.pages import Action, member_view, posted_action
 from pricing.models import PriceOverride
 from pricing.services import delete_price_override, set_price_override
 from tenant_settings.forms import ApiKeyForm, ChannelForm, PriceForm
 from tenants.context import TenantContext
 from tenants.models import ApiKey, Role
 from tenants.services import create_api_key, revoke_api_key
-
-Action = Callable[[HttpRequest, TenantContext], dict[str, Any] | None]
 
 
 def _create_key(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
@@ -106,13 +103,10 @@ ACTIONS: dict[str, Action] = {
 def settings_page(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     extra: dict[str, Any] = {}
     if request.method == "POST":
-        action = ACTIONS.get(request.POST.get("action", ""))
-        if action is None:
-            messages.error(request, "Unknown action.")
-            return redirect("settings")
-        extra = action(request, ctx) or {}
-        if not extra:
-            return redirect("settings")
+        outcome = posted_action(request, ctx, ACTIONS, "settings")
+        if isinstance(outcome, HttpResponse):
+            return outcome
+        extra = outcome
     return render(request, "tenant_settings/settings.html", _context(ctx, extra))
 
 

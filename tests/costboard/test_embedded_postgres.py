@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import pytest
 
 from costboard import embedded_postgres
 from costboard.embedded_postgres import Server
-from tests.server import ROOT, free_port
+from tests.server import ROOT, free_port, wait_or_kill
 
 # What a process asks its database through Django: which server (port, start time) and database.
 WHO_SERVES = (
@@ -201,11 +200,6 @@ def test_it_runs_a_second_demo_on_another_port_beside_the_first(
         for proc, _, _ in demos:
             proc.terminate()  # the demo's trap stops its web server, worker, beat and database
         for proc, _, _ in demos:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise
+            wait_or_kill(proc, timeout=60)
     for server in servers:
         assert server is not None and _gone(server)
