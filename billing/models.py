@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from core.counts import TokenSumField
 from core.money import money_field
 from core.teams import NO_TEAM
 from tenants.scoping import TenantOwned
@@ -98,10 +99,10 @@ class InvoiceLine(TenantOwned):
     model = models.CharField(max_length=128)
     feature = models.CharField(max_length=128)
     requests = models.BigIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    cache_read_tokens = models.BigIntegerField(default=0)
-    cache_write_tokens = models.BigIntegerField(default=0)
+    input_tokens = TokenSumField(default=0)
+    output_tokens = TokenSumField(default=0)
+    cache_read_tokens = TokenSumField(default=0)
+    cache_write_tokens = TokenSumField(default=0)
     # Calls with no known price, counted at $0: shown so that nobody mistakes them for free.
     unpriced_requests = models.BigIntegerField(default=0)
     cost_usd = money_field(default=0)  # exact (12 decimals, like the rollups), before rounding

@@ -99,9 +99,8 @@ class Field:
 # - money is numeric(28, 12), below 1e16: 1e16 / 2.05e13 ~= 487 USD a call, so at most
 #   400 USD (2.05e13 * 400 = 8.2e15), a client's cost and the priced cost alike;
 # - tokens: a count is at most 10**8, 50 times the largest context window sold today (2M).
-#   Rollups sum them in bigint (9.22e18): 9.22e10 events of that size. That is 16 days of
-#   ingest at full rate with every call 100M tokens, so not a 10-year proof; a cap that is
-#   one (9.22e18 / 2.05e13 ~= 449,000 tokens) would refuse real 1M-context calls;
+#   Their sums (rollups, consumer windows, invoice lines) are numeric(38, 0) (core.counts):
+#   2.05e13 * 10**8 = 2.05e21 fits; bigint's 9.22e18 would hold only 16 days of such calls;
 # - latency: at most 10**9 ms (11.6 days); a float8 sum of 2.05e13 of them is 2e22, far below
 #   float8's 1.8e308 (PostgreSQL raises an error where a float sum overflows).
 MAX_COUNT = 10**8

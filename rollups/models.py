@@ -4,6 +4,7 @@ from typing import Any
 
 from django.db import models
 
+from core.counts import TokenSumField
 from core.money import money_field
 from core.teams import NO_TEAM
 from tenants.scoping import TenantOwned
@@ -21,16 +22,16 @@ class Measures(models.Model):
 
     requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    cache_read_tokens = models.BigIntegerField(default=0)
-    cache_write_tokens = models.BigIntegerField(default=0)
+    input_tokens = TokenSumField(default=0)
+    output_tokens = TokenSumField(default=0)
+    cache_read_tokens = TokenSumField(default=0)
+    cache_write_tokens = TokenSumField(default=0)
     cost_usd = money_field(default=0)
     cost_override = money_field(default=0)
     cost_catalog = money_field(default=0)
     cost_client = money_field(default=0)
     unpriced_requests = models.BigIntegerField(default=0)
-    unpriced_tokens = models.BigIntegerField(default=0)
+    unpriced_tokens = TokenSumField(default=0)
     latency_sum_ms = models.FloatField(default=0)
     latency_count = models.BigIntegerField(default=0)
     # Latency histogram: lat_i counts calls in (LATENCY_BOUNDS_MS[i-1], LATENCY_BOUNDS_MS[i]].
@@ -149,8 +150,8 @@ class ConsumerMeasures(models.Model):
     """What per-consumer rollups sum (end users and API keys), daily or over a window."""
 
     requests = models.BigIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
+    input_tokens = TokenSumField(default=0)
+    output_tokens = TokenSumField(default=0)
     cost_usd = money_field(default=0)
 
     class Meta:

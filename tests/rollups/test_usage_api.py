@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import Client
 
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import ingest_events
 from pricing.services import set_price_override
+from rollups.models import ConsumerDailyRollup
 from rollups.services import (
     delete_expired_events,
     roll_up_all_pending,
@@ -160,6 +162,36 @@ def test_it_prints_costs_as_plain_decimals_never_in_exponent_notation(world: Wor
         "free": "0.000000000000",
         "cheap": "0.000000150000",
     }
+
+
+BIGINT_MAX = 2**63 - 1
+TOKEN_TABLES = ("hourlyrollup", "dailyrollup", "hourlyslice", "dailyslice", "lifetimerollup")
+
+
+def test_it_sums_tokens_past_what_bigint_holds(world: World) -> None:
+    # Ten years of maximal calls sum to ~2e21 tokens: the sum columns are numeric(38, 0).
+    _seed(world)
+    with connection.cursor() as cursor:
+        for table in TOKEN_TABLES:
+            cursor.execute(
+                f"UPDATE rollups_{table} SET input_tokens = %s WHERE tenant_id = %s",
+                [BIGINT_MAX, world.tenant.pk],
+            )
+        cursor.execute(
+            "UPDATE rollups_consumerdailyrollup SET input_tokens = %s WHERE tenant_id = %s",
+            [BIGINT_MAX, world.tenant.pk],
+        )
+    more = event(5, timestamp=DAY1.isoformat(), feature="chat", user_id="ann")
+    ingest_events(world.ingest.key, [{**more, "input_tokens": 10**8}])
+    roll_up_all_pending(world.tenant.pk)
+    assert not PendingBatch.objects.for_tenant(world.tenant).exists()
+    rows = _usage(Client(), "group_by=feature&granularity=day", **world.read.auth)["rows"]
+    by_key = {(r["period"], r["feature"]): r["input_tokens"] for r in rows}
+    assert by_key[("2026-10-01", "chat")] == BIGINT_MAX + 10**8
+    ann = ConsumerDailyRollup.objects.for_tenant(world.tenant).get(
+        kind="user", consumer="ann", day=DAY1.date()
+    )
+    assert ann.input_tokens == BIGINT_MAX + 10**8
 
 
 def test_it_reports_the_rollup_lag(world: World) -> None:
