@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from django.db import connection
 
+from costboard.celery import app as celery_app
 from tests.server import ROOT
 
 
@@ -40,10 +41,22 @@ def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
     proc.wait(timeout=30)
 
 
+def wait_ready(proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Until the worker answers a ping: the tests' freshness clocks start once it consumes
+    tasks, not while it imports Django (seconds on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the worker exited with {proc.returncode}"
+        if celery_app.control.ping(timeout=0.5):
+            return
+    raise AssertionError(f"the worker did not answer a ping within {timeout}s")
+
+
 @contextmanager
 def celery_worker(concurrency: int = 1) -> Iterator[subprocess.Popen[bytes]]:
     proc = start_worker(concurrency)
     try:
+        wait_ready(proc)
         yield proc
     finally:
         kill(proc)
