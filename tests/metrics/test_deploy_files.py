@@ -25,14 +25,32 @@ def _promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 @requires_promtool
-def test_it_ships_a_prometheus_config_that_promtool_accepts(tmp_path: Path) -> None:
-    # As docker-compose.yml lays it out: config and rules side by side, plus the token file.
+def test_it_ships_a_prometheus_config_that_promtool_accepts_as_it_is() -> None:
+    # Exactly what an operator types at the repository's root, with no token file made first.
+    proc = _promtool("check", "config", "deploy/prometheus.yml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS: deploy/prometheus.yml is valid" in proc.stdout
+
+
+@requires_promtool
+def test_it_fails_the_config_check_when_the_token_file_is_missing(tmp_path: Path) -> None:
+    # Why the placeholder exists: promtool refuses a credentials_file it cannot find.
     for name in ("prometheus.yml", "alert-rules.yml"):
         shutil.copy(DEPLOY / name, tmp_path / name)
-    (tmp_path / "metrics_token").write_text("a-token")
     proc = _promtool("check", "config", "prometheus.yml", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS" in proc.stdout
+    assert proc.returncode == 1
+    assert "metrics_token" in proc.stdout + proc.stderr
+
+
+def test_it_ships_the_token_placeholder_empty() -> None:
+    # Compose writes the real token inside the container; one in the repository is a leak.
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": "metrics_token"}
+    assert (DEPLOY / "metrics_token").read_bytes() == b""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["prometheus"]
+    assert "/etc/prometheus/metrics_token" in "\n".join(compose["entrypoint"])
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in compose["volumes"]
 
 
 @requires_promtool
