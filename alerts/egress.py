@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 READ_CAP_BYTES = 64 * 1024
 NOT_ALLOWED = "address not allowed"
-# Ranges that are not globally reachable but that Python's tables (3.11) count as global.
+# Not globally reachable, yet not (or not in every Python 3.11 release) refused by its tables.
 _ALSO_REFUSED = [
-    ipaddress.ip_network(n) for n in ("192.0.0.0/24", "100.64.0.0/10", "64:ff9b:1::/48")
+    ipaddress.ip_network(n)
+    for n in ("192.0.0.0/24", "100.64.0.0/10", "64:ff9b:1::/48", "fec0::/10")
 ]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
