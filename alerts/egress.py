@@ -39,7 +39,7 @@ _ALSO_REFUSED = [
     for n in ("192.0.0.0/24", "100.64.0.0/10", "64:ff9b:1::/48", "fec0::/10")
 ]
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
+_NAME_MISMATCH = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 
 
 class EgressError(Exception):
@@ -165,7 +165,7 @@ def _drain(response: http.client.HTTPResponse, deadline: float) -> None:
 def describe(exc: BaseException) -> str:
     """Words for a network failure: what a user can act on, no errno, no address."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        if exc.verify_code == _HOSTNAME_MISMATCH:
+        if exc.verify_code in _NAME_MISMATCH:
             return "TLS certificate does not match the host name"
         return "TLS certificate not trusted"
     if isinstance(exc, ssl.SSLError):
