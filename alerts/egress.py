@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 import time
@@ -36,8 +37,9 @@ NOT_ALLOWED = "address not allowed"
 # Not globally reachable, yet not (or not in every Python 3.11 release) refused by its tables.
 _ALSO_REFUSED = [
     ipaddress.ip_network(n)
-    for n in ("192.0.0.0/24", "100.64.0.0/10", "64:ff9b:1::/48", "fec0::/10")
+    for n in ("192.0.0.0/24", "192.88.99.0/24", "100.64.0.0/10", "64:ff9b:1::/48", "fec0::/10")
 ]
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")  # what http.client refuses in a request line
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAME_MISMATCH = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 
@@ -120,15 +122,17 @@ def _parse(url: str) -> tuple[str, str, int, str]:
         raise EgressError("the URL has no host", refused=True)
     if parts.username is not None or parts.password is not None:
         raise EgressError("a user name or password in the URL is not supported", refused=True)
-    host = parts.hostname.rstrip(".")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path
+    if port == 0 or _CONTROL.search(path):
+        raise EgressError("not a valid URL", refused=True)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, parts.hostname.rstrip("."), default if port is None else port, path
 
 
 def _resolve(host: str, port: int) -> tuple[IPAddress, ...]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+    except (socket.gaierror, UnicodeError, ValueError):
         raise EgressError("host name not found") from None
     # A scoped IPv6 address ("fe80::1%eth0") is judged without its scope.
     found = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]

@@ -108,7 +108,12 @@ def test_it_says_what_is_wrong_with_a_url_in_words(world: World) -> None:
         .content.decode()
     )
     assert "A user name or password in the URL is not supported." in page
-    for bad in ("http://127.0.0.1:99999/x", "http://[::1/x"):
+    for bad in (
+        "http://8.8.8.8:99999/x",
+        "http://8.8.8.8:0/x",
+        "http://[::1/x",
+        "http://8.8.8.8/a b",
+    ):
         with pytest.raises(CommandError, match=r"^--target: Not a valid URL\.$"):
             call_command("add_channel", "acme", "hook", "--kind", "slack", "--target", bad)
     assert not AlertChannel.objects.for_tenant(world.tenant).exists()
