@@ -21,8 +21,9 @@ class Endless:
 
 
 @contextmanager
-def endless_answer() -> Iterator[Endless]:
-    """Answers 200 with a 1 GiB body and writes it until the client hangs up; counts bytes."""
+def endless_answer(stall: bool = False) -> Iterator[Endless]:
+    """Answers 200 with a 1 GiB body and writes it until the client hangs up; counts bytes.
+    With `stall`, writes 100 bytes and then nothing until the client hangs up."""
     endless = Endless()
 
     class Handler(BaseHTTPRequestHandler):
@@ -31,11 +32,14 @@ def endless_answer() -> Iterator[Endless]:
             self.send_response(200)
             self.send_header("Content-Length", str(CLAIMED_BYTES))
             self.end_headers()
-            chunk = b"x" * 65536
+            chunk = b"x" * (100 if stall else 65536)
             try:
                 while endless.written < CLAIMED_BYTES:
                     self.wfile.write(chunk)
                     endless.written += len(chunk)
+                    if stall:
+                        self.wfile.flush()
+                        self.rfile.read(1)  # returns once the client has closed
             except OSError:
                 pass  # the client closed the connection: what the test wants
             finally:

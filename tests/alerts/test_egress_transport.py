@@ -66,6 +66,17 @@ def test_it_reads_a_huge_answer_only_up_to_the_cap(world: World) -> None:
     assert elapsed < 5
 
 
+def test_it_counts_an_answer_whose_body_stalls_as_delivered(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.ALERT_DELIVERY_TIMEOUT_SECONDS = 1
+    with endless_answer(stall=True) as receiver:
+        _channel(world, receiver.url, "slack")
+        started = time.monotonic()
+        said = _test_channel()
+        assert receiver.done.wait(10)
+    # The 200 arrived, so the alert did: a body that stops coming does not make it a failure.
+    assert said.endswith("sent to 'hook'\n") and time.monotonic() - started < 5
+
+
 def test_it_says_connection_refused_in_words(world: World) -> None:
     _channel(world, f"http://127.0.0.1:{closed_port()}/hook")
     assert _test_channel() == "not delivered to 'hook': connection refused"
