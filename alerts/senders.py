@@ -128,4 +128,5 @@ def _send_email(alert: Alert, channel: AlertChannel) -> None:
     except Exception as exc:  # SMTP errors come in many classes
         # The operator's mail server is configured by the operator: its errors go to the log.
         log.warning("alert email failed: %r", exc)
-        raise DeliveryError("the mail server did not accept the message") from exc
+        words = f"mail server: {egress.describe(exc)}" if isinstance(exc, OSError) else None
+        raise DeliveryError(words or "the mail server refused the message") from exc

@@ -158,3 +158,10 @@ def test_it_verifies_tls_against_the_host_name_it_pinned(
         said = _test_channel()
     assert said == "not delivered to 'hook': TLS certificate does not match the host name"
     assert len(receiver.requests) == 1
+
+
+def test_it_says_why_an_email_failed_in_words(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", closed_port()
+    _channel(world, "ops@example.com", "email")
+    assert _test_channel() == "not delivered to 'hook': mail server: connection refused"
