@@ -5,39 +5,44 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
 
+from alerts import egress
 from alerts.models import Alert, AlertChannel, ChannelKind, Severity
 
-TIMEOUT_SECONDS = 10
+log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Costboard-Signature"
 TIMESTAMP_HEADER = "X-Costboard-Timestamp"
 
 
 class DeliveryError(Exception):
-    pass
+    """Why a delivery failed, in words shown on the settings page; `refused` when retrying
+    cannot help (the address is not allowed)."""
+
+    def __init__(self, words: str, *, refused: bool = False) -> None:
+        super().__init__(words)
+        self.refused = refused
 
 
 def _post(url: str, body: bytes, headers: dict[str, str] | None = None) -> None:
-    request = urllib.request.Request(  # noqa: S310 - admins configure http(s) URLs only
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", **(headers or {})},
-    )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
-            response.read()
-    except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"HTTP {exc.code} from {url}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise DeliveryError(f"could not reach {url}: {exc}") from exc
+        status = egress.post(
+            url,
+            body,
+            {"Content-Type": "application/json", **(headers or {})},
+            settings.ALERT_DELIVERY_TIMEOUT_SECONDS,
+        )
+    except egress.EgressError as exc:
+        raise DeliveryError(str(exc), refused=exc.refused) from exc
+    if 300 <= status < 400:
+        raise DeliveryError(f"the receiver answered with a redirect (HTTP {status}), not followed")
+    if not 200 <= status < 300:
+        raise DeliveryError(f"the receiver answered HTTP {status}")
 
 
 def slack_payload(alert: Alert) -> dict[str, Any]:
@@ -121,4 +126,7 @@ def _send_email(alert: Alert, channel: AlertChannel) -> None:
             f"[Costboard] {alert.title}", alert.message, settings.DEFAULT_FROM_EMAIL, recipients
         )
     except Exception as exc:  # SMTP errors come in many classes
-        raise DeliveryError(f"email failed: {exc}") from exc
+        # The operator's mail server is configured by the operator: its errors go to the log.
+        log.warning("alert email failed: %r", exc)
+        words = f"mail server: {egress.describe(exc)}" if isinstance(exc, OSError) else None
+        raise DeliveryError(words or "the mail server refused the message") from exc

@@ -8,9 +8,12 @@ from typing import Any
 
 from django.db import transaction
 
+from alerts.delivery import attempt_delivery
 from alerts.models import Alert, AlertChannel, Delivery
 from alerts.tasks import deliver
 from tenants.models import Tenant
+
+TEST_MESSAGE = "This is a test from Costboard. If you can read it, alerts reach this channel."
 
 
 def notify(
@@ -46,6 +49,22 @@ def send_test(channel: AlertChannel) -> Alert:
         [channel],
         source="test",
         title=f"Test alert for {channel.name}",
-        message="This is a test from Costboard. If you can read it, alerts reach this channel.",
+        message=TEST_MESSAGE,
         severity="info",
     )
+
+
+def send_test_now(channel: AlertChannel) -> Delivery:
+    """`manage.py test_channel`: one test alert delivered in this process, once, so the command
+    can say at once whether it arrived (the same senders and checks as the worker)."""
+    alert = Alert.objects.create(
+        tenant=channel.tenant,
+        source="test",
+        title=f"Test alert for {channel.name}",
+        message=TEST_MESSAGE,
+        severity="info",
+    )
+    delivery = Delivery.objects.create(tenant=channel.tenant, alert=alert, channel=channel)
+    attempt_delivery(channel.tenant_id, delivery.pk, final=True)
+    delivery.refresh_from_db()
+    return delivery

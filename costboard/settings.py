@@ -1,5 +1,6 @@
 """Costboard settings: one file, read from the environment through small typed helpers."""
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -235,6 +236,16 @@ RAW_EVENT_RETENTION_DAYS = env_int("RAW_EVENT_RETENTION_DAYS", 400)
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 ALERT_RETRY_BASE_SECONDS = float(env_str("ALERT_RETRY_BASE_SECONDS", "10"))
+ALERT_DELIVERY_TIMEOUT_SECONDS = float(env_str("ALERT_DELIVERY_TIMEOUT_SECONDS", "10"))
+# Alert deliveries reach public internet addresses only (alerts/egress.py). On-premises
+# receivers are let through by name or network: "alerts.corp.internal,10.20.0.0/16".
+ALERT_EGRESS_ALLOW = env_list("ALERT_EGRESS_ALLOW", [])
+for _entry in ALERT_EGRESS_ALLOW:
+    if "/" in _entry:
+        try:
+            ipaddress.ip_network(_entry, strict=False)
+        except ValueError as _bad:
+            raise ImproperlyConfigured(f"ALERT_EGRESS_ALLOW: {_entry!r} is not a network") from _bad
 
 # Alert email; with EMAIL_HOST unset, mail is written to the worker's log instead of sent.
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "costboard@localhost")

@@ -88,6 +88,7 @@ def test_it_explains_a_bad_channel(world: World) -> None:
     assert not AlertChannel.objects.for_tenant(world.tenant).exists()
 
 
+@pytest.mark.usefixtures("loopback_receivers")
 def test_it_sends_a_test_alert_and_shows_the_delivery(world: World, settings) -> None:  # type: ignore[no-untyped-def]
     settings.CELERY_TASK_ALWAYS_EAGER = False
     client = login("owner")
