@@ -18,6 +18,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
 
 from ingest.models import UsageEvent
 from pricing.catalog import TokenCounts, reference_cost
@@ -74,7 +77,7 @@ def otlp_env(base: str, token: str, **extra: str) -> dict[str, str]:
 def only_event(world: World) -> UsageEvent:
     """The one event the call stored, in the key's tenant; the other tenant has none."""
     assert stored(world.other_tenant) == []
-    event = only_event(world)
+    (event,) = stored(world.tenant)
     return event
 
 
@@ -166,3 +169,21 @@ def test_it_prices_litellm_otel_callback_calls(world: World, server_url: str) ->
     event = only_event(world)
     # LiteLLM's callback sends no cache attribute: the 512 cached tokens are plain input.
     assert_priced(event, "openai", GPT, TokenCounts(1200, 80, 0, 0))
+
+
+def test_it_accepts_the_sdk_metrics_exporter_and_counts_nothing(
+    world: World, server_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("opentelemetry.instrumentation.openai")
+    meter.create_histogram("gen_ai.client.token.usage").record(1500, {"gen_ai.token.type": "input"})
+    data = reader.get_metrics_data()
+    assert data is not None
+    exporter = OTLPMetricExporter(
+        endpoint=f"{server_url}/v1/metrics",
+        headers={"Authorization": f"Bearer {world.ingest.token}"},
+        timeout=60,
+    )
+    assert exporter.export(data) is MetricExportResult.SUCCESS
+    assert [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
+    assert stored(world.tenant) == [] and stored(world.other_tenant) == []
