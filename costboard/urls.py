@@ -6,7 +6,7 @@ from budgets.api import BudgetStatusView
 from costboard import views
 from ingest.views import EventsView, LlmCostsView
 from metrics.views import metrics
-from otlp.views import TracesView
+from otlp.views import MetricsView, TracesView
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -16,6 +16,8 @@ urlpatterns = [
     path("api/v1/metrics/llm-costs", LlmCostsView.as_view(), name="ingest-llm-costs"),
     # OTLP/HTTP's standard path, so an exporter needs only the base URL as its endpoint.
     path("v1/traces", TracesView.as_view(), name="otlp-traces"),
+    # Accepted and ignored: the spans already carry the usage (otlp.views.MetricsView).
+    path("v1/metrics", MetricsView.as_view(), name="otlp-metrics"),
     path("api/v1/", include("rollups.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

@@ -1,4 +1,4 @@
-"""Turn an OTLP/HTTP request body into an `ExportTraceServiceRequest`, and answers back.
+"""Turn an OTLP/HTTP request body into an export request (traces or metrics), and answers back.
 
 OTLP/HTTP (https://opentelemetry.io/docs/specs/otlp/#otlphttp) sends either binary protobuf
 (`application/x-protobuf`) or the protobuf JSON mapping (`application/json`), optionally
@@ -19,6 +19,9 @@ from django.http import HttpResponse
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from rest_framework.request import Request
 
@@ -44,15 +47,28 @@ def encoding_of(request: Request) -> Encoding | None:
 
 def read_export_request(request: Request, encoding: Encoding) -> ExportTraceServiceRequest:
     """The parsed body; raises BodyError (400, 413 or 415) for anything else."""
-    raw = _decompress(_read_body(request), request.META.get("HTTP_CONTENT_ENCODING", ""))
-    if encoding is Encoding.JSON:
-        return _parse_json(raw)
     message = ExportTraceServiceRequest()
+    _read_into(message, request, encoding)
+    return message
+
+
+def read_metrics_request(request: Request, encoding: Encoding) -> ExportMetricsServiceRequest:
+    """As `read_export_request`, for `POST /v1/metrics`."""
+    message = ExportMetricsServiceRequest()
+    _read_into(message, request, encoding)
+    return message
+
+
+def _read_into(message: Message, request: Request, encoding: Encoding) -> None:
+    raw = _decompress(_read_body(request), request.META.get("HTTP_CONTENT_ENCODING", ""))
+    name = type(message).__name__
+    if encoding is Encoding.JSON:
+        _parse_json(raw, message)
+        return
     try:
         message.ParseFromString(raw)
     except DecodeError as exc:
-        raise BodyError(400, f"body is not an OTLP ExportTraceServiceRequest: {exc}") from exc
-    return message
+        raise BodyError(400, f"body is not an OTLP {name}: {exc}") from exc
 
 
 def _read_body(request: Request) -> bytes:
@@ -87,23 +103,22 @@ def _decompress(body: bytes, content_encoding: str) -> bytes:
     return data
 
 
-def _parse_json(raw: bytes) -> ExportTraceServiceRequest:
+def _parse_json(raw: bytes, message: Message) -> None:
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BodyError(400, f"body is not valid JSON: {exc}") from exc
     except RecursionError as exc:  # arrays or objects nested a thousand deep, as the REST path
         raise BodyError(400, "body is not valid JSON: nested too deeply") from exc
+    name = type(message).__name__
     if not isinstance(payload, dict):
-        raise BodyError(400, "body must be an OTLP/JSON ExportTraceServiceRequest object")
-    message = ExportTraceServiceRequest()
+        raise BodyError(400, f"body must be an OTLP/JSON {name} object")
     try:
         _hex_ids_to_base64(payload)
         # OTLP/JSON receivers must ignore fields they do not know (newer senders add some).
         json_format.ParseDict(payload, message, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError) as exc:
-        raise BodyError(400, f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from exc
-    return message
+        raise BodyError(400, f"body is not an OTLP/JSON {name}: {exc}") from exc
 
 
 def _hex_ids_to_base64(payload: dict[str, Any]) -> None:

@@ -25,6 +25,8 @@ CACHE_READ_KEYS = ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_r
 CACHE_WRITE_KEYS = (
     "gen_ai.usage.cache_creation.input_tokens",
     "gen_ai.usage.cache_creation_input_tokens",
+    # The anthropic SDK's own spans (its built-in tracing) spell it this way.
+    "gen_ai.usage.cache_write.input_tokens",
 )
 ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment")
 USER_KEYS = ("enduser.id", "user.id")
@@ -84,12 +86,36 @@ class Attributes:
 
 def genai_span_events(request: ExportTraceServiceRequest) -> list[SpanEvent]:
     """One event per span that reports GenAI token usage; every other span is skipped."""
-    found = []
+    found: list[SpanEvent] = []
+    calls: set[tuple[Any, ...]] = set()
     for resource_attrs, span in _spans(request):
         attrs = Attributes(_attributes(span.attributes), resource_attrs)
-        if _is_model_usage(span, attrs):
-            found.append(SpanEvent(span.span_id.hex(), span_to_event(span, attrs)))
+        if not _is_model_usage(span, attrs):
+            continue
+        event = span_to_event(span, attrs)
+        call = _call_key(event, attrs)
+        if call in calls:
+            continue  # a second instrumentation's span of a call already counted
+        if call is not None:
+            calls.add(call)
+        found.append(SpanEvent(span.span_id.hex(), event))
     return found
+
+
+def _call_key(event: dict[str, Any], attrs: Attributes) -> tuple[Any, ...] | None:
+    """What identifies one provider call: its provider, the response id it answered with,
+    and its token counts; None for a span without a response id.
+
+    Two instrumentations can trace one call: the anthropic SDK traces its own calls, and
+    OpenLLMetry's instrumentation of it makes a span of its own (in another trace). Counting
+    both would double the spend, so the second is dropped. Only spans of one export request
+    are compared: a batch exporter sends spans that end together in one request.
+    """
+    response_id = attrs.on_span("gen_ai.response.id")
+    if not response_id:
+        return None
+    counts = (event.get("input_tokens"), event.get("output_tokens"))
+    return (event.get("provider"), str(response_id), *counts)
 
 
 def _is_model_usage(span: Span, attrs: Attributes) -> bool:

@@ -1,4 +1,5 @@
-"""The OpenAPI description of `POST /v1/traces`, from the OTLP/HTTP specification.
+"""The OpenAPI description of `POST /v1/traces` and `POST /v1/metrics`, from the OTLP/HTTP
+specification.
 
 Bodies are protobuf (`ExportTraceServiceRequest`) or its JSON mapping, whose shape is given
 here to the depth Costboard reads (spans and their attributes). Every answer is in the
@@ -139,4 +140,34 @@ TRACES_SCHEMA: dict[str, Any] = {
     "description": "OTLP/HTTP traces (protobuf or JSON, optionally gzip). Spans with GenAI "
     "token usage become usage events; other spans are ignored. Answers in the request's "
     "encoding.",
+}
+
+METRICS_RESPONSE: dict[str, Any] = {
+    "type": "object",
+    "description": "ExportMetricsServiceResponse, always empty: the metrics are not kept.",
+    "properties": {"partialSuccess": {"type": "object"}},
+}
+
+METRICS_SCHEMA: dict[str, Any] = {
+    "request": {
+        PROTOBUF: OpenApiTypes.BINARY,
+        JSON: {"type": "object", "description": "An OTLP/JSON ExportMetricsServiceRequest."},
+    },
+    "responses": {
+        **_in_both_encodings(
+            200, METRICS_RESPONSE, "Accepted and ignored: usage is counted from the spans."
+        ),
+        **_status(400, "Not OTLP: not protobuf, not JSON, bad gzip, wrong shape."),
+        **_status(401, "No API key, or an unknown or revoked one."),
+        **_status(403, "An API key whose scope is not 'ingest'."),
+        **_status(413, "Over 5 MiB on the wire, or over 20 MiB decompressed."),
+        **_status(415, "A Content-Type or Content-Encoding other than these (gzip, deflate)."),
+        **_status(429, "Past the key's rate limit: retry after `Retry-After` seconds."),
+        (503, JSON): OpenApiResponse(ERROR, "Storage is down: retry after `Retry-After` seconds."),
+    },
+    "parameters": RESPONSE_HEADERS,
+    "description": "OTLP/HTTP metrics, accepted and ignored so that an SDK exporting metrics "
+    "beside its traces logs no errors. GenAI instrumentations' `gen_ai.client.token.usage` "
+    "histograms repeat what the spans sent to `/v1/traces` already carry: nothing here is "
+    "counted, so no call is counted twice.",
 }

@@ -1,7 +1,8 @@
-"""`POST /v1/traces`: an OTLP/HTTP trace receiver that keeps the GenAI spans as usage events.
+"""`POST /v1/traces`: an OTLP/HTTP trace receiver that keeps the GenAI spans as usage events;
+`POST /v1/metrics`: accepted and ignored.
 
-Authentication, scope, rate limit and body size are the REST ingest endpoint's (it is an
-`IngestView`); storage is `ingest_events`, so an event stored here is priced, deduplicated and
+Authentication, scope, rate limit and body size are the REST ingest endpoint's (both are
+`IngestView`s); storage is `ingest_events`, so an event stored here is priced, deduplicated and
 rolled up exactly like one sent to `POST /api/v1/events`.
 """
 
@@ -10,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceResponse,
@@ -25,9 +29,10 @@ from otlp.decoding import (
     error_response,
     otlp_response,
     read_export_request,
+    read_metrics_request,
 )
 from otlp.mapping import SOURCE_OF, SpanEvent, genai_span_events
-from otlp.openapi import TRACES_SCHEMA
+from otlp.openapi import METRICS_SCHEMA, TRACES_SCHEMA
 from tenants.models import ApiKey
 
 MAX_REASONS = 5  # how many rejected spans the error message names
@@ -35,7 +40,17 @@ MAX_REASONS = 5  # how many rejected spans the error message names
 KEPT_HEADERS = ("Retry-After", "WWW-Authenticate")
 
 
-class TracesView(IngestView):
+class OtlpView(IngestView):
+    """An OTLP/HTTP endpoint: every answer, errors included, in the request's encoding."""
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # 401/403/429 come from DRF as JSON; an OTLP client expects a Status in its encoding.
+        if isinstance(response, Response) and response.status_code >= 400:
+            response = _as_otlp_error(request, response)
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+class TracesView(OtlpView):
     @extend_schema(**TRACES_SCHEMA)
     def post(self, request: Request) -> Any:
         encoding = encoding_of(request)
@@ -54,11 +69,29 @@ class TracesView(IngestView):
         result = ingest_events(key, [span.event for span in spans])
         return otlp_response(_export_response(result, spans), encoding)
 
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        # 401/403/429 come from DRF as JSON; an OTLP client expects a Status in its encoding.
-        if isinstance(response, Response) and response.status_code >= 400:
-            response = _as_otlp_error(request, response)
-        return super().finalize_response(request, response, *args, **kwargs)
+
+class MetricsView(OtlpView):
+    """Accepts OTLP metrics and keeps none of them.
+
+    GenAI instrumentations also record `gen_ai.client.token.usage` histograms, and an SDK set
+    up from the environment exports metrics to the same base URL as traces. The spans already
+    carry every call's usage: counting the histograms too would count each call twice, and
+    answering 404 would make the exporter log an error on every export, forever. So a valid
+    request gets the empty success answer OTLP defines, after the same key, scope, rate limit
+    and body checks as `/v1/traces` (a wrong key still hears so).
+    """
+
+    @extend_schema(**METRICS_SCHEMA)
+    def post(self, request: Request) -> Any:
+        encoding = encoding_of(request)
+        if encoding is None:
+            detail = "Content-Type must be application/x-protobuf or application/json"
+            return error_response(415, detail, Encoding.PROTOBUF)
+        try:
+            read_metrics_request(request, encoding)
+        except BodyError as err:
+            return error_response(err.status, err.detail, encoding)
+        return otlp_response(ExportMetricsServiceResponse(), encoding)
 
 
 def _as_otlp_error(request: Request, response: Response) -> Any:

@@ -14,13 +14,19 @@ from tests.conftest import World
 from tests.server import web_server
 
 READS = {"/api/v1/usage": "get", "/api/v1/budgets/status": "get"}
-WRITES = {"/api/v1/events": "post", "/api/v1/metrics/llm-costs": "post", "/v1/traces": "post"}
+WRITES = {
+    "/api/v1/events": "post",
+    "/api/v1/metrics/llm-costs": "post",
+    "/v1/traces": "post",
+    "/v1/metrics": "post",
+}
 STATUSES = {
     "/api/v1/usage": {"200", "400", "401", "403", "429", "503"},
     "/api/v1/budgets/status": {"200", "401", "403", "429", "503"},
     "/api/v1/events": {"202", "400", "401", "403", "413", "429", "503"},
     "/api/v1/metrics/llm-costs": {"200", "400", "401", "403", "413", "429", "503"},
     "/v1/traces": {"200", "400", "401", "403", "413", "415", "429", "503"},
+    "/v1/metrics": {"200", "400", "401", "403", "413", "415", "429", "503"},
 }
 
 
@@ -103,6 +109,7 @@ def test_it_answers_405_with_allow_for_a_method_an_endpoint_does_not_serve(world
             for method, path in [
                 ("TRACE", "/v1/traces"),
                 ("GET", "/v1/traces"),
+                ("GET", "/v1/metrics"),
                 ("PUT", "/api/v1/events"),
                 ("GET", "/api/v1/events"),
                 ("DELETE", "/api/v1/metrics/llm-costs"),
