@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "budgets",
     "anomalies",
     "billing",
+    "prices",
     "metrics",
     "otlp",
     "tenant_settings",
