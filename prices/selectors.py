@@ -45,8 +45,17 @@ class SeenModel:
 
     @property
     def unpriced(self) -> bool:
-        """No price of ours now, or calls of the period that went unpriced: set a price."""
-        return self.prices.now is None or self.unpriced_requests > 0
+        """Calls of the period counted at $0, or no price at all now: first on the page."""
+        return self.unpriced_requests > 0 or (self.prices.now is None and not self.client_cost)
+
+    @property
+    def needs_price(self) -> bool:
+        """No price of ours or the catalog's: "set a price" (client-reported ones too)."""
+        return self.unpriced or self.prices.now is None
+
+    @property
+    def rank(self) -> int:
+        return 0 if self.unpriced else 1 if self.needs_price else 2
 
     @property
     def now(self) -> PriceShown | None:
@@ -55,7 +64,7 @@ class SeenModel:
 
 def models_seen(tenant: Tenant, first: date, last: date) -> list[SeenModel]:
     """Every provider/model with calls between the two days (UTC, both included): unpriced
-    ones first, then by spend."""
+    ones first, then those only the client prices, then by spend."""
     rows = (
         DailySlice.objects.for_tenant(tenant)
         .filter(grouping="model", environment=ALL_ENVIRONMENTS, day__gte=first, day__lte=last)
@@ -76,7 +85,7 @@ def models_seen(tenant: Tenant, first: date, last: date) -> list[SeenModel]:
             overrides.get(key, []), row["provider"], row["model"], start, end
         )
         seen.append(SeenModel(prices=prices, **row))
-    return sorted(seen, key=lambda m: (not m.unpriced, -m.spend, m.provider, m.model))
+    return sorted(seen, key=lambda m: (m.rank, -m.spend, m.provider, m.model))
 
 
 def overrides(tenant: Tenant) -> list[PriceOverride]:

@@ -76,32 +76,45 @@ def _clock(at: time) -> str:
     return at.strftime("%H:%M")
 
 
-def catalog_prices(provider: str, model: str, start: datetime, end: datetime) -> list[PriceShown]:
-    """The catalog's prices of a model that hold at some moment of [start, end): one per
-    start date in it, and every time-of-day price shown with its window."""
+def _catalog_entries(provider: str, model: str) -> list[tuple[object, PriceShown]]:
+    """Every catalog price of a model with its constraint, in the catalog's order (a later
+    one that holds wins, as in `pricing.catalog`)."""
     history = price_history(normalise_provider(provider), model.strip().lower())
     if history is None:
         return []
     prices = history.info.prices
     if isinstance(prices, gp.ModelPrice):
-        return [_catalog_shown(prices, None)]
-    shown: list[PriceShown] = []
+        return [(None, _catalog_shown(prices, None))]
+    windows = any(isinstance(c.constraint, gp.TimeOfDateConstraint) for c in prices)
+    entries: list[tuple[object, PriceShown]] = []
     for conditional in prices:
-        constraint = conditional.constraint
+        constraint, since, when = conditional.constraint, None, ""
         if isinstance(constraint, gp.TimeOfDateConstraint):
-            window = f"{_clock(constraint.start_time)}-{_clock(constraint.end_time)} UTC daily"
-            shown.append(_catalog_shown(conditional.prices, None, window))
-            continue
-        since = None
-        if isinstance(constraint, gp.StartDateConstraint):
+            when = f"{_clock(constraint.start_time)}-{_clock(constraint.end_time)} UTC daily"
+        elif isinstance(constraint, gp.StartDateConstraint):
             since = datetime.combine(constraint.start_date, time(), UTC)
-            if since >= end:
-                continue
-        shown.append(_catalog_shown(conditional.prices, since))
-    # Start-dated prices replaced before the period began are history, not this period's.
-    dated = [p for p in shown if not p.when]
-    current = [p for p in dated if p.since is None or p.since <= start][-1:]
-    return [p for p in shown if p.when or p in current or (p.since and p.since > start)]
+        elif windows:
+            when = "other times of day"
+        entries.append((constraint, _catalog_shown(conditional.prices, since, when)))
+    return entries
+
+
+def _active(constraint: object, at: datetime) -> bool:
+    return constraint is None or bool(getattr(constraint, "active", lambda _: True)(at))
+
+
+def catalog_prices(provider: str, model: str, start: datetime, end: datetime) -> list[PriceShown]:
+    """The catalog's prices of a model that hold at some moment of [start, end): the one in
+    force at `start`, those that start later in it, and every time-of-day price."""
+    entries = _catalog_entries(provider, model)
+    at_start = [s for c, s in entries if not s.when and _active(c, start)][-1:]
+    return [s for _, s in entries if s.when or s in at_start or (s.since and start < s.since < end)]
+
+
+def catalog_price_now(provider: str, model: str, now: datetime) -> PriceShown | None:
+    """The catalog price a call at `now` gets: the last of its prices that holds then."""
+    held = [s for c, s in _catalog_entries(provider, model) if _active(c, now)]
+    return held[-1] if held else None
 
 
 def overrides_of(tenant: Tenant) -> dict[tuple[str, str], list[PriceOverride]]:
@@ -137,9 +150,7 @@ def model_prices(
     if live:
         price_now: PriceShown | None = _override_shown(live[-1])
     else:
-        at_now = catalog_prices(provider, model, now, END)
-        dated = [p for p in at_now if not p.when]
-        price_now = dated[-1] if dated else (at_now[0] if at_now else None)
+        price_now = catalog_price_now(provider, model, now)
     return ModelPrices(price_now, used + list(reversed(catalog)))
 
 
