@@ -11,6 +11,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Sum
 
@@ -20,6 +21,8 @@ from core.money import decimal_text
 from core.teams import NO_TEAM
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import ingest_events
+from prices import services as prices
+from prices.models import RepriceRun
 from pricing.models import PriceOverride
 from pricing.services import end_price_override, set_price_override
 from rollups import repricing
@@ -201,3 +204,33 @@ def test_the_rollup_command_explains_bad_input(world: World) -> None:
         call_command("rollup", "--tenant", "acme", "--since", "2001-01-01", "--dry-run")
     with pytest.raises(CommandError, match="tenant 'nope' does not exist"):
         call_command("rollup", "--tenant", "nope", "--since", "2026-01-01", "--dry-run")
+
+
+def test_it_records_a_re_price_once_even_when_its_task_runs_twice(usage: World) -> None:
+    world = usage
+    _new_prices(world)
+    preview = repricing.preview(world.tenant, EARLIER)
+    owner = get_user_model().objects.get(username="owner")
+    run = prices.request_reprice(world.tenant, EARLIER, preview.pricing_version, owner)
+    with pytest.raises(prices.RepriceError, match="already queued or running"):
+        prices.request_reprice(world.tenant, EARLIER, preview.pricing_version, owner)
+    done = prices.run_reprice(world.tenant.pk, run.pk)
+    assert (done.status, done.requested_by, done.events_changed) == ("done", owner, 10)
+    assert (done.old_total_usd, done.new_total_usd) == (preview.before, preview.after)
+    events = _events(world)
+    assert prices.run_reprice(world.tenant.pk, run.pk).finished_at == done.finished_at
+    assert _events(world) == events
+    with pytest.raises(RepriceRun.DoesNotExist):  # another tenant's run is not found
+        prices.run_reprice(world.other_tenant.pk, run.pk)
+
+
+def test_it_records_a_failed_re_price_when_the_prices_changed_after_the_preview(
+    usage: World,
+) -> None:
+    world = usage
+    run = prices.request_reprice(world.tenant, EARLIER, world.tenant.pricing_version)
+    _new_prices(world)
+    events = _events(world)
+    failed = prices.run_reprice(world.tenant.pk, run.pk)
+    assert failed.status == "failed" and "prices changed after the preview" in failed.error
+    assert _events(world) == events
