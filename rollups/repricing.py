@@ -11,19 +11,18 @@ changes nothing the second time.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models.functions import TruncMonth
 
-from core.teams import NO_TEAM
 from ingest.models import UsageEvent
-from pricing.resolver import TenantPricer, pricer_for
+from pricing.resolver import pricer_for
 from rollups import services
 from tenants.models import Tenant
 
@@ -56,11 +55,14 @@ class Preview:
     tenant_id: int
     since: date
     pricing_version: int  # the prices it was computed with
-    cells: dict[tuple[date, int], Cell] = field(default_factory=dict)
+    cells: dict[tuple[int, int], Cell] = field(default_factory=dict)  # (month index, team_pk)
 
     @property
     def rows(self) -> list[Cell]:
         return [self.cells[key] for key in sorted(self.cells)]
+
+    def cell(self, month: date, team_pk: int) -> Cell:
+        return next(c for c in self.cells.values() if (c.month, c.team_pk) == (month, team_pk))
 
     @property
     def events(self) -> int:
@@ -90,43 +92,82 @@ def day_start(since: date) -> datetime:
 Change = tuple[int, Decimal, str]  # event id, new cost, new source
 
 
+class Months:
+    """Which month (in a time zone) an epoch second falls in, by bisecting the months' starts
+    from `since` on: ~10x cheaper per event than converting each event's time."""
+
+    def __init__(self, zone: str, since: date) -> None:
+        # From the month before: the zone's month of `since`'s first UTC hours may be that one.
+        before = date(since.year, since.month, 1) - timedelta(days=1)
+        tz, self.firsts = ZoneInfo(zone), [before.replace(day=1)]
+        last = datetime.now(UTC).date() + timedelta(days=62)  # events may be minutes ahead
+        while self.firsts[-1] < last:
+            month = self.firsts[-1]
+            self.firsts.append(date(month.year + month.month // 12, month.month % 12 + 1, 1))
+        self.starts = [datetime.combine(m, time(), tz).timestamp() for m in self.firsts]
+
+    def index(self, epoch: float) -> int:
+        return bisect.bisect_right(self.starts, epoch) - 1
+
+    def first_day(self, index: int) -> date:
+        return self.firsts[index]
+
+
+# What pricing an event needs, in time order (the index on tenant and timestamp): each
+# model's price period, which the pricer caches, then changes only at its bounds. The time
+# comes as epoch seconds (float8 holds microseconds exactly at today's epochs) and the month
+# is found from it in Python: parsing timestamps as text, and EXTRACT's numeric months, were
+# most of the scan's time.
+SCAN_SQL = (
+    "SELECT id, date_part('epoch', timestamp), COALESCE(team_id, 0), provider, model, "  # noqa: S608
+    "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, client_cost_usd, "
+    f"cost_usd, cost_source FROM {UsageEvent._meta.db_table} "
+    "WHERE tenant_id = %(tenant)s AND timestamp >= %(start)s ORDER BY timestamp"
+)
+COUNT_SQL = (
+    f"SELECT COUNT(*) FROM {UsageEvent._meta.db_table} "  # noqa: S608
+    "WHERE tenant_id = %(tenant)s AND timestamp >= %(start)s"
+)
+
+
 def _scan(
     tenant: Tenant, since: date, preview: Preview, progress: Progress | None
 ) -> Iterator[list[Change]]:
     """Price every event from `since` and add it to `preview`; yields the changes per chunk."""
-    pricer: TenantPricer = pricer_for(tenant)
-    events = UsageEvent.objects.for_tenant(tenant).filter(timestamp__gte=day_start(since))
-    total = events.count() if progress else 0
-    rows = events.annotate(
-        month=TruncMonth("timestamp", tzinfo=ZoneInfo(tenant.timezone))
-    ).values_list(
-        "pk", "month", "team_id", "provider", "model", "timestamp", "input_tokens",
-        "output_tokens", "cache_read_tokens", "cache_write_tokens", "client_cost_usd",
-        "cost_usd", "cost_source",
-    )  # fmt: skip
-    price, cells, changes, seen = pricer.price_counts, preview.cells, list[Change](), 0
-    for pk, month, team, provider, model, at, i, o, r, w, client, old, source in rows.iterator(
-        chunk_size=CHUNK
-    ):
-        cost, new_source = price(provider, model, at, i, o, r, w, client)
-        cost = cost.quantize(STORED, ROUND_HALF_UP)
-        key = (month.date(), NO_TEAM if team is None else team)
-        cell = cells.get(key) or cells.setdefault(key, Cell(*key))
-        cell.events += 1
-        cell.before += old
-        cell.after += cost
-        if cost != old or new_source != source:
-            cell.changed += 1
-            changes.append((pk, cost, new_source))
-        seen += 1
-        if seen % CHUNK == 0:
+    params: dict[str, Any] = {"tenant": tenant.pk, "start": day_start(since)}
+    total = _count(params) if progress else 0
+    price, cells, seen = pricer_for(tenant).price_counts, preview.cells, 0
+    from_epoch, months = datetime.fromtimestamp, Months(tenant.timezone, since)
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(SCAN_SQL, params)
+        while rows := cursor.fetchmany(CHUNK):
+            changes: list[Change] = []
+            for pk, epoch, team, provider, model, i, o, r, w, client, old, source in rows:
+                cost, new_source = price(
+                    provider, model, from_epoch(epoch, UTC), i, o, r, w, client
+                )
+                cost = cost.quantize(STORED, ROUND_HALF_UP)
+                month = months.index(epoch)
+                cell = cells.get((month, team)) or cells.setdefault(
+                    (month, team), Cell(months.first_day(month), team)
+                )
+                cell.events += 1
+                cell.before += old
+                cell.after += cost
+                if cost != old or new_source != source:
+                    cell.changed += 1
+                    changes.append((pk, cost, new_source))
+            seen += len(rows)
             yield changes
-            changes = []
             if progress:
                 progress(seen, total)
-    yield changes
-    if progress:
-        progress(seen, total)
+
+
+def _count(params: dict[str, Any]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(COUNT_SQL, params)
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
 
 
 def preview(tenant: Tenant, since: date, progress: Progress | None = None) -> Preview:

@@ -114,7 +114,8 @@ def test_it_previews_exactly_what_the_apply_then_changes_per_team_and_month(usag
     assert {k: c.difference for k, c in applied.cells.items()} == {
         k: c.difference for k, c in preview.cells.items()
     }
-    for key, cell in preview.cells.items():
+    for cell in preview.rows:
+        key = (cell.month, cell.team_pk)
         assert cell.before == before[key], key
         assert cell.after == after[key], key
         assert cell.difference == after[key] - before[key]
@@ -122,8 +123,8 @@ def test_it_previews_exactly_what_the_apply_then_changes_per_team_and_month(usag
     new = (800 * Decimal("1.1234567") + 200 * Decimal("0.3") + 500 * Decimal("7.7654321")) / 10**6
     e = UsageEvent.objects.for_tenant(world.tenant).get(event_id="evt-0-a")
     assert (e.cost_usd, e.cost_source) == (new.quantize(Decimal("1e-12")), "override")
-    assert preview.cells[(THIS_MONTH, world.team.pk)].changed == 2
-    assert preview.cells[(EARLIER, NO_TEAM)].changed == 1  # mystery was not priced yet then
+    assert preview.cell(THIS_MONTH, world.team.pk).changed == 2
+    assert preview.cell(EARLIER, NO_TEAM).changed == 1  # mystery was not priced yet then
     assert_rollups_match_raw(world.tenant)
     assert_rollups_match_raw(world.other_tenant)
 
@@ -170,8 +171,8 @@ def test_it_never_touches_a_finalized_invoice_and_bills_the_difference_next(usag
         for row in lines.values("invoice__team_pk").annotate(cost=Sum("cost_usd"))
     }
     assert adjusted == {
-        world.team.pk: preview.cells[(EARLIER, world.team.pk)].difference,
-        NO_TEAM: preview.cells[(EARLIER, NO_TEAM)].difference,
+        world.team.pk: preview.cell(EARLIER, world.team.pk).difference,
+        NO_TEAM: preview.cell(EARLIER, NO_TEAM).difference,
     }
     assert all(d != 0 for d in adjusted.values())
 
@@ -234,3 +235,18 @@ def test_it_records_a_failed_re_price_when_the_prices_changed_after_the_preview(
     failed = prices.run_reprice(world.tenant.pk, run.pk)
     assert failed.status == "failed" and "prices changed after the preview" in failed.error
     assert _events(world) == events
+
+
+@pytest.mark.parametrize(
+    ("zone", "utc", "month"),
+    [
+        ("America/New_York", "2026-12-01T02:00:00+00:00", date(2026, 11, 1)),
+        ("America/New_York", "2026-12-01T05:00:00+00:00", date(2026, 12, 1)),
+        ("Asia/Tokyo", "2026-11-30T15:00:00+00:00", date(2026, 12, 1)),
+        ("UTC", "2026-12-31T23:59:59.999999+00:00", date(2026, 12, 1)),
+    ],
+)
+def test_it_counts_months_in_the_tenants_time_zone(zone: str, utc: str, month: date) -> None:
+    months = repricing.Months(zone, date(2026, 11, 30))
+    epoch = datetime.fromisoformat(utc).timestamp()
+    assert months.first_day(months.index(epoch)) == month
