@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db.models import Sum
 
 from prices.models import RepriceRun
+from prices.services import progress_key
 from pricing import selectors as pricing
 from pricing.models import PriceOverride
 from pricing.selectors import ModelPrices, PriceShown
@@ -97,3 +99,12 @@ def overrides(tenant: Tenant) -> list[PriceOverride]:
 def recent_runs(tenant: Tenant, limit: int = 10) -> list[RepriceRun]:
     runs = RepriceRun.objects.for_tenant(tenant).select_related("requested_by")
     return list(runs.order_by("-requested_at")[:limit])
+
+
+def run_progress(run: RepriceRun) -> tuple[int, int]:
+    """(events priced, events in all) of a run: as it goes from the cache, once done from the
+    record; (0, 0) until the worker starts it."""
+    if run.active:
+        done, total = cache.get(progress_key(run.pk)) or (0, 0)
+        return int(done), int(total)
+    return run.events_done, run.events_total

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -17,8 +18,9 @@ from rollups.services import error_text
 from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
-# Progress is written at most this often (seconds): a row update per chunk would be noise.
+# Progress is written at most this often (seconds), and kept this long after its last write.
 PROGRESS_EVERY = 0.5
+PROGRESS_SECONDS = 3600
 
 
 class RepriceError(Exception):
@@ -105,15 +107,20 @@ def _take(tenant_id: int, run_id: int) -> RepriceRun | None:
         return run
 
 
+def progress_key(run_id: int) -> str:
+    return f"costboard-reprice-progress-{run_id}"
+
+
 def _progress_of(run: RepriceRun) -> repricing.Progress:
+    """Events priced so far, in the cache: the re-price is one transaction, so a row it
+    updated would show nobody anything until the end."""
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY or done == total:
             last[0] = now
-            rows = RepriceRun.objects.for_tenant(run.tenant_id).filter(pk=run.pk)
-            rows.update(events_done=done, events_total=total)
+            cache.set(progress_key(run.pk), (done, total), timeout=PROGRESS_SECONDS)
 
     return progress
 

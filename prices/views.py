@@ -191,4 +191,6 @@ def reprice_apply(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 @member_view(Role.FINANCE)
 def reprice_run(request: HttpRequest, ctx: TenantContext, run_id: int) -> HttpResponse:
     run = get_object_or_404(RepriceRun.objects.for_tenant(ctx.tenant), pk=run_id)
-    return render(request, "prices/run.html", {"ctx": ctx, "run": run})
+    done, total = selectors.run_progress(run)
+    context = {"ctx": ctx, "run": run, "done": done, "total": total}
+    return render(request, "prices/run.html", context)

@@ -4,8 +4,8 @@ Both read the tenant's retained raw events from the start of a UTC day and price
 with today's prices, through the resolver ingest prices with (`pricing.resolver`). The
 preview sums the stored and the new costs per month (in the tenant's time zone, as invoices
 count months) and team. The apply writes the events whose cost or source changes, and only
-those, then rebuilds the rollups from that day with the one merge every rollup run makes
-(`services.recompute`). So the preview is exactly what the apply changes, and applying twice
+those, then rebuilds the rollups from the first day that changed with the one merge every
+rollup run makes (`services.recompute`). So the preview is exactly what the apply changes, and applying twice
 changes nothing the second time.
 """
 
@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import connection
+from django.db import connection, transaction
 
 from ingest.models import UsageEvent
 from pricing.resolver import pricer_for
@@ -56,6 +56,7 @@ class Preview:
     since: date
     pricing_version: int  # the prices it was computed with
     cells: dict[tuple[int, int], Cell] = field(default_factory=dict)  # (month index, team_pk)
+    first_change: date | None = None  # the UTC day of the earliest event that changes
 
     @property
     def rows(self) -> list[Cell]:
@@ -157,6 +158,8 @@ def _scan(
                 if cost != old or new_source != source:
                     cell.changed += 1
                     changes.append((pk, cost, new_source))
+                    if preview.first_change is None:  # in time order: the earliest
+                        preview.first_change = from_epoch(epoch, UTC).date()
             seen += len(rows)
             yield changes
             if progress:
@@ -201,16 +204,22 @@ def _write(tenant_id: int, changes: list[Change]) -> None:
         cursor.execute(UPDATE_SQL, params)
 
 
-def apply(tenant: Tenant, since: date, progress: Progress | None = None) -> Preview:
+def apply(
+    tenant: Tenant, since: date, progress: Progress | None = None, rebuild_all: bool = False
+) -> Preview:
     """Re-price the events from `since` that today's prices change, then rebuild the rollups
-    from that day; returns what changed (the preview of this very run).
+    from the first day that changed; returns what changed (the preview of this very run).
 
-    Each chunk of changes commits on its own, so a run that dies part way leaves some events
-    re-priced and the rollups not yet rebuilt: running it again finds the rest and rebuilds
-    (the rollups never count an event twice, they are rebuilt from the events)."""
-    tenant.refresh_from_db(fields=["pricing_version"])
-    result = Preview(tenant.pk, since, tenant.pricing_version)
-    for changes in _scan(tenant, since, result, progress):
-        _write(tenant.pk, changes)
-    services.recompute(tenant, since)
+    One transaction: a run that dies part way leaves nothing changed, so when no event
+    changes there is nothing to rebuild either, and a second apply costs one scan. Ingest and
+    rollup runs go on meanwhile (they only wait for the rebuild, on the tenant's lock).
+    `rebuild_all`: rebuild the rollups from `since` whatever changed (`rollup --since`,
+    which also repairs them)."""
+    with transaction.atomic():
+        tenant.refresh_from_db(fields=["pricing_version"])
+        result = Preview(tenant.pk, since, tenant.pricing_version)
+        for changes in _scan(tenant, since, result, progress):
+            _write(tenant.pk, changes)
+        if rebuild_all or result.first_change is not None:
+            services.recompute(tenant, since if rebuild_all else result.first_change or since)
     return result

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
+from prices import services
 from prices.models import RepriceRun
 from pricing.models import PriceOverride
 from pricing.services import set_price_override
@@ -187,7 +188,13 @@ def test_it_answers_404_for_another_tenants_re_price(usage: World) -> None:
     run = RepriceRun.objects.for_tenant(usage.tenant).create(
         tenant=usage.tenant, since=NOW.date(), requested_at=NOW, pricing_version=0
     )
-    assert login("finance").get(f"/prices/reprice/{run.pk}/").status_code == 200
+    page = login("finance").get(f"/prices/reprice/{run.pk}/").content.decode()
+    assert "waiting for the worker" in page and 'http-equiv="refresh"' in page
+    services._progress_of(run)(2500, 10000)  # what the worker reports as it prices
+    assert (
+        "2500 of 10000 events priced"
+        in login("finance").get(f"/prices/reprice/{run.pk}/").content.decode()
+    )
     assert login("outsider").get(f"/prices/reprice/{run.pk}/").status_code == 404
     assert login("member").get(f"/prices/reprice/{run.pk}/").status_code == 403
 

@@ -50,7 +50,9 @@ class Command(BaseCommand):
     def _recompute(self, tenant: Tenant, since: date) -> None:
         started = time.monotonic()
 
-        result = repricing.apply(tenant, since, self._progress(tenant, "re-priced"))
+        result = repricing.apply(
+            tenant, since, self._progress(tenant, "re-priced"), rebuild_all=True
+        )
         self.stdout.write(
             f"{tenant.slug}: re-priced {result.changed} of {result.events} events and rebuilt "
             f"rollups from {since}: {decimal_text(result.before)} -> "
