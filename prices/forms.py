@@ -7,6 +7,8 @@ from typing import Any
 
 from django import forms
 
+from core.dates import BOUNDS, EARLIEST_DAY, LATEST_DAY
+
 
 def _price(label: str, required: bool = True) -> forms.DecimalField:
     """USD per million tokens: at least 0, with the 10 decimals a price is stored with."""
@@ -49,6 +51,11 @@ class PeriodForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        for name in ("start", "end"):
+            day = data.get(name)
+            if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
+                self.add_error(name, f"must be a date {BOUNDS}")
+                data.pop(name, None)
         start, end = data.get("start"), data.get("end")
         if start and end and start > end:
             self.add_error("end", "must be on or after From")

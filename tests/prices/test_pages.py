@@ -203,3 +203,7 @@ def test_it_explains_a_bad_period(usage: World) -> None:
     response = login("member").get("/prices/?start=2026-13-40&end=x")
     assert response.status_code == 200
     assert "Enter a valid date." in response.content.decode()
+    far = login("member").get("/prices/?start=0001-01-01&end=9999-12-31")
+    assert far.status_code == 200 and "From: must be a date between" in far.content.decode()
+    assert login("member").get("/prices/?end=2001-01-01&start=2002-01-01").status_code == 200
+    assert login("finance").get("/prices/reprice/99999999999999999999/").status_code == 404
