@@ -54,8 +54,8 @@ class Command(BaseCommand):
             tenant, since, self._progress(tenant, "re-priced"), rebuild_all=True
         )
         self.stdout.write(
-            f"{tenant.slug}: re-priced {result.changed} of {result.events} events and rebuilt "
-            f"rollups from {since}: {decimal_text(result.before)} -> "
+            f"{tenant.slug}: re-priced {result.changed} events (of {result.events} from {since}) "
+            f"and rebuilt the rollups: {decimal_text(result.before)} -> "
             f"{decimal_text(result.after)} USD in {time.monotonic() - started:.1f}s"
         )
 
