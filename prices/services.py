@@ -71,9 +71,9 @@ def request_reprice(
 def run_reprice(tenant_id: int, run_id: int) -> RepriceRun:
     """Apply a queued re-price (the worker's job): events, then rollups, then the record.
 
-    A run is taken once (queued -> running under a row lock), so a task delivered twice does
-    nothing the second time; a run that fails is recorded with its error, and asking again
-    finishes the job (re-pricing is idempotent)."""
+    A finished run is never run again, so a task delivered twice does nothing the second
+    time; a run whose worker died is run again when its task comes back; a run that fails is
+    recorded with its error, and asking again finishes the job (re-pricing is idempotent)."""
     run = _take(tenant_id, run_id)
     if run is None:
         return RepriceRun.objects.for_tenant(tenant_id).get(pk=run_id)
@@ -100,7 +100,9 @@ def run_reprice(tenant_id: int, run_id: int) -> RepriceRun:
 def _take(tenant_id: int, run_id: int) -> RepriceRun | None:
     with transaction.atomic():
         run = RepriceRun.objects.for_tenant(tenant_id).select_for_update().get(pk=run_id)
-        if run.status != RepriceStatus.QUEUED:
+        # Running already: its worker died and the task came back (acks_late). The apply is
+        # one transaction, so the dead run left nothing: run it again.
+        if run.status not in (RepriceStatus.QUEUED, RepriceStatus.RUNNING):
             return None
         run.status, run.started_at = RepriceStatus.RUNNING, timezone.now()
         run.save(update_fields=["status", "started_at"])

@@ -215,6 +215,8 @@ def test_it_records_a_re_price_once_even_when_its_task_runs_twice(usage: World) 
     run = prices.request_reprice(world.tenant, EARLIER, preview.pricing_version, owner)
     with pytest.raises(prices.RepriceError, match="already queued or running"):
         prices.request_reprice(world.tenant, EARLIER, preview.pricing_version, owner)
+    # Its first worker died mid-run (nothing committed): the task comes back and runs it.
+    RepriceRun.objects.for_tenant(world.tenant).filter(pk=run.pk).update(status="running")
     done = prices.run_reprice(world.tenant.pk, run.pk)
     assert (done.status, done.requested_by, done.events_changed) == ("done", owner, 10)
     assert (done.old_total_usd, done.new_total_usd) == (preview.before, preview.after)
