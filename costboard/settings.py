@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "budgets",
     "anomalies",
     "billing",
+    "prices",
     "metrics",
     "otlp",
     "tenant_settings",

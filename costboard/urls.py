@@ -27,6 +27,7 @@ urlpatterns = [
     path("", include("budgets.urls")),
     path("", include("anomalies.urls")),
     path("", include("billing.urls")),
+    path("", include("prices.urls")),
     path("", include("members.urls")),
     path("", include("tenant_settings.urls")),
     path("", include("dashboard.urls")),

@@ -28,12 +28,15 @@ class PriceOverride(TenantOwned):
     """A tenant's own price for one provider/model (negotiated discounts, private deployments).
 
     Prices are USD per million tokens. Empty cache prices fall back to the input price.
-    An override applies to events at or after `effective_from`; the newest one wins.
+    An override applies to events at or after `effective_from`; the newest one wins. An
+    ended one (`ended_at`) stops there: from then on the catalog prices the model again,
+    until a later override starts.
     """
 
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=128)
     effective_from = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
     input_per_mtok = price_field()
     output_per_mtok = price_field()
     cache_read_per_mtok = price_field(null=True, blank=True)

@@ -46,6 +46,7 @@ OVERRIDE, CATALOG, CLIENT, UNPRICED = (str(s.value) for s in CostSource)
 @dataclass(frozen=True)
 class OverridePrice:
     effective_from: datetime
+    ended_at: datetime
     input: Decimal
     output: Decimal
     cache_read: Decimal | None
@@ -84,6 +85,7 @@ class TenantPricer:
             self._overrides.setdefault(key, []).append(
                 OverridePrice(
                     _utc(row.effective_from),
+                    END if row.ended_at is None else _utc(row.ended_at),
                     row.input_per_mtok,
                     row.output_per_mtok,
                     row.cache_read_per_mtok,
@@ -168,18 +170,22 @@ class _ModelPrices:
     def period_at(self, at: datetime) -> _Period:
         """The price at `at` (UTC) in SPEC's order, and the span it holds for: an override
         from its start to the next one's; the catalog's own period, cut short where the
-        first override starts."""
+        first override starts, or from where an ended override stops."""
         index = bisect.bisect_right(self.starts, at) - 1
+        after, before = BEGINNING, self.starts[0] if self.starts else END
         if index >= 0:
-            end = self.starts[index + 1] if index + 1 < len(self.starts) else END
-            return _Period(self.starts[index], end, self.overrides[index].cost_of, OVERRIDE)
-        before = self.starts[0] if self.starts else END
+            override = self.overrides[index]
+            before = self.starts[index + 1] if index + 1 < len(self.starts) else END
+            if at < override.ended_at:
+                end = min(before, override.ended_at)
+                return _Period(self.starts[index], end, override.cost_of, OVERRIDE)
+            after = override.ended_at
         if self.catalog is None:
-            return _Period(BEGINNING, before, None, UNPRICED)
+            return _Period(after, before, None, UNPRICED)
         start, end, price = self.catalog.period(at)
-        if price is None:
-            return _Period(start, min(end, before), None, UNPRICED)
-        return _Period(start, min(end, before), price.cost_of, CATALOG)
+        source = UNPRICED if price is None else CATALOG
+        cost = None if price is None else price.cost_of
+        return _Period(max(start, after), min(end, before), cost, source)
 
 
 _pricers: dict[int, tuple[tuple[object, ...], TenantPricer]] = {}

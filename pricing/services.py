@@ -54,3 +54,23 @@ def _bump_pricing_version(tenant: Tenant) -> None:
     Tenant.objects.filter(pk=tenant.pk).update(pricing_version=F("pricing_version") + 1)
     tenant.refresh_from_db(fields=["pricing_version"])
     keycache.clear()  # cached keys carry their tenant's pricing version
+
+
+class PriceError(ValueError):
+    """A price change the rules refuse; the message names the field."""
+
+
+@transaction.atomic
+def end_price_override(tenant: Tenant, override_id: int, ended_at: datetime) -> PriceOverride:
+    """Stop an override at `ended_at`: from then on the catalog prices the model again.
+
+    Like adding a price, ending one changes no stored event until a re-price is applied."""
+    override = PriceOverride.objects.for_tenant(tenant).select_for_update().get(pk=override_id)
+    if ended_at <= override.effective_from:
+        raise PriceError(
+            f"ended_at: must be after the price's start ({override.effective_from:%Y-%m-%d %H:%M})"
+        )
+    override.ended_at = ended_at
+    override.save(update_fields=["ended_at"])
+    _bump_pricing_version(tenant)
+    return override

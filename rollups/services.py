@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -26,8 +26,6 @@ from django.db.models import Min
 from django.utils import timezone
 
 from ingest.models import PendingBatch, UsageEvent
-from pricing.catalog import TokenCounts
-from pricing.resolver import pricer_for
 from rollups import health, sql, windows
 from rollups.models import (
     ConsumerDailyRollup,
@@ -316,31 +314,6 @@ def rollup_lag_seconds(tenant_id: int | None = None) -> float:
 def _day_start(since: date | datetime) -> datetime:
     day = since.date() if isinstance(since, datetime) else since
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def reprice_events(
-    tenant: Tenant,
-    since: datetime,
-    progress: Callable[[int], None] | None = None,
-    chunk: int = 5000,
-) -> int:
-    """Re-price stored events from `since` with today's prices (on purpose, never silently)."""
-    pricer = pricer_for(tenant)
-    events = UsageEvent.objects.for_tenant(tenant).filter(timestamp__gte=since).order_by("pk")
-    done, last_pk = 0, 0
-    while batch := list(events.filter(pk__gt=last_pk)[:chunk]):
-        for e in batch:
-            tokens = TokenCounts(
-                e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
-            )
-            e.cost_usd, e.cost_source = pricer.price(
-                e.provider, e.model, tokens, e.timestamp, e.client_cost_usd
-            )
-        UsageEvent.objects.for_tenant(tenant).bulk_update(batch, ["cost_usd", "cost_source"])
-        done, last_pk = done + len(batch), batch[-1].pk
-        if progress:
-            progress(done)
-    return done
 
 
 def recompute(tenant: Tenant, since: date | datetime) -> int:

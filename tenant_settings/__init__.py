@@ -1,1 +1,1 @@
-"""The tenant's settings page: API keys, price overrides and alert channels (admins only)."""
+"""The tenant's settings page: API keys and alert channels (prices: `prices`) (admins only)."""

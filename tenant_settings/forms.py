@@ -1,4 +1,4 @@
-"""Forms of the settings page: API keys, price overrides and alert channels."""
+"""Forms of the settings page: API keys and alert channels."""
 
 from __future__ import annotations
 
@@ -21,24 +21,6 @@ class ApiKeyForm(forms.Form):
     def __init__(self, tenant: Tenant, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         cast(forms.ModelChoiceField, self.fields["team"]).queryset = Team.objects.for_tenant(tenant)
-
-
-class PriceForm(forms.Form):
-    provider = forms.CharField(max_length=64)
-    model = forms.CharField(max_length=128)
-    effective_from = forms.DateTimeField(help_text="UTC, e.g. 2026-12-01 00:00")
-    input_per_mtok = forms.DecimalField(
-        min_value=0, max_digits=20, decimal_places=10, label="Input $/MTok"
-    )
-    output_per_mtok = forms.DecimalField(
-        min_value=0, max_digits=20, decimal_places=10, label="Output $/MTok"
-    )
-    cache_read_per_mtok = forms.DecimalField(
-        min_value=0, max_digits=20, decimal_places=10, required=False, label="Cache read $/MTok"
-    )
-    cache_write_per_mtok = forms.DecimalField(
-        min_value=0, max_digits=20, decimal_places=10, required=False, label="Cache write $/MTok"
-    )
 
 
 class ChannelForm(forms.ModelForm):

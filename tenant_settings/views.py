@@ -1,4 +1,4 @@
-"""`/settings/`: a tenant admin's keys, prices and alert channels."""
+"""`/settings/`: a tenant admin's keys and alert channels (prices are on `/prices/`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from django.shortcuts import get_object_or_404, render
 from alerts.models import AlertChannel, Delivery
 from alerts.services import send_test
 from core.pages import Action, member_view, posted_action
-from pricing.models import PriceOverride
-from pricing.services import delete_price_override, set_price_override
-from tenant_settings.forms import ApiKeyForm, ChannelForm, PriceForm
+from tenant_settings.forms import ApiKeyForm, ChannelForm
 from tenants.context import TenantContext
 from tenants.models import ApiKey, Role
 from tenants.services import create_api_key, revoke_api_key
@@ -37,27 +35,6 @@ def _revoke_key(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | No
     key = get_object_or_404(ApiKey.objects.for_tenant(ctx.tenant), pk=request.POST.get("id"))
     revoke_api_key(key)
     messages.success(request, f"Revoked key {key.prefix}.")
-    return None
-
-
-def _add_price(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
-    form = PriceForm(request.POST)
-    if not form.is_valid():
-        return {"price_form": form}
-    set_price_override(ctx.tenant, **form.cleaned_data)
-    messages.success(
-        request,
-        "Saved the price. Stored events keep their cost; run `rollup --since` to re-price them.",
-    )
-    return None
-
-
-def _delete_price(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
-    override = get_object_or_404(
-        PriceOverride.objects.for_tenant(ctx.tenant), pk=request.POST.get("id")
-    )
-    delete_price_override(ctx.tenant, override.pk)
-    messages.success(request, "Deleted the price.")
     return None
 
 
@@ -91,8 +68,6 @@ def _delete_channel(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] 
 ACTIONS: dict[str, Action] = {
     "create_key": _create_key,
     "revoke_key": _revoke_key,
-    "add_price": _add_price,
-    "delete_price": _delete_price,
     "add_channel": _add_channel,
     "test_channel": _test_channel,
     "delete_channel": _delete_channel,
@@ -120,11 +95,9 @@ def _context(ctx: TenantContext, extra: dict[str, Any]) -> dict[str, Any]:
     return {
         "ctx": ctx,
         "keys": ApiKey.objects.for_tenant(tenant).select_related("team").order_by("-created_at"),
-        "prices": PriceOverride.objects.for_tenant(tenant),
         "channels": AlertChannel.objects.for_tenant(tenant),
         "deliveries": deliveries,
         "key_form": ApiKeyForm(tenant),
-        "price_form": PriceForm(),
         "channel_form": ChannelForm(),
         **extra,
     }

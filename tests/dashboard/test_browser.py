@@ -133,6 +133,7 @@ PAGES = [
     ("/anomalies/", 0),
     ("/chargeback/", 0),
     ("/invoices/", 0),
+    ("/prices/", 0),
     ("/settings/", 0),
     ("/settings/members/", 0),
     ("/accounts/password/change/", 0),

@@ -101,14 +101,13 @@ def test_the_rollup_command_rebuilds_every_rollup_while_batches_are_pending(
 ) -> None:
     world = seeded
     _override(world)
-    reprice = services.reprice_events
+    recompute = services.recompute
 
-    def reprice_while_more_arrive(*args: Any, **kwargs: Any) -> int:
-        done = reprice(*args, **kwargs)
+    def recompute_while_more_arrive(*args: Any, **kwargs: Any) -> int:
         _late_batches(world)  # after the command's own merge: pending during the recompute
-        return done
+        return recompute(*args, **kwargs)
 
-    monkeypatch.setattr(services, "reprice_events", reprice_while_more_arrive)
+    monkeypatch.setattr(services, "recompute", recompute_while_more_arrive)
     call_command("rollup", "--tenant", "acme", "--since", SINCE.isoformat(), stdout=StringIO())
 
     # Re-priced on purpose from SINCE on; the days before keep the price they were stored with.

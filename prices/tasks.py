@@ -1,0 +1,13 @@
+"""Celery tasks: they take ids and call services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from prices import services
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def reprice(tenant_id: int, run_id: int) -> str:
+    """Apply a re-price the page recorded; returns its status."""
+    return str(services.run_reprice(tenant_id, run_id).status)

@@ -1,0 +1,209 @@
+"""`/prices/`: members read, admins edit; finance previews; another tenant's ids are 404."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+
+from prices import services
+from prices.models import RepriceRun
+from pricing.models import PriceOverride
+from pricing.services import set_price_override
+from tests.billing.helpers import send
+from tests.conftest import World, event, login
+
+NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+TODAY = NOW.date().isoformat()
+PRICE = {
+    "action": "add_price",
+    "provider": "inhouse",
+    "model": "mystery",
+    "effective_from": (NOW - timedelta(days=2)).strftime("%Y-%m-%d"),
+    "input_per_mtok": "3",
+    "output_per_mtok": "9.5",
+}
+
+
+@pytest.fixture
+def usage(world: World) -> World:
+    when = NOW.isoformat()
+    send(
+        world.ingest.key,
+        *[event(f"a{i}", timestamp=when) for i in range(3)],
+        event("b", timestamp=when, provider="anthropic", model="claude-sonnet-4-5"),
+        event("c", timestamp=when, provider="deepseek", model="deepseek-chat"),
+        event("d", timestamp=when, provider="inhouse", model="x1", cost_usd="0.25"),
+        event("e", timestamp=when, provider="inhouse", model="mystery"),
+    )
+    send(world.other_ingest.key, event("o", timestamp=when, model="gpt-4o-globex-only"))
+    return world
+
+
+def _rows(client: Client, query: str = "") -> list[str]:
+    page = client.get(f"/prices/{query}").content.decode()
+    body = page.split('data-testid="models"')[1].split("</table>")[0]
+    return body.split('data-testid="model-row"')[1:]
+
+
+@pytest.mark.parametrize("username", ["owner", "finance", "member"])
+def test_it_shows_every_model_its_price_and_source_to_every_member(
+    usage: World, username: str
+) -> None:
+    rows = _rows(login(username))
+    assert len(rows) == 5
+    # Unpriced first, with the way out; the rest by spend.
+    assert "inhouse/mystery" in rows[0] and "unpriced" in rows[0]
+    assert ("set a price" in rows[0]) == (username == "owner")
+    gpt = next(r for r in rows if "openai/gpt-4o" in r)
+    assert "catalog" in gpt and ">2.5<" in gpt and ">10<" in gpt and ">1.25<" in gpt
+    assert ">3<" in gpt  # calls
+    assert "client-reported" in next(r for r in rows if "inhouse/x1" in r)
+    claude = next(r for r in rows if "claude-sonnet-4-5" in r)
+    assert "3; 6 above 200,000 input tokens" in claude  # a tier shown as a tier
+    deepseek = next(r for r in rows if "deepseek-chat" in r)
+    assert "00:30-16:30 UTC daily" in deepseek and "other times of day" in deepseek
+    assert "gpt-4o-globex-only" not in login(username).get("/prices/").content.decode()
+
+
+def test_it_shows_the_catalogs_data_date(usage: World) -> None:
+    assert "bundled with genai-prices 0." in login("member").get("/prices/").content.decode()
+
+
+def test_it_shows_nothing_of_another_tenant_to_an_outsider(usage: World) -> None:
+    set_price_override(
+        usage.tenant, provider="openai", model="gpt-4o", effective_from=NOW,
+        input_per_mtok=Decimal("1.75"), output_per_mtok=Decimal("7"),
+    )  # fmt: skip
+    page = login("outsider").get("/prices/").content.decode()
+    assert "gpt-4o-globex-only" in page
+    assert "inhouse/mystery" not in page and "1.75" not in page
+
+
+def test_it_lets_an_admin_add_a_price_and_offers_a_re_price(usage: World) -> None:
+    client = login("owner")
+    response = client.post("/prices/", PRICE)
+    assert response.status_code == 302
+    override = PriceOverride.objects.for_tenant(usage.tenant).get()
+    assert (override.model, override.output_per_mtok) == ("mystery", Decimal("9.5"))
+    page = client.get("/prices/").content.decode()
+    assert 'data-testid="reprice-offer"' in page
+    assert f'href="/prices/reprice/?since={PRICE["effective_from"]}"' in page
+    row = _rows(client)[0]  # its stored calls are still unpriced: first until re-priced
+    assert "inhouse/mystery" in row and "your price" in row and ">9.5<" in row
+
+
+@pytest.mark.parametrize("username", ["finance", "member"])
+def test_it_refuses_price_changes_below_admin(usage: World, username: str) -> None:
+    assert login(username).post("/prices/", PRICE).status_code == 403
+    assert not PriceOverride.objects.for_tenant(usage.tenant).exists()
+
+
+def test_it_names_the_field_of_a_bad_price(usage: World) -> None:
+    bad = {**PRICE, "input_per_mtok": "-1", "effective_from": "soon"}
+    response = login("owner").post("/prices/", bad)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Enter a valid date/time." in page and "greater than or equal to 0" in page
+    assert not PriceOverride.objects.for_tenant(usage.tenant).exists()
+
+
+def test_it_ends_a_price_and_refuses_an_end_before_its_start(usage: World) -> None:
+    client = login("owner")
+    client.post("/prices/", PRICE)
+    override = PriceOverride.objects.for_tenant(usage.tenant).get()
+    early = {"action": "end_price", "id": override.pk, "ended_at": "2001-01-01 00:00"}
+    page = client.post("/prices/", early).content.decode()
+    assert "must be after the price&#x27;s start" in page
+    client.post("/prices/", {**early, "ended_at": TODAY + " 00:00"})
+    override.refresh_from_db()
+    assert override.ended_at == datetime.fromisoformat(TODAY).replace(tzinfo=UTC)
+    assert "unpriced" in _rows(client)[0]  # the catalog does not know it: unpriced again
+
+
+def test_it_answers_404_for_another_tenants_price(usage: World) -> None:
+    login("owner").post("/prices/", PRICE)
+    override = PriceOverride.objects.for_tenant(usage.tenant).get()
+    outsider = login("outsider")
+    end = {"action": "end_price", "id": override.pk, "ended_at": TODAY}
+    assert outsider.post("/prices/", end).status_code == 404
+    assert (
+        outsider.post("/prices/", {"action": "delete_price", "id": override.pk}).status_code == 404
+    )
+    assert outsider.post("/prices/", {"action": "delete_price", "id": "x' or 1"}).status_code == 404
+    override.refresh_from_db()
+    assert override.ended_at is None
+
+
+@pytest.mark.parametrize(
+    ("username", "status"), [("owner", 200), ("finance", 200), ("member", 403)]
+)
+def test_it_shows_the_preview_to_finance_and_admins(
+    usage: World, username: str, status: int
+) -> None:
+    set_price_override(
+        usage.tenant, provider="inhouse", model="mystery", effective_from=NOW - timedelta(days=1),
+        input_per_mtok=Decimal("3"), output_per_mtok=Decimal("9"),
+    )  # fmt: skip
+    response = login(username).get(f"/prices/reprice/?since={TODAY}")
+    assert response.status_code == status
+    if status == 200:
+        page = response.content.decode()
+        # 1,000 input and 500 output tokens at 3 and 9 per million: 0.0075, from 0.
+        assert 'data-testid="total-difference">0.007500000000<' in page
+        assert ('data-testid="apply"' in page) == (username == "owner")
+
+
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [("", "This field is required."), ("someday", "Enter a valid date."),
+     ("2001-01-01", "before the raw-event retention"), ("2999-01-01", "is in the future")],
+)  # fmt: skip
+def test_it_explains_a_bad_re_price_day(usage: World, since: str, message: str) -> None:
+    response = login("finance").get(f"/prices/reprice/?since={since}")
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_it_refuses_to_apply_a_stale_preview_and_below_admin(usage: World) -> None:
+    version = usage.tenant.pricing_version
+    set_price_override(
+        usage.tenant, provider="inhouse", model="mystery", effective_from=NOW,
+        input_per_mtok=Decimal("3"), output_per_mtok=Decimal("9"),
+    )  # fmt: skip
+    apply = {"since": TODAY, "version": version}
+    assert login("finance").post("/prices/reprice/apply/", apply).status_code == 403
+    response = login("owner").post("/prices/reprice/apply/", apply, follow=True)
+    assert "the prices changed since this preview" in response.content.decode()
+    bad = login("owner").post(
+        "/prices/reprice/apply/", {"since": "x", "version": "-3"}, follow=True
+    )
+    assert "since: Enter a valid date." in bad.content.decode()
+    assert not RepriceRun.objects.for_tenant(usage.tenant).exists()
+
+
+def test_it_answers_404_for_another_tenants_re_price(usage: World) -> None:
+    run = RepriceRun.objects.for_tenant(usage.tenant).create(
+        tenant=usage.tenant, since=NOW.date(), requested_at=NOW, pricing_version=0
+    )
+    page = login("finance").get(f"/prices/reprice/{run.pk}/").content.decode()
+    assert "waiting for the worker" in page and 'http-equiv="refresh"' in page
+    services._progress_of(run)(2500, 10000)  # what the worker reports as it prices
+    assert (
+        "2500 of 10000 events priced"
+        in login("finance").get(f"/prices/reprice/{run.pk}/").content.decode()
+    )
+    assert login("outsider").get(f"/prices/reprice/{run.pk}/").status_code == 404
+    assert login("member").get(f"/prices/reprice/{run.pk}/").status_code == 403
+
+
+def test_it_explains_a_bad_period(usage: World) -> None:
+    response = login("member").get("/prices/?start=2026-13-40&end=x")
+    assert response.status_code == 200
+    assert "Enter a valid date." in response.content.decode()
+    far = login("member").get("/prices/?start=0001-01-01&end=9999-12-31")
+    assert far.status_code == 200 and "From: must be a date between" in far.content.decode()
+    assert login("member").get("/prices/?end=2001-01-01&start=2002-01-01").status_code == 200
+    assert login("finance").get("/prices/reprice/99999999999999999999/").status_code == 404
