@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 DB_NAME = "costboard_bench_metrics"
 PG = "postgresql://postgres@127.0.0.1:5432"
 TARGET_MS = 100.0
+BENCH_TOKEN = "bench-metrics-token"
 TENANTS, TEAMS_PER_TENANT = 50, 20
 PROVIDERS = ("openai", "anthropic", "google", "azure", "bedrock", "mistral")
 MODELS_PER_PROVIDER = 8
@@ -82,6 +83,7 @@ def setup_django() -> None:
     os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
     os.environ.setdefault("COSTBOARD_PLAIN_HTTP", "1")
+    os.environ["METRICS_TOKEN"] = BENCH_TOKEN  # the operator's scrape, as Prometheus makes it
     os.environ["DJANGO_SETTINGS_MODULE"] = "costboard.settings"
     import django
     from django.core.management import call_command
@@ -195,7 +197,7 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[list[float], Any]:
 def scrape_once() -> bytes:
     from django.test import Client
 
-    response = Client().get("/metrics")
+    response = Client().get("/metrics", headers={"Authorization": f"Bearer {BENCH_TOKEN}"})
     assert response.status_code == 200, response.status_code
     return response.content
 

@@ -235,6 +235,9 @@ ROLLUP_DEBOUNCE_SECONDS = env_int("ROLLUP_DEBOUNCE_SECONDS", 5)
 RAW_EVENT_RETENTION_DAYS = env_int("RAW_EVENT_RETENTION_DAYS", 400)
 
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Anonymous /metrics scrapes get 401 unless this is set: only for a private network, where
+# whoever can reach the port may read every tenant's spend (see README, Metrics).
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 
 ALERT_RETRY_BASE_SECONDS = float(env_str("ALERT_RETRY_BASE_SECONDS", "10"))
 ALERT_DELIVERY_TIMEOUT_SECONDS = float(env_str("ALERT_DELIVERY_TIMEOUT_SECONDS", "10"))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of the embedded defaults: the embedded PostgreSQL server + the embedded broker with a
 # real worker. migrate, seed, one ingest through the production server, the worker rolls it up,
-# one page; then the embedded server of the fresh var directory is stopped.
+# a tenant's /metrics scrape, one page; then the embedded server of the fresh var directory is stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset DATABASE_URL REDIS_URL
@@ -60,6 +60,15 @@ while (cost := smoke_cost()) is None:
     assert time.monotonic() < deadline, "the worker never rolled the event up"
     time.sleep(0.5)
 print(f"smoke: ingest rolled up by the worker, cost {cost}")
+
+# /metrics is closed to anonymous scrapes (no METRICS_PUBLIC here); the tenant's read key
+# gets that tenant's series only.
+assert httpx.get(f"{base}/metrics").status_code == 401
+scrape = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {read}"})
+assert scrape.status_code == 200 and 'costboard_cost_usd_total{' in scrape.text, scrape.text[:500]
+tenants = {part.split('"')[1] for part in scrape.text.split("tenant=")[1:]}
+assert tenants == {"acme"}, tenants
+print("smoke: /metrics refused anonymously, the read key scraped its own tenant")
 
 with httpx.Client(base_url=base, follow_redirects=True) as client:
     login = client.get("/accounts/login/")

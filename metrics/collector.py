@@ -193,9 +193,9 @@ def _add_usage(f: Families, labels: Labels, u: Usage) -> None:
     f.tokens_per_request.add_metric(values, per_request, u.tokens[0] + u.tokens[1])
 
 
-def _add_ingest(f: Families, conf: MetricsSettings) -> None:
+def _add_ingest(f: Families, conf: MetricsSettings, tenant: int | None) -> None:
     by_tenant = "tenant" in conf.labels
-    rows = selectors.ingest_by_labels(by_tenant)
+    rows = selectors.ingest_by_labels(by_tenant, tenant)
     other = (OTHER,) if by_tenant else ()
     for labels, totals in capped(rows, conf.max_series, lambda t: -t.total, other):
         f.ingest.add_metric([*labels, "accepted"], totals.accepted)
@@ -203,25 +203,29 @@ def _add_ingest(f: Families, conf: MetricsSettings) -> None:
         f.ingest.add_metric([*labels, "rejected"], totals.rejected)
 
 
-def build_families(conf: MetricsSettings) -> list[Metric]:
+def build_families(conf: MetricsSettings, tenant: int | None = None) -> list[Metric]:
+    """Every tenant's families (the operator's scrape), or those of one `tenant`: then every
+    query reads that tenant's rows only, and the operator-wide daily budget is left out."""
     f = Families(conf.labels)
-    usage = selectors.usage_by_labels(conf.labels)
+    usage = selectors.usage_by_labels(conf.labels, tenant)
     other = tuple(OTHER for _ in conf.labels)
     for labels, totals in capped(usage, conf.max_series, _usage_rank, other):
         _add_usage(f, labels, totals)
     f.label_sets.add_metric([], len(usage))
-    _add_ingest(f, conf)
-    f.lag.add_metric([], rollup_lag_seconds())
+    _add_ingest(f, conf, tenant)
+    f.lag.add_metric([], rollup_lag_seconds(tenant))
     by_tenant = "tenant" in conf.labels
-    for labels, count in selectors.rollup_failures(by_tenant).items():
+    for labels, count in selectors.rollup_failures(by_tenant, tenant).items():
         f.rollup_failures.add_metric(list(labels), count)
-    for labels, count in selectors.quarantined_batches(by_tenant).items():
+    for labels, count in selectors.quarantined_batches(by_tenant, tenant).items():
         f.quarantined.add_metric(list(labels), count)
-    for labels, ratio in selectors.budget_ratios():
+    for labels, ratio in selectors.budget_ratios(tenant):
         f.budget_ratio.add_metric(list(labels), ratio)
     families = f.all()
-    if conf.daily_budget_usd is None:
-        families.remove(f.budget)  # no budget configured: no series, so no budget alert fires
+    if conf.daily_budget_usd is None or tenant is not None:
+        # No budget configured: no series, so no budget alert fires. The operator's budget
+        # spans every tenant: not a tenant's business.
+        families.remove(f.budget)
     else:
         f.budget.add_metric([], float(conf.daily_budget_usd))
     return families
@@ -288,6 +292,29 @@ SNAPSHOT_KEY = "costboard:metrics:snapshot"
 _lock = threading.Lock()
 
 
+def tenant_conf(conf: MetricsSettings) -> MetricsSettings:
+    """A tenant's scrape is always labelled by tenant, so its Prometheus can tell whose it is."""
+    return conf if "tenant" in conf.labels else replace(conf, labels=("tenant", *conf.labels))
+
+
+def tenant_exposition(tenant: int) -> bytes:
+    """The costboard_* families of one tenant as Prometheus text (a tenant read key's scrape),
+    cached per tenant like the operator's snapshot but rendered on demand (no beat task)."""
+    conf = tenant_conf(metrics_settings())
+    key = f"{SNAPSHOT_KEY}:tenant:{tenant}"
+    cached = _cached(conf, key)
+    if cached is not None:
+        return cached
+    with _lock:
+        cached = _cached(conf, key)
+        if cached is not None:
+            return cached
+        started = time.time()
+        text = render_text(build_families(conf, tenant))
+        _share(key, conf, started, text)
+    return text
+
+
 def exposition() -> bytes:
     """The costboard_* families as Prometheus text.
 
@@ -301,9 +328,9 @@ def exposition() -> bytes:
     return cached if cached is not None else refresh(conf)
 
 
-def _cached(conf: MetricsSettings) -> bytes | None:
+def _cached(conf: MetricsSettings, key: str = SNAPSHOT_KEY) -> bytes | None:
     try:
-        snap = cache.get(SNAPSHOT_KEY)
+        snap = cache.get(key)
     except Exception:  # a cache outage must not take /metrics down: read the database
         return None
     if snap is None or snap[0] != repr(conf) or time.time() - snap[1] >= conf.cache_seconds:
@@ -321,8 +348,10 @@ def refresh(conf: MetricsSettings | None = None, force: bool = False) -> bytes:
             return cached
         started = time.time()
         text = render_text(COSTBOARD_REGISTRY.collect())
-        with contextlib.suppress(Exception):  # unshared is still correct, only slower
-            cache.set(
-                SNAPSHOT_KEY, (repr(conf), started, text), timeout=max(60, conf.cache_seconds * 6)
-            )
+        _share(SNAPSHOT_KEY, conf, started, text)
     return text
+
+
+def _share(key: str, conf: MetricsSettings, started: float, text: bytes) -> None:
+    with contextlib.suppress(Exception):  # unshared is still correct, only slower
+        cache.set(key, (repr(conf), started, text), timeout=max(60, conf.cache_seconds * 6))

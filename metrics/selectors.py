@@ -1,4 +1,8 @@
-"""Operator-wide reads of the rollups for /metrics: a few GROUP BY queries per scrape.
+"""Reads of the rollups for /metrics: a few GROUP BY queries per scrape.
+
+Operator-wide (`tenant=None`, the METRICS_TOKEN scrape) or of one tenant (a tenant's read-key
+scrape): a tenant's scrape queries only that tenant's rows, so no other tenant's series can
+reach it, whatever is rendered afterwards.
 
 Every total is summed over all time from the database, so each web process (and each process
 after a restart) reports the same, never-decreasing numbers.
@@ -82,18 +86,25 @@ class IngestTotals:
         return self.accepted + self.duplicates + self.rejected
 
 
-def _tenant_slugs() -> dict[int, str]:
-    return dict(Tenant.objects.values_list("pk", "slug"))
+def _tenant_slugs(tenant: int | None) -> dict[int, str]:
+    tenants = Tenant.objects.all() if tenant is None else Tenant.objects.filter(pk=tenant)
+    return dict(tenants.values_list("pk", "slug"))
 
 
-def _namers(labels: Sequence[str]) -> list[Callable[[Any], str]]:
+def _rows(model: Any, tenant: int | None) -> Any:
+    # Operator-wide by design when no tenant: /metrics reports every tenant to the operator.
+    return model.unscoped_all_tenants.all() if tenant is None else model.objects.for_tenant(tenant)
+
+
+def _namers(labels: Sequence[str], tenant: int | None) -> list[Callable[[Any], str]]:
     """Per label, a function turning the rollup column's value into the label value."""
-    tenants = _tenant_slugs() if "tenant" in labels else {}
+    tenants = _tenant_slugs(tenant) if "tenant" in labels else {}
     lookups = {"tenant": lambda pk: tenants.get(pk, f"deleted:{pk}")}
     if "team" in labels:
-        # Every tenant's teams, labelled as their own pages label them: a team deleted after
-        # its usage was rolled up keeps its own series (see tenants.labels).
-        lookups["team"] = TeamLabels.of_every_tenant().label
+        # The teams labelled as their own pages label them: a team deleted after its usage
+        # was rolled up keeps its own series (see tenants.labels).
+        teams = TeamLabels.of_every_tenant() if tenant is None else TeamLabels.of(tenant)
+        lookups["team"] = teams.label
     return [lookups.get(label, str) for label in labels]
 
 
@@ -118,12 +129,11 @@ def _room_to_hash() -> None:
 
 
 def _grouped(
-    model: type, labels: Sequence[str], sums: Sequence[str]
+    model: type, labels: Sequence[str], sums: Sequence[str], tenant: int | None
 ) -> Iterable[tuple[Labels, tuple[Any, ...]]]:
-    """One GROUP BY over every tenant's rows: (label values, sums) per group."""
+    """One GROUP BY over every tenant's rows, or one tenant's: (label values, sums) per group."""
     columns = [LABEL_COLUMNS[label] for label in labels]
-    # Operator-wide by design: /metrics reports every tenant's totals to the operator.
-    rows: Any = model.unscoped_all_tenants  # type: ignore[attr-defined]
+    rows = _rows(model, tenant)
     aggregates = {f"sum_{name}": Sum(name) for name in sums}
     if not columns:
         total = rows.aggregate(**aggregates)
@@ -133,34 +143,37 @@ def _grouped(
     with transaction.atomic():
         _room_to_hash()
         grouped = list(rows.values_list(*columns).annotate(**aggregates).order_by())
-    namers = _namers(labels)  # read after the rows, so every group's tenant and team exist
+    namers = _namers(labels, tenant)  # read after the rows, so every group's tenant and team exist
     for row in grouped:
         labels_part, sums_part = row[: len(columns)], row[len(columns) :]
         yield tuple(name(value) for name, value in zip(namers, labels_part, strict=True)), sums_part
 
 
-def usage_by_labels(labels: Sequence[str]) -> dict[Labels, Usage]:
-    """All-time usage per label set (of the configured labels), across every tenant."""
+def usage_by_labels(labels: Sequence[str], tenant: int | None = None) -> dict[Labels, Usage]:
+    """All-time usage per label set (of the configured labels), of every tenant or one."""
     # LifetimeRollup holds HourlyRollup's all-time sums (written in the same transaction by
     # rollups.services): one row per label set, however long the history.
     out: dict[Labels, Usage] = {}
-    for key, sums in _grouped(LifetimeRollup, labels, USAGE_SUMS):
+    for key, sums in _grouped(LifetimeRollup, labels, USAGE_SUMS, tenant):
         _merge(out, key, Usage.from_sums(sums))
     return out
 
 
-def ingest_by_labels(by_tenant: bool) -> dict[Labels, IngestTotals]:
-    """All-time ingest outcomes, per tenant slug when `by_tenant`, else one operator total."""
+def ingest_by_labels(by_tenant: bool, tenant: int | None = None) -> dict[Labels, IngestTotals]:
+    """All-time ingest outcomes, per tenant slug when `by_tenant`, else one total (of every
+    tenant, or of `tenant`)."""
     out: dict[Labels, IngestTotals] = {}
-    for key, sums in _grouped(IngestCount, ["tenant"] if by_tenant else [], INGEST_SUMS):
+    labels = ["tenant"] if by_tenant else []
+    for key, sums in _grouped(IngestCount, labels, INGEST_SUMS, tenant):
         _merge(out, key, IngestTotals(*sums))
     return out
 
 
-def budget_ratios() -> list[tuple[Labels, float]]:
-    """Spend / limit of every budget in its current period: (tenant, team, budget) -> ratio."""
-    # Operator-wide: every tenant's budgets, for the burn alerts and the Grafana panel.
-    rows = BudgetStatus.unscoped_all_tenants.select_related("tenant", "budget__team")
+def budget_ratios(tenant: int | None = None) -> list[tuple[Labels, float]]:
+    """Spend / limit of every budget (of every tenant, or one) in its current period:
+    (tenant, team, budget) -> ratio."""
+    # Operator-wide without a tenant: for the burn alerts and the Grafana panel.
+    rows = _rows(BudgetStatus, tenant).select_related("tenant", "budget__team")
     out: list[tuple[Labels, float]] = []
     for status in rows.order_by("tenant__slug", "budget__name", "pk"):
         budget = status.budget
@@ -171,26 +184,27 @@ def budget_ratios() -> list[tuple[Labels, float]]:
 
 
 def _by_tenant_label(
-    counts: dict[int, int], by_tenant: bool, zeros_for: Iterable[int] = ()
+    counts: dict[int, int], by_tenant: bool, tenant: int | None, zeros_for: Iterable[int] = ()
 ) -> dict[Labels, int]:
     """Per tenant slug when `by_tenant` (with 0 for the tenants of `zeros_for` not in
     `counts`), else one operator total (present even when 0)."""
     if not by_tenant:
         return {(): sum(counts.values())}
-    slugs = _tenant_slugs()
+    slugs = _tenant_slugs(tenant)
     counts = dict.fromkeys(zeros_for, 0) | counts
     return {(slugs.get(pk, f"deleted:{pk}"),): n for pk, n in sorted(counts.items())}
 
 
-def rollup_failures(by_tenant: bool) -> dict[Labels, int]:
+def rollup_failures(by_tenant: bool, tenant: int | None = None) -> dict[Labels, int]:
     """Failed rollup runs and refused batch merges (tenants that never failed left out)."""
-    return _by_tenant_label(rollup_health.failures_by_tenant(), by_tenant)
+    return _by_tenant_label(rollup_health.failures_by_tenant(tenant), by_tenant, tenant)
 
 
-def quarantined_batches(by_tenant: bool) -> dict[Labels, int]:
+def quarantined_batches(by_tenant: bool, tenant: int | None = None) -> dict[Labels, int]:
     """Quarantined batches now, per tenant or in all; per tenant, 0 for every tenant that has
     ingest counts (the series the ingest family has), so the gauge exists before any batch
     is quarantined."""
-    # Operator-wide: which tenants ever had a batch rolled up.
-    seen = IngestCount.unscoped_all_tenants.values_list("tenant_id", flat=True).distinct()
-    return _by_tenant_label(rollup_health.quarantined_by_tenant(), by_tenant, zeros_for=seen)
+    # Which tenants (every one, or `tenant`) ever had a batch rolled up.
+    seen = _rows(IngestCount, tenant).values_list("tenant_id", flat=True).distinct()
+    quarantined = rollup_health.quarantined_by_tenant(tenant)
+    return _by_tenant_label(quarantined, by_tenant, tenant, zeros_for=seen)

@@ -51,7 +51,9 @@ def _get_many(keys: dict[str, int]) -> dict[int, Any]:
     return {keys[key]: value for key, value in found.items()}
 
 
-def _tenant_ids() -> list[int]:
+def _tenant_ids(tenant_id: int | None = None) -> list[int]:
+    if tenant_id is not None:
+        return [tenant_id]
     return list(Tenant.objects.values_list("pk", flat=True))
 
 
@@ -60,18 +62,23 @@ def failing_tenants() -> dict[int, str]:
     return _get_many({failing_key(pk): pk for pk in _tenant_ids()})
 
 
-def failures_by_tenant() -> dict[int, int]:
+def failures_by_tenant(tenant_id: int | None = None) -> dict[int, int]:
     """Tenant id -> failed rollup runs and refused batch merges, counted since the cache
-    began (a counter: it only goes up, and restarts from 0 if the cache is emptied)."""
-    return {
-        pk: int(n) for pk, n in _get_many({failures_key(pk): pk for pk in _tenant_ids()}).items()
-    }
+    began (a counter: it only goes up, and restarts from 0 if the cache is emptied); of one
+    tenant when `tenant_id` is given, else of every tenant."""
+    keys = {failures_key(pk): pk for pk in _tenant_ids(tenant_id)}
+    return {pk: int(n) for pk, n in _get_many(keys).items()}
 
 
-def quarantined_by_tenant() -> dict[int, int]:
-    """Tenant id -> its quarantined batches (tenants with none left out)."""
-    # Operator-wide: what /metrics and /readyz report across every tenant.
-    rows = PendingBatch.unscoped_all_tenants.filter(quarantined_at__isnull=False)
+def quarantined_by_tenant(tenant_id: int | None = None) -> dict[int, int]:
+    """Tenant id -> its quarantined batches (tenants with none left out); of one tenant when
+    `tenant_id` is given, else of every tenant."""
+    rows = (
+        # Operator-wide: what /metrics and /readyz report across every tenant.
+        PendingBatch.unscoped_all_tenants.all()
+        if tenant_id is None
+        else PendingBatch.objects.for_tenant(tenant_id)
+    ).filter(quarantined_at__isnull=False)
     return dict(rows.values_list("tenant_id").annotate(n=Count("pk")).order_by())
 
 

@@ -17,9 +17,13 @@ def api_key_from_token(token: str) -> ApiKey | None:
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     digest = hash_secret(token)
-    cached = keycache.get(digest)
-    if cached is not None:
-        return cached
+    # None while this process cannot tell whether a key was revoked (Redis unreachable):
+    # then the database answers, never a cached key.
+    generation = keycache.generation()
+    if generation is not None:
+        cached = keycache.get(digest, generation)
+        if cached is not None:
+            return cached
     # Looking up by the public prefix is the one query a key has no tenant for yet.
     key = (
         ApiKey.unscoped_all_tenants.select_related("tenant", "team")
@@ -28,7 +32,8 @@ def api_key_from_token(token: str) -> ApiKey | None:
     )
     if key is None or not hmac.compare_digest(key.secret_hash, hash_secret(parts[2])):
         return None
-    keycache.put(digest, key)
+    if generation is not None:
+        keycache.put(digest, key, generation)
     return key
 
 
@@ -46,3 +51,8 @@ def team_ids_by_slug(tenant: Tenant | int) -> dict[str, int]:
 
 def get_tenant(slug: str) -> Tenant:
     return Tenant.objects.get(slug=slug)
+
+
+def api_key_of(tenant: Tenant, prefix: str) -> ApiKey | None:
+    """`tenant`'s key with this prefix, revoked or not; None when it has none."""
+    return ApiKey.objects.for_tenant(tenant).filter(prefix=prefix).first()

@@ -79,9 +79,13 @@ def create_api_key(
 
 
 def revoke_api_key(key: ApiKey) -> None:
+    """Revoke `key`: refused by this process at once, by every other within a second."""
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
-    keycache.clear()
+    keycache.clear()  # this process, now, even before the commit
+    # The others once committed: announced earlier, a process could read the key from the
+    # database as still live, and cache it after it had emptied its cache.
+    transaction.on_commit(keycache.announce_revocation)
 
 
 def touch_api_key(key: ApiKey) -> None:

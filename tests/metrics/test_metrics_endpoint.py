@@ -221,6 +221,7 @@ def test_it_never_repeats_a_real_series_named_other(world: World, settings: Any)
 
 def test_it_requires_the_metrics_token_when_set(db: Any, settings: Any) -> None:
     settings.METRICS_TOKEN = "s3cret-token"
+    settings.METRICS_PUBLIC = False
     client = Client()
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-token"}):
         response = client.get("/metrics", headers=headers)

@@ -18,11 +18,12 @@ REQUESTS = 40
 
 
 def _server_env() -> dict[str, str]:
-    # Every scrape reads the database (no cache), on the test database, without a token.
+    # Every scrape reads the database (no cache), on the test database, open (no token).
     return {
         "DATABASE_URL": worker.test_database_url(),
         "METRICS_CACHE_SECONDS": "0",
         "METRICS_TOKEN": "",
+        "METRICS_PUBLIC": "1",
         "METRICS_LABELS": "tenant,team,provider,model",
     }
 
