@@ -45,7 +45,7 @@ FOCUS_COLUMNS = (
     "ConsumedQuantity", "ConsumedUnit", "ContractedCost", "EffectiveCost", "InvoiceId",
     "InvoiceIssuerName", "ListCost", "PricingQuantity", "PricingUnit", "ProviderName",
     "PublisherName", "ResourceId", "ResourceName", "ResourceType", "ServiceCategory",
-    "ServiceName", "SkuId", "SubAccountId", "SubAccountName", "Tags", "x_Requests",
+    "ServiceName", "ServiceSubcategory", "SkuId", "SubAccountId", "SubAccountName", "Tags", "x_Requests",
     "x_InputTokens", "x_OutputTokens", "x_CacheReadTokens", "x_CacheWriteTokens",
     "x_UnpricedRequests",
 )  # fmt: skip
@@ -60,6 +60,7 @@ DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_BYTES = 64 * 1024
 MONEY_PLACES = Decimal("0.000000000001")
 CENTS = Decimal("0.01")
+QUANTITY_PLACES = Decimal("0.0")
 Cell = str | int | Decimal | None
 
 
@@ -186,18 +187,26 @@ def _period(month: date, tz_name: str) -> tuple[str, str]:
 def _focus_row(tenant: Tenant, row: dict[str, Any]) -> list[Cell]:
     billing_start, billing_end = _period(row["invoice__month"], row["invoice__timezone"])
     charge_start, charge_end = _period(row["usage_month"], row["invoice__timezone"])
-    amount, tokens = _cents(row["amount_usd"]), row["input_tokens"] + row["output_tokens"]
+    amount = _cents(row["amount_usd"])
+    tokens = _quantity(row["input_tokens"] + row["output_tokens"])
     correction = row["line_type"] in (LineType.ADJUSTMENT, LineType.ALLOCATION_ADJUSTMENT)
     provider, model = row["provider"], row["model"]
     return [
         amount, tenant.slug, tenant.name, "USD", billing_end, billing_start, "Usage",
         "Correction" if correction else None, _description(row), "Usage-Based", charge_end,
         charge_start, tokens, "Tokens", amount, amount, row["invoice__number"], tenant.name,
-        amount, tokens, "Tokens", provider, provider, f"{provider}/{model}", model, "LLM model",
-        "AI and Machine Learning", f"{provider} API", f"{provider}/{model}",
+        amount, tokens, "Tokens", tenant.name, provider, f"{provider}/{model}", model,
+        "LLM model", "AI and Machine Learning", f"{provider} API", "Generative AI",
+        f"{provider}/{model}",
         row["invoice__team_slug"], row["invoice__team_name"], _tags(row),
         *(row[name] for name in COUNT_FIELDS),
     ]  # fmt: skip
+
+
+def _quantity(tokens: int) -> Decimal:
+    """A token count as a decimal (`800.0`): FOCUS types the quantities Decimal, and a CSV
+    reader infers a column of bare `800`s as integers."""
+    return Decimal(tokens).quantize(QUANTITY_PLACES)
 
 
 def _description(row: dict[str, Any]) -> str:

@@ -189,7 +189,7 @@ def test_it_exports_the_month_in_focus_columns(world: World) -> None:
     assert correction["ChargeClass"] == "Correction" and correction["BilledCost"] == "-0.06"
     assert correction["ChargePeriodStart"].startswith(months.label(EARLIER))
     assert correction["EffectiveCost"] == correction["ListCost"] == "-0.06"
-    assert (usage["ProviderName"], usage["ResourceId"], usage["SubAccountId"]) == (
+    assert (usage["PublisherName"], usage["ResourceId"], usage["SubAccountId"]) == (
         "openai",
         "openai/gpt-4o",
         "search",
@@ -203,6 +203,30 @@ def test_it_exports_the_month_in_focus_columns(world: World) -> None:
     }
     total = sum((D(r["BilledCost"]) for r in rows), D(0))
     assert total == invoices(world.tenant, LAST_MONTH)["search"].total_usd
+
+
+def test_it_meets_the_focus_rules_the_validator_checks(world: World) -> None:
+    """What FOCUS 1.2 (focus-validator 2.2.1) failed on before: integer quantities, the
+    tenant as issuer of a provider's charges (read as a marketplace resale, BilledCost 0), and
+    no ServiceSubcategory. deploy/focus_validate.sh runs the real validator in CI."""
+    _reprice_cheaper(world)
+    rows = rows_of(download(login("finance"), f"/invoices/month/{months.label(LAST_MONTH)}/focus/"))
+    assert len(rows) == 2 and rows[1]["ChargeClass"] == "Correction"
+    for row in rows:
+        for column in ("ConsumedQuantity", "PricingQuantity"):
+            whole, point, fraction = row[column].partition(".")
+            assert point and fraction.isdigit() and whole.lstrip("-").isdigit(), row[column]
+        assert (row["ServiceCategory"], row["ServiceSubcategory"]) == (
+            "AI and Machine Learning",
+            "Generative AI",
+        )
+        # Not a marketplace charge: the tenant provides and invoices; the vendor publishes.
+        assert row["ProviderName"] == row["InvoiceIssuerName"] == "Acme"
+        assert row["PublisherName"] == "openai" and row["ServiceName"] == "openai API"
+        tokens = int(row["x_InputTokens"]) + int(row["x_OutputTokens"])
+        assert D(row["PricingQuantity"]) == D(row["ConsumedQuantity"]) == tokens
+    assert D(rows[0]["PricingQuantity"]) > 0
+    assert rows[1]["BilledCost"] == "-0.06"
 
 
 def _invoice_with_lines(world: World, team: str, count: int) -> Invoice:
