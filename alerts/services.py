@@ -10,6 +10,8 @@ from django.db import transaction
 
 from alerts.models import Alert, AlertChannel, Delivery
 from alerts.tasks import deliver
+from audit.models import Action
+from audit.services import Actor, record
 from tenants.models import Tenant
 
 
@@ -49,3 +51,19 @@ def send_test(channel: AlertChannel) -> Alert:
         message="This is a test from Costboard. If you can read it, alerts reach this channel.",
         severity="info",
     )
+
+
+@transaction.atomic
+def create_channel(channel: AlertChannel, *, actor: Actor = None) -> AlertChannel:
+    """Store a validated, unsaved channel. The log keeps its kind, never its target: a Slack
+    or webhook URL is itself a secret."""
+    channel.save()
+    record(channel.tenant, actor, Action.CHANNEL_CREATED, channel.name, {"kind": channel.kind})
+    return channel
+
+
+@transaction.atomic
+def delete_channel(channel: AlertChannel, *, actor: Actor = None) -> None:
+    details = {"kind": channel.kind}
+    channel.delete()
+    record(channel.tenant, actor, Action.CHANNEL_DELETED, channel.name, details)

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "core",
     "tenants",
+    "audit",
     "pricing",
     "ingest",
     "rollups",

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from alerts.models import AlertChannel, Delivery
-from alerts.services import send_test
+from alerts.services import create_channel, delete_channel, send_test
 from core.pages import Action, member_view, posted_action
 from pricing.models import PriceOverride
 from pricing.services import delete_price_override, set_price_override
@@ -28,6 +28,7 @@ def _create_key(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | No
         team=form.cleaned_data["team"],
         name=form.cleaned_data["name"],
         scope=form.cleaned_data["scope"],
+        actor=request.user,
     )
     # Shown once, in this response only: only its hash is stored.
     return {"new_key": plaintext, "new_key_name": key.name}
@@ -35,7 +36,7 @@ def _create_key(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | No
 
 def _revoke_key(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
     key = get_object_or_404(ApiKey.objects.for_tenant(ctx.tenant), pk=request.POST.get("id"))
-    revoke_api_key(key)
+    revoke_api_key(key, actor=request.user)
     messages.success(request, f"Revoked key {key.prefix}.")
     return None
 
@@ -44,7 +45,7 @@ def _add_price(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | Non
     form = PriceForm(request.POST)
     if not form.is_valid():
         return {"price_form": form}
-    set_price_override(ctx.tenant, **form.cleaned_data)
+    set_price_override(ctx.tenant, **form.cleaned_data, actor=request.user)
     messages.success(
         request,
         "Saved the price. Stored events keep their cost; run `rollup --since` to re-price them.",
@@ -56,7 +57,7 @@ def _delete_price(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | 
     override = get_object_or_404(
         PriceOverride.objects.for_tenant(ctx.tenant), pk=request.POST.get("id")
     )
-    delete_price_override(ctx.tenant, override.pk)
+    delete_price_override(ctx.tenant, override.pk, actor=request.user)
     messages.success(request, "Deleted the price.")
     return None
 
@@ -65,7 +66,7 @@ def _add_channel(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | N
     form = ChannelForm(request.POST, instance=AlertChannel(tenant=ctx.tenant))
     if not form.is_valid():
         return {"channel_form": form}
-    form.save()
+    create_channel(form.save(commit=False), actor=request.user)
     messages.success(request, f"Added channel {form.instance.name}.")
     return None
 
@@ -83,7 +84,7 @@ def _delete_channel(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] 
     channel = get_object_or_404(
         AlertChannel.objects.for_tenant(ctx.tenant), pk=request.POST.get("id")
     )
-    channel.delete()
+    delete_channel(channel, actor=request.user)
     messages.success(request, f"Deleted channel {channel.name}.")
     return None
 
