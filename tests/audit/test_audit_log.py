@@ -9,6 +9,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.utils import InternalError, ProgrammingError
@@ -25,7 +26,7 @@ from tenants.models import Membership, Tenant
 from tests.anomalies.test_anomalies import spiked  # noqa: F401  (fixture)
 from tests.anomalies.test_detection import MONDAY_10
 from tests.billing.test_pages import MONTH, _usage
-from tests.conftest import World, login
+from tests.conftest import PASSWORD, World, login
 
 DB_REFUSALS = (InternalError, ProgrammingError)
 
@@ -191,6 +192,13 @@ def test_it_refuses_the_page_and_csv_below_admin(world: World, username: str) ->
     client = login(username)
     assert client.get("/settings/audit/").status_code == 403
     assert client.get("/settings/audit.csv").status_code == 403
+
+
+def test_it_answers_404_to_someone_in_no_tenant(world: World) -> None:
+    get_user_model().objects.create_user("drifter", password=PASSWORD)
+    client = login("drifter")
+    assert client.get("/settings/audit/").status_code == 404
+    assert client.get("/settings/audit.csv").status_code == 404
 
 
 def test_it_sends_the_signed_out_to_sign_in(world: World) -> None:
