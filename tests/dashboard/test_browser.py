@@ -135,6 +135,7 @@ PAGES = [
     ("/invoices/", 0),
     ("/settings/", 0),
     ("/settings/members/", 0),
+    ("/settings/audit/", 0),
     ("/accounts/password/change/", 0),
 ]
 
