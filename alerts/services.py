@@ -11,6 +11,8 @@ from django.db import transaction
 from alerts.delivery import attempt_delivery
 from alerts.models import Alert, AlertChannel, Delivery
 from alerts.tasks import deliver
+from audit.models import Action
+from audit.services import Actor, record
 from tenants.models import Tenant
 
 TEST_MESSAGE = "This is a test from Costboard. If you can read it, alerts reach this channel."
@@ -68,3 +70,19 @@ def send_test_now(channel: AlertChannel) -> Delivery:
     attempt_delivery(channel.tenant_id, delivery.pk, final=True)
     delivery.refresh_from_db()
     return delivery
+
+
+@transaction.atomic
+def create_channel(channel: AlertChannel, *, actor: Actor = None) -> AlertChannel:
+    """Store a validated, unsaved channel. The log keeps its kind, never its target: a Slack
+    or webhook URL is itself a secret."""
+    channel.save()
+    record(channel.tenant, actor, Action.CHANNEL_CREATED, channel.name, {"kind": channel.kind})
+    return channel
+
+
+@transaction.atomic
+def delete_channel(channel: AlertChannel, *, actor: Actor = None) -> None:
+    details = {"kind": channel.kind}
+    channel.delete()
+    record(channel.tenant, actor, Action.CHANNEL_DELETED, channel.name, details)

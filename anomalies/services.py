@@ -23,6 +23,8 @@ from anomalies.detection import (
     find,
 )
 from anomalies.models import ACTIVE, Anomaly, DetectionSettings, Kind, Status
+from audit.models import Action
+from audit.services import Actor, record
 from rollups.models import HourlyRollup
 from tenants.models import Tenant
 
@@ -185,10 +187,14 @@ def _notify(tenant: Tenant, settings: DetectionSettings, anomaly: Anomaly) -> No
     anomaly.save(update_fields=["notified_severity"])
 
 
-def acknowledge(anomaly: Anomaly, username: str) -> None:
+@transaction.atomic
+def acknowledge(anomaly: Anomaly, username: str, *, actor: Actor = None) -> None:
     if anomaly.status == Status.OPEN:
         anomaly.status, anomaly.acknowledged_by = Status.ACKNOWLEDGED, username
         anomaly.save(update_fields=["status", "acknowledged_by"])
+        details = {"kind": anomaly.kind, "summary": anomaly.summary}
+        target = f"#{anomaly.pk} {anomaly.feature}"
+        record(anomaly.tenant, actor or username, Action.ANOMALY_ACKNOWLEDGED, target, details)
 
 
 def resolve(anomaly: Anomaly, username: str) -> None:

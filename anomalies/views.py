@@ -43,7 +43,7 @@ def anomaly_detail(request: HttpRequest, ctx: TenantContext, pk: int) -> HttpRes
 def anomaly_action(request: HttpRequest, ctx: TenantContext, pk: int, action: str) -> HttpResponse:
     anomaly = get_object_or_404(Anomaly.objects.for_tenant(ctx.tenant), pk=pk)
     if action == "acknowledge":
-        services.acknowledge(anomaly, request.user.get_username())
+        services.acknowledge(anomaly, request.user.get_username(), actor=request.user)
     else:
         services.resolve(anomaly, request.user.get_username())
     messages.success(

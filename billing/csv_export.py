@@ -13,10 +13,8 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
-import io
 import json
 from collections.abc import Iterable, Iterator
 from datetime import date
@@ -29,7 +27,7 @@ from billing import months
 from billing.lines import COUNTS
 from billing.models import Invoice, InvoiceLine, LineType
 from billing.money import ZERO
-from core.money import decimal_text
+from core.csv_safe import Cell, stream
 from tenants.models import Tenant
 
 INVOICE_COLUMNS = (
@@ -56,42 +54,9 @@ LINE_FIELDS = (
     "cache_read_tokens", "cache_write_tokens", "unpriced_requests", "cost_usd", "amount_usd",
 )  # fmt: skip
 COUNT_FIELDS = COUNTS  # requests, tokens by kind, unpriced requests
-DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
-CHUNK_BYTES = 64 * 1024
 MONEY_PLACES = Decimal("0.000000000001")
 CENTS = Decimal("0.01")
 QUANTITY_PLACES = Decimal("0.0")
-Cell = str | int | Decimal | None
-
-
-def neutralise(text: str) -> str:
-    """Text a spreadsheet would read as a formula gets a leading apostrophe."""
-    return "'" + text if text.startswith(DANGEROUS_START) else text
-
-
-def cell(value: Cell) -> str:
-    """Numbers as plain numbers; every text cell through `neutralise`."""
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    if isinstance(value, int):
-        return str(value)
-    return neutralise(value)
-
-
-def stream(header: Iterable[str], rows: Iterable[list[Cell]]) -> Iterator[bytes]:
-    """Encode rows as CSV, yielding ~64 KiB chunks."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([cell(value) for value in row])
-        if buffer.tell() >= CHUNK_BYTES:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode("utf-8")
 
 
 def _lines(tenant: Tenant) -> QuerySet[InvoiceLine]:

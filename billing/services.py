@@ -18,10 +18,11 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import Action
+from audit.services import Actor, record
 from billing import csv_export, lines, months, selectors
 from billing.lines import ByTeam, LineDraft
 from billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceStatus
@@ -32,7 +33,8 @@ from tenants.models import Tenant
 
 # How many missed months the beat catches up on after an outage.
 CATCH_UP_MONTHS = 12
-User = AbstractBaseUser | AnonymousUser | None
+# Who asks: a user on the invoices page, "manage.py", or None for the monthly beat.
+User = Actor
 Progress = Callable[[str, Invoice | None, int], None]  # outcome, invoice, team pk
 
 
@@ -104,10 +106,20 @@ def generate_month(
     with transaction.atomic():
         lock(tenant)
         result = _generate(tenant, month, now, progress)
+        record(tenant, user, Action.INVOICE_GENERATED, months.label(month), _summary(result))
         if finalize:
             for invoice in [*result.created, *result.regenerated]:
                 result.finalized.append(_finalize(tenant, invoice, user, now))
     return result
+
+
+def _summary(result: GenerationResult) -> dict[str, int | str]:
+    return {
+        "created": len(result.created),
+        "regenerated": len(result.regenerated),
+        "kept": len(result.kept),
+        "total_usd": str(result.total),
+    }
 
 
 @dataclass(frozen=True)
@@ -274,6 +286,8 @@ def _finalize(tenant: Tenant, invoice: Invoice, user: User, now: datetime) -> In
     # Fingerprint of the CSV as sent; the CSV is built from stored rows only, so it stays.
     invoice.csv_sha256 = csv_export.invoice_sha256(tenant, invoice)
     invoice.save(update_fields=["status", "finalized_at", "finalized_by", "csv_sha256"])
+    details = {"month": months.label(invoice.month), "total_usd": str(invoice.total_usd)}
+    record(tenant, user, Action.INVOICE_FINALIZED, invoice.number, details)
     return invoice
 
 

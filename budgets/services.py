@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -15,6 +16,8 @@ from django.utils import timezone
 
 from alerts.models import Severity
 from alerts.services import notify
+from audit.models import Action
+from audit.services import Actor, record
 from budgets.models import FORECAST_THRESHOLD, Budget, BudgetAlert, BudgetStatus
 from rollups.forecast import exceed_date, forecast_day_end, forecast_period_end
 from rollups.models import HourlyRollup
@@ -33,6 +36,7 @@ def set_budget(
     feature: str = "",
     period: str = Budget.Period.MONTH,
     name: str = "",
+    actor: Actor = None,
 ) -> tuple[Budget, bool]:
     """Create or update the budget of a scope and period (what `set_budget` does)."""
     scope = Budget.Scope.TEAM if team else Budget.Scope.FEATURE if feature else Budget.Scope.TENANT
@@ -46,7 +50,34 @@ def set_budget(
     if created or name:
         budget.name = name or _default_name(scope, team, feature, period)
         budget.save(update_fields=["name"])
+    record_budget(budget, created, actor=actor)
     return budget, created
+
+
+def record_budget(budget: Budget, created: bool, *, actor: Actor = None) -> None:
+    action = Action.BUDGET_CREATED if created else Action.BUDGET_CHANGED
+    details = {"amount_usd": str(budget.amount_usd), "period": budget.period}
+    record(budget.tenant, actor, action, budget.name, details)
+
+
+@transaction.atomic
+def save_budget(
+    budget: Budget, save_channels: Callable[[], None], *, actor: Actor = None
+) -> Budget:
+    """Store a budget the edit page validated (`save_channels`: its form's save_m2m), and
+    log it."""
+    created = budget.pk is None
+    budget.save()
+    save_channels()
+    record_budget(budget, created, actor=actor)
+    return budget
+
+
+@transaction.atomic
+def delete_budget(budget: Budget, *, actor: Actor = None) -> None:
+    details = {"amount_usd": str(budget.amount_usd), "period": budget.period}
+    budget.delete()
+    record(budget.tenant, actor, Action.BUDGET_DELETED, budget.name, details)
 
 
 def _default_name(scope: str, team: Team | None, feature: str, period: str) -> str:

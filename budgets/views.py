@@ -9,7 +9,7 @@ from budgets import charts
 from budgets.forms import BudgetForm
 from budgets.models import Budget
 from budgets.selectors import alert_history, budget_views
-from budgets.services import evaluate_and_alert
+from budgets.services import delete_budget, evaluate_and_alert, save_budget
 from core.pages import member_view
 from tenants.context import TenantContext
 from tenants.models import Role
@@ -28,7 +28,7 @@ def budget_edit(request: HttpRequest, ctx: TenantContext, pk: int | None = None)
     budget = get_object_or_404(Budget.objects.for_tenant(ctx.tenant), pk=pk) if pk else None
     form = BudgetForm(ctx.tenant, request.POST or None, instance=budget)
     if request.method == "POST" and form.is_valid():
-        saved = form.save()
+        saved = save_budget(form.save(commit=False), form.save_m2m, actor=request.user)
         evaluate_and_alert(saved)  # show (and alert on) the new limit straight away
         messages.success(request, f"Saved budget {saved.name}.")
         return redirect("budgets")
@@ -39,6 +39,6 @@ def budget_edit(request: HttpRequest, ctx: TenantContext, pk: int | None = None)
 @member_view(Role.ADMIN)
 def budget_delete(request: HttpRequest, ctx: TenantContext, pk: int) -> HttpResponse:
     budget = get_object_or_404(Budget.objects.for_tenant(ctx.tenant), pk=pk)
-    budget.delete()
+    delete_budget(budget, actor=request.user)
     messages.success(request, f"Deleted budget {budget.name}.")
     return redirect("budgets")

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "core",
     "tenants",
+    "audit",
     "pricing",
     "ingest",
     "rollups",

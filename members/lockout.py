@@ -22,6 +22,10 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from audit.models import Action
+from audit.services import Actor
+from members.services import record_for_username
+
 Counter = tuple[str, int]
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,8 @@ class LockoutHandler(AxesCacheHandler):
             request.axes_credentials = credentials
             username = get_client_username(request, credentials)
             log.warning("login locked out: username %r from %s", username, request.axes_ip_address)
+            details = {"address": str(request.axes_ip_address or "")}
+            record_for_username(username or "", None, Action.LOGIN_LOCKED_OUT, details)
             user_locked_out.send(
                 "axes", request=request, username=username, ip_address=request.axes_ip_address
             )
@@ -96,10 +102,14 @@ class LockoutHandler(AxesCacheHandler):
         self.cache.delete(username_key(user.get_username()))
 
 
-def unlock(username: str) -> bool:
-    """Clear a username's failures (an admin's `manage.py unlock`); True if it had any."""
+def unlock(username: str, *, actor: Actor = None) -> bool:
+    """Clear a username's failures (an admin's `manage.py unlock`); True if it had any.
+    Logged in the username's tenants only when there was something to clear."""
     handler = LockoutHandler()
-    return bool(handler.cache.delete(username_key(username)))
+    cleared = bool(handler.cache.delete(username_key(username)))
+    if cleared:
+        record_for_username(username, actor, Action.LOGIN_UNLOCKED, {})
+    return cleared
 
 
 def lockout_response(

@@ -12,6 +12,8 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from audit.models import Action
+from audit.services import Actor, record
 from members.tokens import invite_tokens
 from tenants.models import Membership, Role, Tenant
 
@@ -39,11 +41,13 @@ def _user_for(email: str) -> AbstractUser:
 
 
 @transaction.atomic
-def invite(tenant: Tenant, email: str, role: Role | str) -> Membership:
+def invite(tenant: Tenant, email: str, role: Role | str, *, actor: Actor = None) -> Membership:
     user = _user_for(email.strip().lower())
     if Membership.objects.for_tenant(tenant).filter(user=user).exists():
         raise MemberError(f"{email} is already a member.")
-    return Membership.objects.create(tenant=tenant, user=user, role=Role(role))
+    membership = Membership.objects.create(tenant=tenant, user=user, role=Role(role))
+    record(tenant, actor, Action.MEMBER_INVITED, user.get_username(), {"role": membership.role})
+    return membership
 
 
 def invitation_link(membership: Membership, base_url: str) -> str:
@@ -88,19 +92,40 @@ def _locked(tenant: Tenant, membership_id: int) -> tuple[Membership, bool]:
 
 
 @transaction.atomic
-def change_role(tenant: Tenant, membership_id: int, role: Role | str) -> Membership:
+def change_role(
+    tenant: Tenant, membership_id: int, role: Role | str, *, actor: Actor = None
+) -> Membership:
     membership, last_admin = _locked(tenant, membership_id)
     if last_admin and Role(role) != Role.ADMIN:
         raise MemberError(LAST_ADMIN)
-    membership.role = Role(role)
+    before, membership.role = membership.role, Role(role)
     membership.save(update_fields=["role"])
+    if before != membership.role:
+        details = {"from": before, "to": membership.role}
+        username = membership.user.get_username()
+        record(tenant, actor, Action.MEMBER_ROLE_CHANGED, username, details)
     return membership
 
 
 @transaction.atomic
-def remove(tenant: Tenant, membership_id: int) -> Membership:
+def remove(tenant: Tenant, membership_id: int, *, actor: Actor = None) -> Membership:
     membership, last_admin = _locked(tenant, membership_id)
     if last_admin:
         raise MemberError(LAST_ADMIN)
     membership.delete()
+    details = {"role": membership.role}
+    record(tenant, actor, Action.MEMBER_REMOVED, membership.user.get_username(), details)
     return membership
+
+
+@transaction.atomic
+def record_for_username(
+    username: str, actor: Actor, action: Action, details: dict[str, str]
+) -> int:
+    """Log a sign-in event (lockout, unlock) in every tenant the username belongs to; a
+    username nobody has belongs to no tenant, so nothing is logged. Returns the entry count."""
+    rows = Membership.unscoped_all_tenants.select_related("tenant")
+    memberships = list(rows.filter(user__username=username))
+    for membership in memberships:
+        record(membership.tenant, actor, action, username, details)
+    return len(memberships)

@@ -28,7 +28,7 @@ def _invite(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
         return {"invite_form": form}
     try:
         membership = services.invite(
-            ctx.tenant, form.cleaned_data["email"], form.cleaned_data["role"]
+            ctx.tenant, form.cleaned_data["email"], form.cleaned_data["role"], actor=request.user
         )
     except services.MemberError as refused:
         form.add_error("email", str(refused))
@@ -52,7 +52,9 @@ def _change_role(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | N
         messages.error(request, "Pick a role.")
         return None
     try:
-        services.change_role(ctx.tenant, membership.pk, form.cleaned_data["role"])
+        services.change_role(
+            ctx.tenant, membership.pk, form.cleaned_data["role"], actor=request.user
+        )
     except services.MemberError as refused:
         messages.error(request, str(refused))
         return None
@@ -63,7 +65,7 @@ def _change_role(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | N
 def _remove(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
     membership = _membership(request, ctx)
     try:
-        services.remove(ctx.tenant, membership.pk)
+        services.remove(ctx.tenant, membership.pk, actor=request.user)
     except services.MemberError as refused:
         messages.error(request, str(refused))
         return None
@@ -73,7 +75,7 @@ def _remove(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
 
 def _unlock(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
     membership = _membership(request, ctx)
-    unlock(membership.user.get_username())
+    unlock(membership.user.get_username(), actor=request.user)
     messages.success(request, f"{membership.user} can sign in again.")
     return None
 

@@ -12,6 +12,8 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.models import Action
+from audit.services import record
 from prices.models import RepriceRun, RepriceStatus
 from rollups import repricing
 from rollups.services import error_text
@@ -62,6 +64,9 @@ def request_reprice(
                 requested_by=user if isinstance(user, AbstractBaseUser) else None,
                 requested_at=timezone.now(),
                 pricing_version=pricing_version,
+            )
+            record(
+                tenant, user, Action.REPRICE_REQUESTED, f"from {since.isoformat()}", {"run": run.pk}
             )
     except IntegrityError:
         raise RepriceError("a re-price is already queued or running; wait for it") from None

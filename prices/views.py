@@ -52,7 +52,7 @@ def _add_price(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | Non
     form = PriceForm(request.POST)
     if not form.is_valid():
         return {"price_form": form}
-    override = set_price_override(ctx.tenant, **form.cleaned_data)
+    override = set_price_override(ctx.tenant, **form.cleaned_data, actor=request.user)
     messages.success(request, f"Saved the price of {override}. Stored events keep their cost.")
     _offer(request, override.effective_from.date())
     return None
@@ -66,7 +66,9 @@ def _end_price(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | Non
         PriceOverride.objects.for_tenant(ctx.tenant), pk=form.cleaned_data["id"]
     )
     try:
-        end_price_override(ctx.tenant, override.pk, form.cleaned_data["ended_at"])
+        end_price_override(
+            ctx.tenant, override.pk, form.cleaned_data["ended_at"], actor=request.user
+        )
     except PriceError as exc:
         form.add_error("ended_at", str(exc).removeprefix("ended_at: "))
         return {"end_form": form}
@@ -79,7 +81,7 @@ def _delete_price(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | 
     override = get_object_or_404(
         PriceOverride.objects.for_tenant(ctx.tenant), pk=_id(request.POST.get("id"))
     )
-    delete_price_override(ctx.tenant, override.pk)
+    delete_price_override(ctx.tenant, override.pk, actor=request.user)
     messages.success(request, f"Deleted the price of {override}.")
     _offer(request, override.effective_from.date())
     return None

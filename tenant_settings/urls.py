@@ -1,5 +1,9 @@
 from django.urls import path
 
-from tenant_settings import views
+from tenant_settings import audit_log, views
 
-urlpatterns = [path("settings/", views.settings_page, name="settings")]
+urlpatterns = [
+    path("settings/", views.settings_page, name="settings"),
+    path("settings/audit/", audit_log.audit_page, name="audit"),
+    path("settings/audit.csv", audit_log.audit_csv_download, name="audit-csv"),
+]

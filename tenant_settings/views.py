@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from alerts.models import AlertChannel, Delivery
-from alerts.services import send_test
+from alerts.services import create_channel, delete_channel, send_test
 from core.pages import Action, member_view, posted_action
 from tenant_settings.forms import ApiKeyForm, ChannelForm
 from tenants.context import TenantContext
@@ -26,6 +26,7 @@ def _create_key(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | No
         team=form.cleaned_data["team"],
         name=form.cleaned_data["name"],
         scope=form.cleaned_data["scope"],
+        actor=request.user,
     )
     # Shown once, in this response only: only its hash is stored.
     return {"new_key": plaintext, "new_key_name": key.name}
@@ -33,7 +34,7 @@ def _create_key(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | No
 
 def _revoke_key(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | None:
     key = get_object_or_404(ApiKey.objects.for_tenant(ctx.tenant), pk=request.POST.get("id"))
-    revoke_api_key(key)
+    revoke_api_key(key, actor=request.user)
     messages.success(request, f"Revoked key {key.prefix}.")
     return None
 
@@ -42,7 +43,7 @@ def _add_channel(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | N
     form = ChannelForm(request.POST, instance=AlertChannel(tenant=ctx.tenant))
     if not form.is_valid():
         return {"channel_form": form}
-    form.save()
+    create_channel(form.save(commit=False), actor=request.user)
     messages.success(request, f"Added channel {form.instance.name}.")
     return None
 
@@ -60,7 +61,7 @@ def _delete_channel(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] 
     channel = get_object_or_404(
         AlertChannel.objects.for_tenant(ctx.tenant), pk=request.POST.get("id")
     )
-    channel.delete()
+    delete_channel(channel, actor=request.user)
     messages.success(request, f"Deleted channel {channel.name}.")
     return None
 

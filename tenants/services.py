@@ -11,6 +11,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import Action
+from audit.services import Actor, record
 from tenants import keycache
 from tenants.labels import is_reserved_slug
 from tenants.models import ApiKey, Membership, Role, Scope, Team, Tenant
@@ -31,16 +33,27 @@ def create_team(tenant: Tenant, slug: str, name: str = "", cost_center: str = ""
 
 @transaction.atomic
 def add_member(
-    tenant: Tenant, username: str, role: Role | str, password: str | None = None
+    tenant: Tenant,
+    username: str,
+    role: Role | str,
+    password: str | None = None,
+    *,
+    actor: Actor = None,
 ) -> Membership:
     """Give `username` a role in `tenant`, creating the user if new (one role per tenant)."""
     user_model = get_user_model()
     user, created = user_model.objects.get_or_create(username=username)
     if password or created:
         _set_password(user, password)
+    before = Membership.objects.for_tenant(tenant).filter(user=user).first()
     membership, _ = Membership.objects.for_tenant(tenant).update_or_create(
         user=user, defaults={"role": Role(role), "tenant": tenant}
     )
+    if before is None:
+        record(tenant, actor, Action.MEMBER_ADDED, username, {"role": membership.role})
+    elif before.role != membership.role:
+        details = {"from": before.role, "to": membership.role}
+        record(tenant, actor, Action.MEMBER_ROLE_CHANGED, username, details)
     return membership
 
 
@@ -57,12 +70,14 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+@transaction.atomic
 def create_api_key(
     tenant: Tenant,
     *,
     team: Team | None = None,
     name: str = "",
     scope: Scope | str = Scope.INGEST,
+    actor: Actor = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its plaintext, which is never stored or shown again."""
     prefix = secrets.token_hex(5)
@@ -75,13 +90,19 @@ def create_api_key(
         prefix=prefix,
         secret_hash=hash_secret(secret),
     )
+    details = {"name": name, "scope": key.scope, "team": team.slug if team else ""}
+    record(tenant, actor, Action.API_KEY_CREATED, f"{KEY_PREFIX}_{prefix}", details)
     return key, f"{KEY_PREFIX}_{prefix}_{secret}"
 
 
-def revoke_api_key(key: ApiKey) -> None:
+@transaction.atomic
+def revoke_api_key(key: ApiKey, *, actor: Actor = None) -> None:
     """Revoke `key`: refused by this process at once, by every other within a second."""
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked_at"])
+    record(
+        key.tenant, actor, Action.API_KEY_REVOKED, f"{KEY_PREFIX}_{key.prefix}", {"name": key.name}
+    )
     keycache.clear()  # this process, now, even before the commit
     # The others once committed: announced earlier, a process could read the key from the
     # database as still live, and cache it after it had emptied its cache.

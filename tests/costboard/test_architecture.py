@@ -85,3 +85,8 @@ def test_it_keeps_ingest_and_rollups_unaware_of_what_follows_them() -> None:
     # What happens after events are stored is `pipeline`'s to say, in one place.
     assert "rollups" not in reachable("ingest")
     assert not {"budgets", "anomalies", "metrics", "pipeline"} & reachable("rollups")
+
+
+def test_it_keeps_the_audit_log_low_enough_for_every_feature_to_write_to() -> None:
+    # Every feature's services call audit.services.record, so audit may only lean on core.
+    assert set(imports()["audit"]) <= {BASE}

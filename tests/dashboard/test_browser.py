@@ -136,6 +136,7 @@ PAGES = [
     ("/prices/", 0),
     ("/settings/", 0),
     ("/settings/members/", 0),
+    ("/settings/audit/", 0),
     ("/accounts/password/change/", 0),
 ]
 

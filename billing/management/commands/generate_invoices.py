@@ -53,7 +53,7 @@ class Command(BaseCommand):
 
     def _generate(self, tenant: Tenant, month: date, finalize: bool, now: Any) -> int:
         result = services.generate_month(
-            tenant, month, finalize=finalize, now=now, progress=self._progress
+            tenant, month, finalize=finalize, user="manage.py", now=now, progress=self._progress
         )
         finalized = f", {len(result.finalized)} finalized now" if finalize else ""
         self.stdout.write(

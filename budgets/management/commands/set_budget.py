@@ -31,6 +31,7 @@ class Command(BaseCommand):
             feature=opts["feature"] or "",
             period=opts["period"],
             name=opts["name"],
+            actor="manage.py",
         )
         verb = "created" if created else "updated"
         self.stdout.write(

@@ -13,7 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         for username in opts["username"]:
-            cleared = unlock(username)
+            cleared = unlock(username, actor="manage.py")
             self.stdout.write(
                 f"{username}: unlocked" if cleared else f"{username}: had no failed sign-ins"
             )

@@ -52,7 +52,7 @@ class Command(BaseCommand):
         )
         if not form.is_valid():
             raise CommandError(errors_text(form, FLAGS))
-        override = set_price_override(tenant, **form.cleaned_data)
+        override = set_price_override(tenant, **form.cleaned_data, actor="manage.py")
         since = override.effective_from.date().isoformat()
         self.stdout.write(
             f"{tenant.slug}: {override} input {override.input_per_mtok.normalize():f} output "

@@ -4,6 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from alerts.models import AlertChannel, ChannelKind
+from alerts.services import create_channel
 from tenant_settings.forms import ChannelForm
 from tenants.management.commands._base import get_tenant
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
             raise CommandError(
                 "; ".join(_named(field, errors) for field, errors in form.errors.items())
             )
-        channel = form.save()
+        channel = create_channel(form.save(commit=False), actor="manage.py")
         self.stdout.write(f"added {channel.kind} channel {channel.name!r} to {tenant.slug}")
 
 

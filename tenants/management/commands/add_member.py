@@ -27,5 +27,7 @@ class Command(BaseCommand):
                 validate_password(opts["password"], get_user_model()(username=opts["username"]))
             except ValidationError as weak:
                 raise CommandError(" ".join(weak.messages)) from None
-        membership = add_member(tenant, opts["username"], opts["role"], opts["password"])
+        membership = add_member(
+            tenant, opts["username"], opts["role"], opts["password"], actor="manage.py"
+        )
         self.stdout.write(f"{opts['username']} is {membership.role} of {tenant.slug}")

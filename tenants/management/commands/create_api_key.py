@@ -19,6 +19,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         tenant = get_tenant(opts["tenant"])
         team = get_team(tenant, opts["team"]) if opts["team"] else None
-        key, plaintext = create_api_key(tenant, team=team, name=opts["name"], scope=opts["scope"])
+        key, plaintext = create_api_key(
+            tenant, team=team, name=opts["name"], scope=opts["scope"], actor="manage.py"
+        )
         self.stdout.write(f"created {key.scope} key {key.prefix} for {tenant.slug}")
         self.stdout.write(plaintext)

@@ -31,7 +31,8 @@ class Command(BaseCommand):
                 f"key {key.prefix} of {tenant.slug} was already revoked at "
                 f"{key.revoked_at:%Y-%m-%d %H:%M:%S} UTC"
             )
-        revoke_api_key(key)  # outside a transaction: committed and announced on return
+        # Outside a transaction: committed and announced on return.
+        revoke_api_key(key, actor="manage.py")
         self.stdout.write(f"revoked {key.scope} key {key.prefix} of {tenant.slug}")
         if not keycache.stamp_readable():
             seconds = settings.API_KEY_CACHE_SECONDS
