@@ -7,6 +7,7 @@ from costboard import views
 from ingest.views import EventsView, LlmCostsView
 from metrics.views import metrics
 from otlp.views import TracesView
+from whatif.views import WhatIfView
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -17,6 +18,7 @@ urlpatterns = [
     # OTLP/HTTP's standard path, so an exporter needs only the base URL as its endpoint.
     path("v1/traces", TracesView.as_view(), name="otlp-traces"),
     path("api/v1/", include("rollups.urls")),
+    path("api/v1/whatif", WhatIfView.as_view(), name="whatif-api"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -27,5 +29,6 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("members.urls")),
     path("", include("tenant_settings.urls")),
+    path("", include("whatif.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -60,6 +60,23 @@ class CatalogPrice:
         return _cost_function(self._prices)
 
     @functools.cached_property
+    def first_tier(self) -> int | None:
+        """The input-token count above which a call leaves the base tier (None: no tiers)."""
+        starts = [
+            math.floor(t.start)
+            for price in self._prices
+            if isinstance(price, gp.TieredPrices)
+            for t in price.tiers
+        ]
+        return min(starts, default=None)
+
+    @functools.cached_property
+    def base_cost_of(self) -> CostFn:
+        """`cost_of` for calls of at most `first_tier` input tokens, for any counts: what a
+        sum of such calls costs (the what-if page prices token sums, not calls)."""
+        return _flat_cost(_Prices(*(_tier_price(price, 0) for price in self._prices)))
+
+    @functools.cached_property
     def _prices(self) -> _Prices:
         # Read once: ModelPrice's attribute lookups go through its unit registry.
         mp = self.model_price.__dict__
