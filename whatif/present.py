@@ -8,6 +8,7 @@ from typing import Any
 
 from core.charts import FONT, PALETTE, text
 from core.money import decimal_text
+from pricing.catalog_updates import catalog_data_date
 from whatif.selectors import Comparison, Priced
 
 PCT_PLACES = 2
@@ -56,6 +57,7 @@ def answer(c: Comparison) -> dict[str, Any]:
         "from": c.f.start.isoformat(),
         "to": c.f.end.isoformat(),
         "requests": c.requests,
+        "catalog": catalog_data_date().label,
         "actual": {
             "cost_usd": decimal_text(c.actual),
             "monthly_cost_usd": decimal_text(c.monthly(c.actual), PROJECTED_PLACES),

@@ -15,6 +15,7 @@ from core.api import ReadView
 from core.pages import member_view
 from dashboard import selectors as pages
 from dashboard.filters import RANGES, Filters, parse_filters
+from pricing.catalog_updates import catalog_data_date
 from tenants.context import TenantContext
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
@@ -43,6 +44,7 @@ def whatif(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         "ranges": RANGES,
         "choices": pages.filter_choices(ctx.tenant, teams),
         "models": request.GET.get("models", ""),
+        "catalog": catalog_data_date(),
     }
     try:
         comparison, page["models"] = _compare(ctx.tenant, f, page["models"])

@@ -20,6 +20,7 @@ def test_it_shows_a_viewer_the_comparison_with_a_link_to_share(world: World) -> 
         assert "41 calls" in body
         assert "models=openai/gpt-4o-mini%2Canthropic/claude-3-5-haiku" in body
         assert "bills cached tokens as plain input" in body
+        assert 'Catalog prices: <span data-testid="catalog-date">bundled with genai-prices' in body
 
 
 def test_it_offers_the_seed_models_when_the_link_names_none(world: World) -> None:
