@@ -54,7 +54,9 @@ def default_models(tenant: Tenant, f: Filters, teams: TeamLabels) -> list[str]:
     names = list(SEED_MODELS)
     used = selectors.most_used(tenant, f, teams)
     if used is not None:
-        names.append(f"{normalise_provider(used[0])}/{used[1].strip().lower()}")
+        most = candidate(tenant, *used)
+        if most.known:  # a model nobody priced cannot be compared with
+            names.append(most.label)
         tokens = scope_tokens(tenant, f, teams)
         cheapest = cheapest_of_provider(used[0], tokens)
         if cheapest:

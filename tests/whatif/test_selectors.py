@@ -28,7 +28,9 @@ def test_it_forecasts_the_month_on_each_candidate_from_its_own_days(world: World
         day = datetime.fromisoformat(c["timestamp"]).date()
         if day <= today:
             days[day] += _reference([c], "anthropic", "claude-3-5-sonnet")
-    expected = forecast_period_end(dict(days), today, date(2026, 10, 31), sum(days.values()))
+    expected = forecast_period_end(
+        dict(days), today, date(2026, 10, 31), sum(days.values(), Decimal(0))
+    )
     assert result.outlook.forecasts == [expected]
     assert result.outlook.month_end == date(2026, 10, 31)
     # Spend so far is part of the forecast, and the rest of the month adds to it.
