@@ -170,3 +170,19 @@ def test_it_names_the_bad_parameter(world: World, query: str, field: str) -> Non
     response = Client().get(f"/api/v1/whatif?{query}", **world.read.auth)
     assert response.status_code == 400
     assert field in response.json()
+
+
+def test_it_leaves_an_unpriced_most_used_model_out_of_the_defaults(world: World) -> None:
+    at = (MONTH + timedelta(days=2)).isoformat()
+    calls = [event(i, timestamp=at, provider="x", model="mystery") for i in range(3)]
+    ingest_events(world.ingest.key, calls)
+    roll_up_all_pending(world.tenant.pk)
+    answer = _whatif(Client(), QUERY, **world.read.auth)
+    names = [f"{c['provider']}/{c['model']}" for c in answer["candidates"]]
+    assert names == [
+        "anthropic/claude-3-5-sonnet",
+        "openai/gpt-4o-mini",
+        "anthropic/claude-3-5-haiku",
+    ]
+    assert answer["actual"]["cost_usd"] == "0.000000000000" and answer["requests"] == 3
+    assert all(c["delta_pct"] is None for c in answer["candidates"])
