@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -12,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import ReadView
+from core.dates import BadDate, parse_day
 from core.pages import member_view
 from dashboard import selectors as pages
 from dashboard.filters import RANGES, Filters, parse_filters
@@ -65,13 +67,23 @@ def api_filters(params: QueryDict) -> Filters:
         raise ValidationError({"endpoint": [NO_ENDPOINT]})
     query = params.copy()
     if "from" in params or "to" in params:
-        query.setdefault("from", params.get("to", ""))
-        query.setdefault("to", params.get("from", ""))
+        # One end alone: from that day to today, or the 30 days up to that day.
+        today = datetime.now(UTC).date()
+        query.setdefault("to", today.isoformat())
+        query.setdefault("from", _days_before(params.get("to", ""), 29))
         query["range"] = "custom"
     f = parse_filters(query)
     for error in f.errors:
         raise ValidationError({"to" if "'to'" in error else "from": [error]})
     return f
+
+
+def _days_before(day: str, days: int) -> str:
+    try:
+        end = parse_day(day)
+    except BadDate:
+        end = datetime.now(UTC).date()  # the bad `to` is named by parse_filters
+    return (end - timedelta(days=days)).isoformat()
 
 
 WHATIF_PARAMS = [

@@ -163,6 +163,8 @@ def test_it_needs_a_read_key_or_a_session(world: World) -> None:
         ("models=" + ",".join(f"openai/m{i}" for i in range(9)), "models"),
         ("from=yesterday", "from"),
         ("from=2026-10-01&to=someday", "to"),
+        ("to=2026-13-01", "to"),
+        ("to=0001-01-01", "to"),
         ("endpoint=/chat", "endpoint"),
     ],
 )
@@ -186,3 +188,12 @@ def test_it_leaves_an_unpriced_most_used_model_out_of_the_defaults(world: World)
     ]
     assert answer["actual"]["cost_usd"] == "0.000000000000" and answer["requests"] == 3
     assert all(c["delta_pct"] is None for c in answer["candidates"])
+
+
+@pytest.mark.parametrize(
+    ("query", "requests"), [("from=2026-10-01", 41), ("to=2026-10-10", 20), ("", 0)]
+)
+def test_it_takes_one_end_of_the_period_or_none(world: World, query: str, requests: int) -> None:
+    _month(world)
+    answer = _whatif(Client(), f"{query}&models=openai/gpt-4o-mini", **world.read.auth)
+    assert answer["requests"] == requests
