@@ -1,8 +1,10 @@
 """What the scope's actual usage would have cost on other models, from the rollups.
 
 Prices are linear in each token kind, so pricing a rollup row's token sums equals pricing
-each of its calls and adding, as long as one price holds for the whole row: rows are read
-per day, and per hour for a candidate whose price changes within a day (a start date at
+each of its calls and adding, as long as one price holds for the whole row; and as a
+candidate prices every call alike whatever model made it, the scope's calls of one day are
+summed over all models (one row a day, from the rollups' "all" slice when unfiltered). Rows
+are read per day, and per hour for a candidate whose price changes within a day (a start date at
 midnight never does; a time-of-day price does). A per-call price (per request) is added once
 per call. Tiered prices are the one thing sums cannot carry: a tier applies to a call by its
 own input size. Rows also count calls by size (input + output tokens, `TOKENS_BOUNDS`), so a
@@ -39,12 +41,10 @@ FORECAST_HISTORY = timedelta(days=35)  # what rollups.forecast reads: four weeks
 
 @dataclass(frozen=True)
 class Bucket:
-    """One provider/model's sums over [start, end)."""
+    """The scope's sums over [start, end), all models together."""
 
     start: datetime
     end: datetime
-    provider: str
-    model: str
     tokens: tuple[int, int, int, int]
     requests: int
     cost: Decimal
@@ -78,13 +78,12 @@ def _day_start(day: date) -> datetime:
 
 
 def buckets(tenant: Tenant, f: Filters, teams: TeamLabels, hourly: bool) -> list[Bucket]:
-    """The scope's sums per provider/model and day (or hour), one query."""
+    """The scope's sums per day (or hour), one query."""
     sums = {name: Sum(name) for name in SUMS}
     if hourly:
-        rows: Any = pages.hourly(tenant, f, teams, "model").values("hour", "provider", "model")
+        rows: Any = pages.hourly(tenant, f, teams).values("hour")
     else:
-        rows = pages.daily(tenant, f, teams, f.first_day, f.last_day, "model")
-        rows = rows.values("day", "provider", "model")
+        rows = pages.daily(tenant, f, teams, f.first_day, f.last_day).values("day")
     out = []
     for r in rows.annotate(**sums).order_by():
         start = r["hour"] if hourly else _day_start(r["day"])
@@ -92,8 +91,6 @@ def buckets(tenant: Tenant, f: Filters, teams: TeamLabels, hourly: bool) -> list
             Bucket(
                 start=start,
                 end=start + (timedelta(hours=1) if hourly else timedelta(days=1)),
-                provider=r["provider"],
-                model=r["model"],
                 tokens=(r[KINDS[0]], r[KINDS[1]], r[KINDS[2]], r[KINDS[3]]),
                 requests=r["requests"],
                 cost=r["cost_usd"],
