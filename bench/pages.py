@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DB = "costboard_bench_pages"
+DB = os.environ.get("BENCH_PAGES_DB", "costboard_bench_pages")
 os.environ.update(
     DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB}",
-    REDIS_URL="redis://127.0.0.1:6379/6",
+    REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6"),
     SECRET_KEY="bench-secret",
     COSTBOARD_PLAIN_HTTP="1",  # the benchmarks speak plain http on 127.0.0.1
     DJANGO_SETTINGS_MODULE="costboard.settings",
@@ -118,6 +118,10 @@ PAGES = [
     "/consumers/?range=7d&team=team-03",
     "/budgets/",
     "/anomalies/",
+    "/whatif/",
+    "/whatif/?range=7d&feature=feature-10&models=openai/gpt-4o,google/gemini-1.5-pro",
+    "/whatif/?range=mtd&team=team-07",
+    "/whatif/?range=last_month",
 ]
 
 

@@ -2,6 +2,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "costboard.settings")
 
@@ -30,3 +31,12 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=17, hour=3),
     },
 }
+
+
+@worker_process_init.connect
+def _start_catalog_updates(**_: object) -> None:
+    """Each pool process runs genai-prices' updater when CATALOG_AUTO_UPDATE is on (a thread
+    started before the fork would not survive it)."""
+    from pricing.catalog_updates import start_catalog_updates  # needs Django set up first
+
+    start_catalog_updates()

@@ -365,3 +365,14 @@ AXES_VERBOSE = False  # no start-up banner; lockouts are logged by members.locko
 # Invitation links: one use, then void; PASSWORD_RESET_TIMEOUT bounds password-reset links.
 INVITE_LINK_DAYS = env_int("INVITE_LINK_DAYS", 7)
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_HOURS", 2) * 3600
+
+# genai-prices' own updater (UpdatePrices), opt-in: off, the catalog is the data bundled with
+# the installed genai-prices (air-gapped installs). On, every web and worker process fetches
+# CATALOG_UPDATE_URL every CATALOG_UPDATE_INTERVAL seconds so new models get prices without
+# an upgrade; stored events keep their costs until `rollup --since` re-prices them.
+CATALOG_AUTO_UPDATE = env_bool("CATALOG_AUTO_UPDATE", False)
+CATALOG_UPDATE_URL = env_str(
+    "CATALOG_UPDATE_URL",
+    "https://raw.githubusercontent.com/pydantic/genai-prices/refs/heads/main/prices/new_data/v2/data.json",
+)
+CATALOG_UPDATE_INTERVAL = env_int("CATALOG_UPDATE_INTERVAL", 3600)

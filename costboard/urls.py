@@ -7,6 +7,7 @@ from costboard import views
 from ingest.views import EventsView, LlmCostsView
 from metrics.views import metrics
 from otlp.views import MetricsView, TracesView
+from whatif.views import WhatIfView
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -19,6 +20,7 @@ urlpatterns = [
     # Accepted and ignored: the spans already carry the usage (otlp.views.MetricsView).
     path("v1/metrics", MetricsView.as_view(), name="otlp-metrics"),
     path("api/v1/", include("rollups.urls")),
+    path("api/v1/whatif", WhatIfView.as_view(), name="whatif-api"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -30,5 +32,6 @@ urlpatterns = [
     path("", include("prices.urls")),
     path("", include("members.urls")),
     path("", include("tenant_settings.urls")),
+    path("", include("whatif.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -20,9 +20,11 @@ def _warm_up() -> None:
     from django.urls import get_resolver
 
     from pricing.catalog import catalog_price
+    from pricing.catalog_updates import start_catalog_updates
 
     get_resolver().url_patterns  # noqa: B018 - importing every view is the point
     catalog_price("openai", "gpt-4o-mini", datetime.now(UTC))
+    start_catalog_updates()  # only with CATALOG_AUTO_UPDATE on: ingest prices new models too
 
 
 _warm_up()

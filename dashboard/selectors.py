@@ -66,6 +66,17 @@ def rollups(
     return daily(tenant, f, teams, f.first_day, f.last_day, grouping)
 
 
+def hourly(
+    tenant: Tenant, f: Filters, teams: TeamLabels, grouping: Grouping = "all"
+) -> QuerySet[Any]:
+    """Hourly rows of the page's range under its filters, whatever the range's length: for
+    what needs each hour (a price that changes within a day)."""
+    slices = _slices_for(f, grouping)
+    model: type[Any] = HourlyRollup if slices is None else HourlySlice
+    rows = model.objects.for_tenant(tenant).filter(hour__gte=f.start, hour__lt=f.end)
+    return _narrow(rows, f, teams, slices)
+
+
 def daily(
     tenant: Tenant,
     f: Filters,

@@ -60,6 +60,23 @@ class CatalogPrice:
         return _cost_function(self._prices)
 
     @functools.cached_property
+    def first_tier(self) -> int | None:
+        """The input-token count above which a call leaves the base tier (None: no tiers)."""
+        starts = [
+            math.floor(t.start)
+            for price in self._prices
+            if isinstance(price, gp.TieredPrices)
+            for t in price.tiers
+        ]
+        return min(starts, default=None)
+
+    @functools.cached_property
+    def base_cost_of(self) -> CostFn:
+        """`cost_of` for calls of at most `first_tier` input tokens, for any counts: what a
+        sum of such calls costs (the what-if page prices token sums, not calls)."""
+        return _flat_cost(_Prices(*(_tier_price(price, 0) for price in self._prices)))
+
+    @functools.cached_property
     def _prices(self) -> _Prices:
         # Read once: ModelPrice's attribute lookups go through its unit registry.
         mp = self.model_price.__dict__
@@ -289,9 +306,34 @@ class PriceHistory:
         return Period(start, min((m for m in moments if m > at), default=END), price)
 
 
-@functools.lru_cache(maxsize=4096)
+class _Seen:
+    snapshot: object = None
+    generation = 0
+
+
+def catalog_generation() -> int:
+    """A number that changes whenever genai-prices' data changes in this process (its
+    updater fetched a new snapshot, see `pricing.catalog_updates`); every price cached from
+    the old data is dropped then, so the next call is priced from the new data."""
+    current = data_snapshot.get_snapshot()
+    if current is not _Seen.snapshot:
+        if _Seen.snapshot is not None:
+            _find_model.cache_clear()
+            _resolved.cache_clear()
+            _price_history.cache_clear()
+            _Seen.generation += 1
+        _Seen.snapshot = current
+    return _Seen.generation
+
+
 def price_history(provider: str, model: str) -> PriceHistory | None:
     """For names already stripped and lowercased; None when the catalog does not know them."""
+    catalog_generation()
+    return _price_history(provider, model)
+
+
+@functools.lru_cache(maxsize=4096)
+def _price_history(provider: str, model: str) -> PriceHistory | None:
     found = _find_model(provider, model)
     return None if found is None else PriceHistory(provider, model, found[1])
 

@@ -14,7 +14,16 @@ from typing import NamedTuple
 
 from django.db import models
 
-from pricing.catalog import BEGINNING, END, ZERO, CostFn, PriceHistory, TokenCounts, price_history
+from pricing.catalog import (
+    BEGINNING,
+    END,
+    ZERO,
+    CostFn,
+    PriceHistory,
+    TokenCounts,
+    catalog_generation,
+    price_history,
+)
 from pricing.models import PriceOverride
 from tenants.models import Tenant
 
@@ -197,7 +206,8 @@ def pricer_for(tenant: Tenant) -> TenantPricer:
     The creation time is part of the key so a tenant id handed out again (after the id sequence
     restarts: `manage.py flush`, a restored backup) never sees another tenant's prices.
     """
-    version = (tenant.created_at, tenant.pricing_version)
+    # The catalog's generation too: an update of its data must not leave old prices cached.
+    version = (tenant.created_at, tenant.pricing_version, catalog_generation())
     cached = _pricers.get(tenant.pk)
     if cached is not None and cached[0] == version:
         return cached[1]
