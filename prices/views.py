@@ -26,8 +26,8 @@ from prices.forms import (
     errors_text,
 )
 from prices.models import RepriceRun
+from pricing.catalog_updates import catalog_data_date
 from pricing.models import PriceOverride
-from pricing.selectors import catalog_data_date
 from pricing.services import (
     PriceError,
     delete_price_override,
@@ -136,7 +136,7 @@ def prices_page(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
             "models": selectors.models_seen(ctx.tenant, first, last),
             "overrides": selectors.overrides(ctx.tenant),
             "runs": selectors.recent_runs(ctx.tenant),
-            "catalog_date": catalog_data_date(),
+            "catalog_date": catalog_data_date().label,
             "oldest": services.oldest_day(),
             "offer": offer,
             "since_default": offer or last.isoformat(),

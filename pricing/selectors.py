@@ -6,12 +6,10 @@ overrides, then the bundled catalog), so what the page shows is what ingest appl
 
 from __future__ import annotations
 
-import importlib.metadata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from genai_prices import data_snapshot
 from genai_prices import types as gp
 
 from pricing.catalog import END, price_history
@@ -152,15 +150,6 @@ def model_prices(
     else:
         price_now = catalog_price_now(provider, model, now)
     return ModelPrices(price_now, used + list(reversed(catalog)))
-
-
-def catalog_data_date() -> str:
-    """Where the catalog's prices come from: the update's date, or the bundled release."""
-    snapshot = data_snapshot.get_snapshot()
-    if snapshot.from_auto_update:
-        return f"updated {snapshot.timestamp:%Y-%m-%d %H:%M} UTC"
-    version = importlib.metadata.version("genai-prices")
-    return f"bundled with genai-prices {version}"
 
 
 __all__ = [

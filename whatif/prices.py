@@ -44,19 +44,26 @@ class Candidate:
         return f"{self.provider}/{self.model}"
 
     def span(self, at: datetime) -> Span:
-        """The price at `at` (UTC) and how long it holds, as ingest chooses it."""
+        """The price at `at` (UTC) and how long it holds, as ingest chooses it
+        (`pricing.resolver`): an override from its start until it ends or the next starts,
+        else the catalog's, cut short where an override starts or from where one ended."""
         starts = [o.effective_from for o in self.overrides]
         index = bisect.bisect_right(starts, at) - 1
+        after, before = BEGINNING, starts[0] if starts else END
         if index >= 0:
-            end = starts[index + 1] if index + 1 < len(starts) else END
-            return Span(starts[index], end, self.overrides[index].cost_of, "override")
-        before = starts[0] if starts else END
+            override = self.overrides[index]
+            before = starts[index + 1] if index + 1 < len(starts) else END
+            if at < override.ended_at:
+                end = min(before, override.ended_at)
+                return Span(starts[index], end, override.cost_of, "override")
+            after = override.ended_at
         if self.catalog is None:
-            return Span(BEGINNING, before, None, "unpriced")
+            return Span(after, before, None, "unpriced")
         start, end, price = self.catalog.period(at)
         if price is None:
-            return Span(start, min(end, before), None, "unpriced")
-        return Span(start, min(end, before), price.base_cost_of, "catalog", price.first_tier)
+            return Span(max(start, after), min(end, before), None, "unpriced")
+        span_end = min(end, before)
+        return Span(max(start, after), span_end, price.base_cost_of, "catalog", price.first_tier)
 
 
 def candidate(tenant: Tenant, provider: str, model: str) -> Candidate:
@@ -65,6 +72,7 @@ def candidate(tenant: Tenant, provider: str, model: str) -> Candidate:
     overrides = [
         OverridePrice(
             o.effective_from,
+            END if o.ended_at is None else o.ended_at,
             o.input_per_mtok,
             o.output_per_mtok,
             o.cache_read_per_mtok,

@@ -13,7 +13,7 @@ from genai_prices import Usage, calc_price
 
 from ingest.models import UsageEvent
 from ingest.services import ingest_events
-from pricing.services import set_price_override
+from pricing.services import end_price_override, set_price_override
 from rollups.services import roll_up_all_pending
 from tests.conftest import World, event, login
 
@@ -118,6 +118,30 @@ def test_it_prices_a_candidate_at_the_tenants_own_price_from_its_start(world: Wo
     (candidate,) = row["candidates"]
     assert Decimal(candidate["cost_usd"]) == _reference(before, "openai", "gpt-4o-mini") + own
     assert candidate["price_source"] == ["catalog", "override"]
+
+
+def test_it_prices_at_the_catalog_again_once_the_tenants_price_ends(world: World) -> None:
+    calls = _month(world)
+    start, end = MONTH + timedelta(days=10), MONTH + timedelta(days=20)
+    override = set_price_override(
+        world.tenant,
+        provider="openai",
+        model="gpt-4o-mini",
+        effective_from=start,
+        input_per_mtok=Decimal("0.1"),
+        output_per_mtok=Decimal("0.4"),
+    )
+    end_price_override(world.tenant, override.pk, end)
+    row = _whatif(Client(), f"{QUERY}&models=openai/gpt-4o-mini", **world.read.auth)
+    at = {c["event_id"]: datetime.fromisoformat(c["timestamp"]) for c in calls}
+    inside = [c for c in calls if start <= at[c["event_id"]] < end]
+    outside = [c for c in calls if not start <= at[c["event_id"]] < end]
+    own = sum(
+        (Decimal("0.1") * c["input_tokens"] + Decimal("0.4") * c["output_tokens"]) / 1_000_000
+        for c in inside
+    )
+    (candidate,) = row["candidates"]
+    assert Decimal(candidate["cost_usd"]) == _reference(outside, "openai", "gpt-4o-mini") + own
 
 
 def test_it_narrows_to_a_feature_and_offers_the_default_models(world: World) -> None:
