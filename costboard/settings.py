@@ -123,6 +123,16 @@ DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
     "django.db.backends.", "django_prometheus.db.backends."
 )
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
+# DATABASE_POOLED=1: DATABASE_URL is a PgBouncer in transaction pooling mode, where each
+# transaction may run on another server connection, so nothing may outlive one: no named
+# prepared statements (psycopg prepares a query run 5 times; ingest asks for it, see
+# core.pooling), no server-side cursors (QuerySet.iterator() opens a named cursor, and outside
+# a transaction a WITH HOLD one). Advisory locks are transaction-level and SETs are SET LOCAL
+# throughout; README "Running several nodes" lists what a pooler must not see.
+DATABASE_POOLED = env_bool("DATABASE_POOLED")
+if DATABASE_POOLED:
+    DATABASES["default"]["OPTIONS"] = {"prepare_threshold": None}
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from django.db import connection
 
 from costboard.celery import app as celery_app
-from tests.server import ROOT
+from tests.server import ROOT, through_pooler
 
 
 def test_database_url() -> str:
@@ -22,11 +22,9 @@ def test_database_url() -> str:
 
 
 def start_worker(concurrency: int = 1) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": test_database_url(),
-        "SECRET_KEY": "test-only-secret-key",
-    }
+    env = through_pooler(
+        {**os.environ, "DATABASE_URL": test_database_url(), "SECRET_KEY": "test-only-secret-key"}
+    )
     cmd = [
         sys.executable, "-m", "celery", "-A", "costboard", "worker", "--loglevel=WARNING",
         f"--concurrency={concurrency}", "--without-gossip", "--without-mingle",
