@@ -228,6 +228,8 @@ CELERY_TASK_TIME_LIMIT = 1800  # the broker's visibility timeout (3600 s) is lon
 CELERY_TIMEZONE = "UTC"
 # Beat's record of when each schedule entry last ran: under var/, not the working directory.
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# How long a beat that stopped renewing its lock (a dead node) keeps standbys from sending.
+BEAT_LOCK_SECONDS = env_int("BEAT_LOCK_SECONDS", 30)
 
 # Ingest
 INGEST_MAX_BODY_BYTES = 5 * 1024 * 1024
