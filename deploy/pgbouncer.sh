@@ -14,7 +14,9 @@ UPSTREAM_HOST=${PGBOUNCER_UPSTREAM_HOST:-127.0.0.1}
 UPSTREAM_PORT=${PGBOUNCER_UPSTREAM_PORT:-5432}
 DB_USER=${PGBOUNCER_USER:-postgres}
 POOL_SIZE=${PGBOUNCER_POOL_SIZE:-20}
-DIR="$(pwd)/${COSTBOARD_VAR_DIR:-var}/pgbouncer"
+VAR=${COSTBOARD_VAR_DIR:-var}
+[[ "$VAR" = /* ]] || VAR="$(pwd)/$VAR"
+DIR="$VAR/pgbouncer"
 INI="$DIR/pgbouncer.ini"
 PIDFILE="$DIR/pgbouncer.pid"
 

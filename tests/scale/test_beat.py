@@ -4,6 +4,7 @@ takes over when the first dies."""
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def _metrics_origins(at_least: int) -> list[str] | None:
 
 
 @pytest.fixture
-def empty_queue() -> None:
+def empty_queue() -> Iterator[None]:
     broker().delete(QUEUE)
     cache.delete(LOCK_KEY)
     yield
