@@ -60,6 +60,18 @@ def _rolling_up() -> str | None:
     return next((name for name, tasks in active.items() if tasks), None)
 
 
+def _kill_mid_rollup(processes: dict[str, subprocess.Popen[bytes]]) -> str:
+    """SIGKILL the worker that is rolling up, while it holds the tenant's lock; its name."""
+    try:
+        for name in WORKERS:
+            wait_ready(processes[name])
+        victim = wait_until(_rolling_up, timeout=90, every=0.01).split("@")[0]
+        kill(processes[victim], signal.SIGKILL)
+        return victim
+    finally:
+        connection.close()  # this thread's own connection
+
+
 def _post(base: str, token: str, batch: list[dict[str, Any]]) -> dict[str, Any]:
     answer = httpx.post(
         f"{base}/api/v1/events",
@@ -110,27 +122,26 @@ def test_it_counts_every_event_once_on_two_web_nodes_two_workers_and_one_beat(
         "METRICS_TOKEN": "",
         "METRICS_CACHE_SECONDS": "0",
     }
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    with capture_server() as hook, web_server(env, workers=1) as a, web_server(env, workers=1) as b:
+    with capture_server() as hook, ThreadPoolExecutor(max_workers=1) as killer:
         channel = AlertChannel.objects.create(
             tenant=world.tenant, name="hook", kind="webhook", target=hook.url
         )
         budget, _ = set_budget(world.tenant, amount=Decimal("20"), team=world.team)
         budget.channels.add(channel)
+        processes = {name: start_worker(name=name) for name in WORKERS}
+        processes["beat"] = start_beat(tmp_path, "beat")
         try:
-            processes = {name: start_worker(name=name) for name in WORKERS}
-            processes["beat"] = start_beat(tmp_path, "beat")
-            for name in WORKERS:
-                wait_ready(processes[name])
-            # The backlog's rollup (scheduled by its ingest) is under way: kill that worker.
-            victim = wait_until(_rolling_up, timeout=60, every=0.01).split("@")[0]
-            kill(processes[victim], signal.SIGKILL)
-            answers = _storm([a, b], world.ingest.token, at)
-            events = UsageEvent.objects.for_tenant(world.tenant)
-            raw = events.aggregate(n=Count("id"), cost=Sum("cost_usd"))
-            wait_until(lambda: _settled(world, raw["cost"]), timeout=90, every=0.5)
-            wait_until(lambda: len(hook.requests) >= _fired(world), timeout=30)
-            metrics = [_metrics_cost(a), _metrics_cost(b)]
+            # The workers boot while the web servers do; the first to roll up the backlog
+            # (its rollup was scheduled by its ingest) is killed mid-transaction.
+            victim = killer.submit(_kill_mid_rollup, processes)
+            with web_server(env, workers=1) as a, web_server(env, workers=1) as b:
+                assert victim.result(timeout=120) in WORKERS
+                answers = _storm([a, b], world.ingest.token, at)
+                events = UsageEvent.objects.for_tenant(world.tenant)
+                raw = events.aggregate(n=Count("id"), cost=Sum("cost_usd"))
+                wait_until(lambda: _settled(world, raw["cost"]), timeout=90, every=0.5)
+                wait_until(lambda: len(hook.requests) >= _fired(world), timeout=30)
+                metrics = [_metrics_cost(a), _metrics_cost(b)]
         finally:
             for proc in processes.values():
                 kill(proc)
