@@ -9,6 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "costboard.settings")
 app = Celery("costboard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# One beat sends at a time, even if several nodes start one (costboard/beat.py).
+app.conf.beat_scheduler = "costboard.beat:SingleBeatScheduler"
 app.conf.beat_schedule = {
     "roll-up-pending": {"task": "rollups.tasks.roll_up_everything_pending", "schedule": 30.0},
     "refresh-metrics": {"task": "metrics.tasks.refresh_metrics", "schedule": 5.0},

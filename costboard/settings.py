@@ -126,6 +126,16 @@ DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
     "django.db.backends.", "django_prometheus.db.backends."
 )
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
+# DATABASE_POOLED=1: DATABASE_URL is a PgBouncer in transaction pooling mode, where each
+# transaction may run on another server connection, so nothing may outlive one: no named
+# prepared statements (psycopg prepares a query run 5 times; ingest asks for it, see
+# core.pooling), no server-side cursors (QuerySet.iterator() opens a named cursor, and outside
+# a transaction a WITH HOLD one). Advisory locks are transaction-level and SETs are SET LOCAL
+# throughout; README "Running several nodes" lists what a pooler must not see.
+DATABASE_POOLED = env_bool("DATABASE_POOLED")
+if DATABASE_POOLED:
+    DATABASES["default"]["OPTIONS"] = {"prepare_threshold": None}
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
@@ -221,6 +231,8 @@ CELERY_TASK_TIME_LIMIT = 1800  # the broker's visibility timeout (3600 s) is lon
 CELERY_TIMEZONE = "UTC"
 # Beat's record of when each schedule entry last ran: under var/, not the working directory.
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# How long a beat that stopped renewing its lock (a dead node) keeps standbys from sending.
+BEAT_LOCK_SECONDS = env_int("BEAT_LOCK_SECONDS", 30)
 
 # Ingest
 INGEST_MAX_BODY_BYTES = 5 * 1024 * 1024

@@ -19,6 +19,7 @@ from django.utils import timezone
 from psycopg.abc import Buffer
 from psycopg.types.json import JsonbBinaryDumper
 
+from core import pooling
 from core.signals import events_stored
 from core.storage import is_storage_outage, is_transient_conflict
 from ingest import schema
@@ -289,7 +290,9 @@ def _copy(key: ApiKey, events: list[Priced], now: datetime, rejected: int) -> in
         connection.ensure_connection()
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
             cursor.adapters.register_dumper(None, TagsDumper)  # this cursor's COPY only
-            cursor.execute(PG_BATCH, [key.tenant_id, now, len(events), rejected], prepare=True)
+            cursor.execute(
+                PG_BATCH, [key.tenant_id, now, len(events), rejected], prepare=pooling.prepare()
+            )
             batch = cursor.fetchone()
             assert batch is not None  # INSERT ... RETURNING returns the row it inserted
             rows = _priced_rows(key, batch[0], events, now)
@@ -432,7 +435,7 @@ def write_group(tenant_id: int, shares: list[Share]) -> list[int]:
     # psycopg Cursor: the connection's default (Django's) is a ClientCursor, which would quote
     # the parameters into SQL text instead of sending them apart, to a prepared statement.
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(PG_STORE, params, prepare=True)
+        cursor.execute(PG_STORE, params, prepare=pooling.prepare())
         new = {event_id for (event_id,) in cursor.fetchall()}
     return [sum(1 for event_id in ids if event_id in new) for ids in sent]
 

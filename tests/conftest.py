@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+import psycopg
 import pytest
 from django.conf import global_settings, settings
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.http import HttpRequest
 from django.test import Client, override_settings
 from hypothesis import settings as hypothesis_settings
@@ -20,6 +22,7 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 
 from tenants.models import ApiKey, Role, Scope, Team, Tenant
 from tenants.services import add_member, create_api_key, create_team, create_tenant
+from tests.server import POOLER_HOST, POOLER_PORT
 
 # Hypothesis keeps its examples under var/, not in a .hypothesis/ of the working directory.
 hypothesis_settings.register_profile(
@@ -135,6 +138,24 @@ def _plain_http() -> Iterator[None]:
         SECURE_SSL_REDIRECT=False, SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False
     ):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pooler_lets_go_of_the_test_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """CI's pooled stage: PgBouncer keeps server connections to the test database after the
+    servers and workers are gone, and PostgreSQL will not drop a database in use. Before the
+    test database is dropped (this fixture is torn down first), close them: KILL, then RESUME
+    so a later run's database of the same name is served again."""
+    if not POOLER_PORT:
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
+    yield
+    name = connection.settings_dict["NAME"]
+    admin = f"postgres://{connection.settings_dict['USER']}@{POOLER_HOST}:{POOLER_PORT}/pgbouncer"
+    with psycopg.connect(admin, autocommit=True) as console:
+        console.execute(f"KILL {name}")
+        console.execute(f"RESUME {name}")
 
 
 @pytest.fixture

@@ -12,8 +12,27 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+# CI's pooled stage (.ci/run): the test run makes and migrates its database directly on
+# PostgreSQL (PgBouncer cannot CREATE DATABASE for it), while the servers and workers it
+# starts connect through the PgBouncer listening on this port, as in production.
+POOLER_PORT = os.environ.get("COSTBOARD_TEST_CHILD_DATABASE_PORT", "")
+POOLER_HOST = os.environ.get("COSTBOARD_TEST_CHILD_DATABASE_HOST", "127.0.0.1")
+
+
+def through_pooler(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a child process, its DATABASE_URL moved onto the pooler when one is set and
+    the URL names the suite's own server (not a proxy or a dead port a test chose)."""
+    url = env.get("DATABASE_URL", "")
+    direct = urlsplit(os.environ.get("DATABASE_URL", ""))
+    parts = urlsplit(url)
+    if not POOLER_PORT or not url or (parts.hostname, parts.port) != (direct.hostname, direct.port):
+        return env
+    user = f"{parts.username}@" if parts.username else ""
+    pooled = parts._replace(netloc=f"{user}{POOLER_HOST}:{POOLER_PORT}").geturl()
+    return {**env, "DATABASE_URL": pooled, "DATABASE_POOLED": "1"}
 
 
 def free_port() -> int:
@@ -48,12 +67,9 @@ def web_server(env: dict[str, str], workers: int = 2) -> Iterator[str]:
     port = free_port()
     # Plain http, as tests talk to it (the documented switch); a test of the HTTPS defaults
     # passes COSTBOARD_PLAIN_HTTP=0.
-    full_env = {
-        **os.environ,
-        "SECRET_KEY": "test-only-secret-key",
-        "COSTBOARD_PLAIN_HTTP": "1",
-        **env,
-    }
+    full_env = through_pooler(
+        {**os.environ, "SECRET_KEY": "test-only-secret-key", "COSTBOARD_PLAIN_HTTP": "1", **env}
+    )
     cmd = [
         sys.executable, "-m", "costboard.serve", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), "--log-level", "warning", "--graceful-timeout", "5",

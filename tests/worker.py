@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from django.db import connection
 
 from costboard.celery import app as celery_app
-from tests.server import ROOT
+from tests.server import ROOT, through_pooler
 
 
 def test_database_url() -> str:
@@ -21,16 +21,15 @@ def test_database_url() -> str:
     return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
-def start_worker(concurrency: int = 1) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": test_database_url(),
-        "SECRET_KEY": "test-only-secret-key",
-    }
+def start_worker(concurrency: int = 1, name: str = "celery") -> subprocess.Popen[bytes]:
+    """A worker named `name@<host>` (two on one machine need two names, as on two nodes)."""
+    env = through_pooler(
+        {**os.environ, "DATABASE_URL": test_database_url(), "SECRET_KEY": "test-only-secret-key"}
+    )
     cmd = [
         sys.executable, "-m", "celery", "-A", "costboard", "worker", "--loglevel=WARNING",
         f"--concurrency={concurrency}", "--without-gossip", "--without-mingle",
-        "--without-heartbeat",
+        "--without-heartbeat", "-n", f"{name}@%h",
     ]  # fmt: skip
     return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
 
