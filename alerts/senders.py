@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import logging
+import smtplib
 import time
 from typing import Any
 
@@ -128,5 +129,15 @@ def _send_email(alert: Alert, channel: AlertChannel) -> None:
     except Exception as exc:  # SMTP errors come in many classes
         # The operator's mail server is configured by the operator: its errors go to the log.
         log.warning("alert email failed: %r", exc)
-        words = f"mail server: {egress.describe(exc)}" if isinstance(exc, OSError) else None
-        raise DeliveryError(words or "the mail server refused the message") from exc
+        raise DeliveryError(_email_words(exc)) from exc
+
+
+def _email_words(exc: Exception) -> str:
+    # smtplib's errors are OSErrors too: one the server answered is a refusal, not a
+    # network failure.
+    answered = isinstance(exc, smtplib.SMTPException) and not isinstance(
+        exc, smtplib.SMTPServerDisconnected
+    )
+    if answered or not isinstance(exc, OSError):
+        return "the mail server refused the message"
+    return f"mail server: {egress.describe(exc)}"

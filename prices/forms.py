@@ -17,6 +17,15 @@ def _price(label: str, required: bool = True) -> forms.DecimalField:
     )
 
 
+def _stored_name(value: str, limit: int) -> str:
+    """A provider or model as prices are stored (lower case): lowering can lengthen a name
+    ("İ" becomes two characters), so the limit is checked on the stored form."""
+    name = value.strip().lower()
+    if len(name) > limit:
+        raise forms.ValidationError(f"must be at most {limit} characters in lower case")
+    return name
+
+
 class PriceForm(forms.Form):
     provider = forms.CharField(max_length=64)
     model = forms.CharField(max_length=128)
@@ -27,6 +36,12 @@ class PriceForm(forms.Form):
     output_per_mtok = _price("Output $/MTok")
     cache_read_per_mtok = _price("Cache read $/MTok", required=False)
     cache_write_per_mtok = _price("Cache write $/MTok", required=False)
+
+    def clean_provider(self) -> str:
+        return _stored_name(self.cleaned_data["provider"], 64)
+
+    def clean_model(self) -> str:
+        return _stored_name(self.cleaned_data["model"], 128)
 
     def clean_effective_from(self) -> datetime:
         # The form's times are UTC whatever the server's zone: prices apply to UTC timestamps.

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.models import Action
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 # Progress is written at most this often (seconds), and kept this long after its last write.
 PROGRESS_EVERY = 0.5
 PROGRESS_SECONDS = 3600
+# The advisory lock a run holds while it applies: (this space, run id). Two-int keys never
+# meet the rollups' one-bigint tenant locks.
+RUN_LOCK_SPACE = 7_262_001
 
 
 class RepriceError(Exception):
@@ -78,15 +81,29 @@ def run_reprice(tenant_id: int, run_id: int) -> RepriceRun:
 
     A finished run is never run again, so a task delivered twice does nothing the second
     time; a run whose worker died is run again when its task comes back; a run that fails is
-    recorded with its error, and asking again finishes the job (re-pricing is idempotent)."""
+    recorded with its error, and asking again finishes the job (re-pricing is idempotent). A
+    delivery that arrives while another one applies the run leaves it to that one."""
     run = _take(tenant_id, run_id)
     if run is None:
         return RepriceRun.objects.for_tenant(tenant_id).get(pk=run_id)
     tenant = Tenant.objects.get(pk=tenant_id)
     try:
-        if tenant.pricing_version != run.pricing_version:
-            raise RepriceError("the prices changed after the preview; preview again, then apply")
-        result = repricing.apply(tenant, run.since, _progress_of(run))
+        with transaction.atomic():
+            # Delivered again while its first delivery still runs (a broker redelivers an
+            # unacknowledged task after its visibility timeout), or just finished by it:
+            # that delivery applies and records it, this one does nothing.
+            if not _lock_run(run.pk) or _status(run) != RepriceStatus.RUNNING:
+                log.warning("re-price %s of tenant %s is run by another worker", run_id, tenant_id)
+                return run
+            if tenant.pricing_version != run.pricing_version:
+                raise RepriceError(
+                    "the prices changed after the preview; preview again, then apply"
+                )
+            result = repricing.apply(tenant, run.since, _progress_of(run))
+            run.events_total = run.events_done = result.events
+            run.events_changed = result.changed
+            run.old_total_usd, run.new_total_usd = result.before, result.after
+            _finish(run, RepriceStatus.DONE)  # with the apply: done exactly when applied
     except Exception as exc:
         log.exception("re-price %s of tenant %s failed", run_id, tenant_id)
         _finish(
@@ -94,11 +111,6 @@ def run_reprice(tenant_id: int, run_id: int) -> RepriceRun:
             RepriceStatus.FAILED,
             error=str(exc) if isinstance(exc, RepriceError) else error_text(exc),
         )
-        return run
-    run.events_total = run.events_done = result.events
-    run.events_changed = result.changed
-    run.old_total_usd, run.new_total_usd = result.before, result.after
-    _finish(run, RepriceStatus.DONE)
     return run
 
 
@@ -109,9 +121,24 @@ def _take(tenant_id: int, run_id: int) -> RepriceRun | None:
         # one transaction, so the dead run left nothing: run it again.
         if run.status not in (RepriceStatus.QUEUED, RepriceStatus.RUNNING):
             return None
-        run.status, run.started_at = RepriceStatus.RUNNING, timezone.now()
+        # A run taken again keeps its first start: the record says when it began.
+        run.status, run.started_at = RepriceStatus.RUNNING, run.started_at or timezone.now()
         run.save(update_fields=["status", "started_at"])
         return run
+
+
+def _lock_run(run_id: int) -> bool:
+    """This run's lock, until the transaction ends; False when another worker holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [RUN_LOCK_SPACE, run_id % 2**31])
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def _status(run: RepriceRun) -> str:
+    return str(
+        RepriceRun.objects.for_tenant(run.tenant_id).values_list("status", flat=True).get(pk=run.pk)
+    )
 
 
 def progress_key(run_id: int) -> str:

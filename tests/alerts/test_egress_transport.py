@@ -3,7 +3,9 @@ TLS verified against the host name, and every failure told in words, never errno
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import threading
 import time
 from io import StringIO
 from pathlib import Path
@@ -165,3 +167,36 @@ def test_it_says_why_an_email_failed_in_words(world: World, settings) -> None:  
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", closed_port()
     _channel(world, "ops@example.com", "email")
     assert _test_channel() == "not delivered to 'hook': mail server: connection refused"
+
+
+def _refusing_smtp_server() -> tuple[int, threading.Thread]:
+    """An SMTP server on 127.0.0.1 that answers every recipient 550, as a real one may."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines, listener:
+            conn.sendall(b"220 test ESMTP\r\n")
+            for line in lines:
+                verb = line[:4].upper()
+                if verb == b"RCPT":
+                    conn.sendall(b"550 5.1.1 no such user\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 ok\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def test_it_says_the_mail_server_refused_the_message(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+    # smtplib's errors are OSErrors: a refusal was once told as "could not connect".
+    port, server = _refusing_smtp_server()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    _channel(world, "nobody@example.com", "email")
+    assert _test_channel() == "not delivered to 'hook': the mail server refused the message"
+    server.join(timeout=10)

@@ -7,12 +7,11 @@ an outage still answers 503 to everyone, and nothing waits forever.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -26,6 +25,7 @@ from ingest.services import Share, _event_rows, _write_groups, price_events, wri
 from ingest.validation import validate_event
 from tests.conftest import World, event
 from tests.server import web_server
+from tests.tcp_proxy import TcpProxy, tcp_proxy
 
 EVENTS = "/api/v1/events"
 
@@ -101,55 +101,12 @@ def test_it_counts_an_event_id_sent_twice_in_one_group_once(world: World) -> Non
     assert stored.get(event_id="evt-c").batch_id == batches[0].pk
 
 
-class _Proxy:
-    """A TCP proxy to PostgreSQL that a test can cut, as a network or database outage would."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target, self.up = target, True
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            if not self.up:
-                client.close()
-                continue
-            upstream = socket.create_connection(self.target)
-            self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with suppress(OSError):
-            sink.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        self.up = False
-        for s in self.sockets:
-            with suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-        self.sockets.clear()
-
-
 @contextmanager
-def _proxy() -> Iterator[_Proxy]:
+def _proxy() -> Iterator[TcpProxy]:
+    """A proxy to the test database that the test can cut, as a network outage would."""
     s = connection.settings_dict
-    proxy = _Proxy((s["HOST"] or "127.0.0.1", int(s["PORT"] or 5432)))
-    try:
+    with tcp_proxy(s["HOST"] or "127.0.0.1", int(s["PORT"] or 5432)) as proxy:
         yield proxy
-    finally:
-        proxy.cut()
-        proxy.listener.close()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -150,6 +150,8 @@ def test_it_opens_anonymous_scrapes_only_with_metrics_public(world: World) -> No
         assert _tenants_in(_ok(base)) == {"acme", "globex"}
         # Credentials, when sent, are still checked: a wrong one is not ignored.
         _assert_refused(_get(base, "wrong"), 401)
+        # The shipped empty deploy/metrics_token sends an empty bearer: refused, as the README says.
+        _assert_refused(_get(base, ""), 401)
 
 
 def test_it_serves_read_keys_with_no_metrics_token_set(world: World) -> None:

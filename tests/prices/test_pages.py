@@ -110,6 +110,14 @@ def test_it_names_the_field_of_a_bad_price(usage: World) -> None:
     assert not PriceOverride.objects.for_tenant(usage.tenant).exists()
 
 
+def test_it_refuses_a_name_that_lower_case_makes_too_long(usage: World) -> None:
+    # 64 "İ" fit the field, but stored in lower case they are 128 characters: was a 500.
+    response = login("owner").post("/prices/", {**PRICE, "provider": "İ" * 64})
+    assert response.status_code == 200
+    assert "must be at most 64 characters in lower case" in response.content.decode()
+    assert not PriceOverride.objects.for_tenant(usage.tenant).exists()
+
+
 def test_it_ends_a_price_and_refuses_an_end_before_its_start(usage: World) -> None:
     client = login("owner")
     client.post("/prices/", PRICE)

@@ -10,9 +10,11 @@ from decimal import Decimal
 from io import StringIO
 from typing import Any
 
+import psycopg
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.db.models import Sum
 
 from billing import services as billing
@@ -225,6 +227,27 @@ def test_it_records_a_re_price_once_even_when_its_task_runs_twice(usage: World) 
     assert _events(world) == events
     with pytest.raises(RepriceRun.DoesNotExist):  # another tenant's run is not found
         prices.run_reprice(world.other_tenant.pk, run.pk)
+
+
+def test_it_leaves_a_re_price_to_the_worker_already_applying_it(usage: World) -> None:
+    world = usage
+    _new_prices(world)
+    run = prices.request_reprice(world.tenant, EARLIER, world.tenant.pricing_version)
+    events = _events(world)
+    # A first delivery holds the run (in another database session) and applies it; the
+    # broker delivers the task again meanwhile: the second delivery must change nothing.
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+        password=db["PASSWORD"] or None, dbname=db["NAME"], autocommit=True,
+    ) as first:  # fmt: skip
+        first.execute("SELECT pg_advisory_lock(%s, %s)", [prices.RUN_LOCK_SPACE, run.pk])
+        again = prices.run_reprice(world.tenant.pk, run.pk)
+        assert again.status == "running" and again.finished_at is None
+        assert _events(world) == events
+    done = prices.run_reprice(world.tenant.pk, run.pk)  # the first delivery's turn
+    assert (done.status, done.events_changed) == ("done", 10)
+    assert _events(world) != events
 
 
 def test_it_records_a_failed_re_price_when_the_prices_changed_after_the_preview(
