@@ -62,8 +62,25 @@ class Standby:
     def stop(self) -> None:
         self.pg_ctl("stop", "-m", "fast")
 
-    def start(self) -> None:
-        self.pg_ctl("start", "-l", str(self.data / "standby.log"))
+    def start(self, wait: bool = True) -> None:
+        # Without waiting: a restarted standby replays all WAL since its last restartpoint
+        # before it answers, tens of seconds on a busy machine; `wait_ready` waits for that.
+        log = str(self.data / "standby.log")
+        if wait:
+            self.pg_ctl("start", "-l", log)
+        else:
+            _as_postgres([str(BIN / "pg_ctl"), "-D", str(self.data), "-W", "start", "-l", log])
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.sql("SELECT pg_is_in_recovery()") == [(True,)]:
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
 
 
 def _as_postgres(cmd: list[str]) -> None:

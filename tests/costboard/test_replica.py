@@ -33,6 +33,12 @@ def standby(django_db_setup: Any, django_db_blocker: Any) -> Iterator[replica.St
         yield node
 
 
+@pytest.fixture
+def node(standby: replica.Standby) -> replica.Standby:
+    standby.wait_ready()  # a test that stopped it started it again without waiting
+    return standby
+
+
 def _env(node: replica.Standby, max_lag: int) -> dict[str, str]:
     primary = worker.test_database_url()
     return {
@@ -101,16 +107,16 @@ def _lag_metric(base: str) -> float:
 
 
 def test_it_reads_pages_and_the_usage_api_from_the_replica_and_writes_to_the_primary(
-    world: World, standby: replica.Standby
+    world: World, node: replica.Standby
 ) -> None:
     with (
-        web_server(_env(standby, max_lag=30), workers=1) as base,
+        web_server(_env(node, max_lag=30), workers=1) as base,
         httpx.Client(base_url=base, timeout=30) as browser,
     ):
         _sign_in(browser)
         _ingest(base, world, "a", 3)
         _until(lambda: _api_requests(base, world) == 3)
-        standby.sql("SELECT pg_wal_replay_pause()")
+        node.sql("SELECT pg_wal_replay_pause()")
         try:
             _ingest(base, world, "b", 4)  # a write while the replica replays nothing: the primary's
             time.sleep(1.5)  # past REPLICA_CHECK_SECONDS and the replica's replay interval
@@ -131,19 +137,19 @@ def test_it_reads_pages_and_the_usage_api_from_the_replica_and_writes_to_the_pri
             assert _page_requests(browser) == 7
             assert _api_requests(base, world) == 3
         finally:
-            standby.sql("SELECT pg_wal_replay_resume()")
+            node.sql("SELECT pg_wal_replay_resume()")
         _until(lambda: _api_requests(base, world) == 7)
         browser.cookies.delete("costboard-fresh")
         assert _page_requests(browser) == 7
 
 
 def test_it_reads_the_primary_when_the_replica_lags_too_far_or_is_down(
-    world: World, standby: replica.Standby
+    world: World, node: replica.Standby
 ) -> None:
-    with web_server(_env(standby, max_lag=1), workers=1) as base:
+    with web_server(_env(node, max_lag=1), workers=1) as base:
         _ingest(base, world, "a", 3)
         _until(lambda: _api_requests(base, world) == 3)
-        standby.sql("SELECT pg_wal_replay_pause()")
+        node.sql("SELECT pg_wal_replay_pause()")
         try:
             _ingest(base, world, "b", 4)
             time.sleep(2.5)  # the replica's last replayed commit is now over 1 s old
@@ -153,8 +159,8 @@ def test_it_reads_the_primary_when_the_replica_lags_too_far_or_is_down(
             assert any("behind" in p for p in ready["problems"]), ready
             assert _lag_metric(base) > 1
         finally:
-            standby.sql("SELECT pg_wal_replay_resume()")
-        standby.stop()
+            node.sql("SELECT pg_wal_replay_resume()")
+        node.stop()
         try:
             _ingest(base, world, "c", 2)
             assert _api_requests(base, world) == 9  # the replica is down: the primary answers
@@ -163,4 +169,4 @@ def test_it_reads_the_primary_when_the_replica_lags_too_far_or_is_down(
             assert "replica: unreachable; reading the primary" in ready["problems"]
             assert _lag_metric(base) == float("inf")
         finally:
-            standby.start()
+            node.start(wait=False)
