@@ -62,8 +62,9 @@ def _ingest(base: str, world: World, prefix: str, count: int) -> None:
     roll_up_all_pending(world.tenant.pk)
 
 
-def _api_requests(base: str, world: World) -> int:
-    response = httpx.get(f"{base}/api/v1/usage", headers=_bearer(world.read.token), timeout=30)
+def _api_requests(base: str, world: World, token: str | None = None) -> int:
+    headers = _bearer(token or world.read.token)
+    response = httpx.get(f"{base}/api/v1/usage", headers=headers, timeout=30)
     assert response.status_code == 200, response.text
     return sum(row["requests"] for row in response.json()["rows"])
 
@@ -123,6 +124,7 @@ def test_it_reads_pages_and_the_usage_api_from_the_replica_and_writes_to_the_pri
             # The replica still has 3 calls: what the page and the API show comes from it.
             assert _api_requests(base, world) == 3
             assert _page_requests(browser) == 3
+            assert _api_requests(base, world, world.other_read.token) == 0  # globex sees none
             ready = httpx.get(f"{base}/readyz").json()
             assert ready["status"] == "ok" and ready["replica_in_use"] is True
             assert 0 < ready["replica_lag_seconds"] < 30
