@@ -3,8 +3,11 @@ rules a page, an API call and a service depend on. The live behaviour is in test
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.db import transaction
+from django.test import RequestFactory
 
 from core import replica
 from rollups.models import DailyRollup
@@ -65,3 +68,17 @@ def test_it_sets_no_cookie_without_a_replica(world: World) -> None:
     saved = owner.post("/settings/", {"action": "create_key", "name": "k", "scope": "read"})
     assert saved.status_code in (200, 302)
     assert "costboard-fresh" not in saved.cookies
+
+
+def test_it_reads_a_streamed_export_from_the_replica_while_it_streams(
+    world: World, replica_state: pytest.MonkeyPatch
+) -> None:
+    # A CSV body is iterated after the view returned: its rows must still come from the replica.
+    def rows() -> Iterator[bytes]:
+        yield DailyRollup.objects.for_tenant(world.tenant).db.encode()
+
+    request = RequestFactory().get("/invoices/month/2026-11/csv/")
+    assert b"".join(replica.streamed(request, rows())) == b"replica"
+    request.COOKIES["costboard-fresh"] = "1"  # this browser has just posted
+    assert b"".join(replica.streamed(request, rows())) == b"default"
+    assert DailyRollup.objects.for_tenant(world.tenant).db == "default"
