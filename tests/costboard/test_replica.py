@@ -23,6 +23,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.slow,
 ]
+METRICS_TOKEN = "replica-test-metrics-token"  # the operator's scrape, with every family
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def _env(node: replica.Standby, max_lag: int) -> dict[str, str]:
         "DATABASE_REPLICA_URL": re.sub(r":\d+/", f":{node.port}/", primary),
         "REPLICA_MAX_LAG_SECONDS": str(max_lag),
         "REPLICA_CHECK_SECONDS": "1",
-        "METRICS_TOKEN": "",
+        "METRICS_TOKEN": METRICS_TOKEN,
         "METRICS_CACHE_SECONDS": "0",
     }
 
@@ -101,7 +102,7 @@ def _post(browser: httpx.Client, url: str, form: dict[str, str]) -> httpx.Respon
 
 
 def _lag_metric(base: str) -> float:
-    text = httpx.get(f"{base}/metrics", timeout=30).text
+    text = httpx.get(f"{base}/metrics", headers=_bearer(METRICS_TOKEN), timeout=30).text
     found = re.search(r"^costboard_replica_lag_seconds (\S+)$", text, re.M)
     assert found, "no costboard_replica_lag_seconds"
     return float(found.group(1))
