@@ -18,6 +18,7 @@ replayed (on an idle primary that age overstates, never understates, the lag).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterator
@@ -68,7 +69,7 @@ def _measure() -> ReplicaState:
             )
             in_recovery, caught_up, age = cursor.fetchone()
     except Exception:  # any failure (refused, reset, timeout) means "do not use it now"
-        connections[ALIAS].close()  # a broken connection must not be reused by the next read
+        _close()
         return ReplicaState(configured=True)
     if not in_recovery:  # promoted, or pointed at a primary by mistake: its lag is not known
         return ReplicaState(configured=True, reachable=True)
@@ -89,7 +90,31 @@ def state() -> ReplicaState:
 
 def reading() -> str:
     """The alias page, API and export reads should use now: the replica when it is usable."""
-    return ALIAS if configured() and state().usable else DEFAULT_DB_ALIAS
+    if not configured() or not state().usable:
+        return DEFAULT_DB_ALIAS
+    if not _answers():  # it died since the last measurement: measure again next time
+        global _last
+        _last = None
+        return DEFAULT_DB_ALIAS
+    return ALIAS
+
+
+def _answers() -> bool:
+    # One round trip per page: a replica that stopped within REPLICA_CHECK_SECONDS must send
+    # the page to the primary, not fail it.
+    try:
+        with connections[ALIAS].cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        _close()
+        return False
+    return True
+
+
+def _close() -> None:
+    # A broken connection must not be reused by the next read; closing it may fail too.
+    with contextlib.suppress(Exception):
+        connections[ALIAS].close()
 
 
 @contextmanager

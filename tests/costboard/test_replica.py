@@ -163,8 +163,15 @@ def test_it_reads_the_primary_when_the_replica_lags_too_far_or_is_down(
             assert _lag_metric(base) > 1
         finally:
             node.sql("SELECT pg_wal_replay_resume()")
+        _until(
+            lambda: (
+                _api_requests(base, world) == 7
+                and httpx.get(f"{base}/readyz").json()["replica_in_use"]
+            )
+        )
         node.stop()
         try:
+            # At once, although the last measurement (up to 1 s old) saw it up: no error.
             _ingest(base, world, "c", 2)
             assert _api_requests(base, world) == 9  # the replica is down: the primary answers
             ready = httpx.get(f"{base}/readyz").json()

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)  # outside any atomic block
 def replica_state(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.setattr(replica, "configured", lambda: True)
     monkeypatch.setattr(replica, "state", lambda: USABLE)
+    monkeypatch.setattr(replica, "_answers", lambda: True)
     return monkeypatch
 
 
