@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from billing import charts, csv_export, months, selectors, services
 from billing.models import Invoice
 from billing.money import ZERO
+from core import replica
 from core.pages import member_view
 from core.query import text_param
 from tenants.context import TenantContext
@@ -52,6 +53,7 @@ def _team_or_404(teams: TeamLabels, label: str) -> Team | None:
 
 
 @member_view(Role.FINANCE)
+@replica.read_view
 def chargeback(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     current = months.current_month(ctx.tenant.timezone)
     month, error = _month(request.GET.get("month"), current)
@@ -98,6 +100,7 @@ def allocation(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 
 @member_view(Role.FINANCE)
+@replica.read_view
 def invoices(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     current = months.current_month(ctx.tenant.timezone)
     default = selectors.latest_invoiced_month(ctx.tenant) or months.previous_month(current)
@@ -169,14 +172,17 @@ def finalize_month(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 
 @member_view(Role.FINANCE)
+@replica.read_view
 def invoice(request: HttpRequest, ctx: TenantContext, pk: int) -> HttpResponse:
     found = get_object_or_404(Invoice.objects.for_tenant(ctx.tenant), pk=pk)
     lines = selectors.invoice_lines(ctx.tenant, found)[:5000]
     return render(request, "billing/invoice.html", {"ctx": ctx, "invoice": found, "lines": lines})
 
 
-def _csv(chunks: Iterator[bytes], filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
+def _csv(request: HttpRequest, chunks: Iterator[bytes], filename: str) -> StreamingHttpResponse:
+    # The rows are read while the body streams, after the view returned: from the replica then.
+    body = replica.streamed(request, chunks)
+    response = StreamingHttpResponse(body, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
@@ -186,18 +192,18 @@ def _csv(chunks: Iterator[bytes], filename: str) -> StreamingHttpResponse:
 @member_view(Role.FINANCE)  # type: ignore[arg-type]
 def invoice_csv(request: HttpRequest, ctx: TenantContext, pk: int) -> StreamingHttpResponse:
     found = get_object_or_404(Invoice.objects.for_tenant(ctx.tenant), pk=pk)
-    return _csv(csv_export.invoice_csv(ctx.tenant, found), f"invoice-{found.number}.csv")
+    return _csv(request, csv_export.invoice_csv(ctx.tenant, found), f"invoice-{found.number}.csv")
 
 
 @member_view(Role.FINANCE)  # type: ignore[arg-type]
 def month_csv(request: HttpRequest, ctx: TenantContext, month: str) -> StreamingHttpResponse:
     parsed = _month_or_404(month)
     name = f"invoices-{ctx.tenant.slug}-{months.label(parsed)}.csv"
-    return _csv(csv_export.month_csv(ctx.tenant, parsed), name)
+    return _csv(request, csv_export.month_csv(ctx.tenant, parsed), name)
 
 
 @member_view(Role.FINANCE)  # type: ignore[arg-type]
 def focus_csv(request: HttpRequest, ctx: TenantContext, month: str) -> StreamingHttpResponse:
     parsed = _month_or_404(month)
     name = f"focus-{ctx.tenant.slug}-{months.label(parsed)}.csv"
-    return _csv(csv_export.focus_csv(ctx.tenant, parsed), name)
+    return _csv(request, csv_export.focus_csv(ctx.tenant, parsed), name)

@@ -138,6 +138,21 @@ if DATABASE_POOLED:
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The optional read replica (core/replica.py): pages, the usage API and exports read from it
+# while it lags at most REPLICA_MAX_LAG_SECONDS; everything else uses the primary.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+REPLICA_MAX_LAG_SECONDS = env_int("REPLICA_MAX_LAG_SECONDS", 30)
+REPLICA_CHECK_SECONDS = env_int("REPLICA_CHECK_SECONDS", 1)  # how often a process measures lag
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = {
+        **dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=60),
+        "ENGINE": DATABASES["default"]["ENGINE"],
+        "OPTIONS": {"connect_timeout": 2},  # a dead replica must not hold a page for long
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["core.replica.ReplicaRouter"]
+MIDDLEWARE.append("core.replica.FreshAfterWriteMiddleware")
+
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {

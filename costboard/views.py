@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from core import replica
 from costboard.celery import app as celery_app
 from rollups import health as rollup_health
 from rollups.services import rollup_lag_seconds
@@ -38,6 +39,31 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if problems:
         return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
     body: dict[str, object] = {"status": "ok"}
-    if rollup_problems := rollup_health.problems():
-        body = {"status": "degraded", "problems": rollup_problems}
-    return JsonResponse({**body, "rollup_lag_seconds": round(rollup_lag_seconds(), 3)})
+    found = rollup_health.problems()
+    extra: dict[str, object] = {"rollup_lag_seconds": round(rollup_lag_seconds(), 3)}
+    if replica.configured():
+        state = replica.state()
+        extra |= _replica_fields(state)
+        found += (
+            [] if state.usable else [f"replica: {_replica_problem(state)}; reading the primary"]
+        )
+    if found:
+        body = {"status": "degraded", "problems": found}
+    return JsonResponse({**body, **extra})
+
+
+def _replica_fields(state: replica.ReplicaState) -> dict[str, object]:
+    lag = state.lag_seconds
+    return {
+        "replica_lag_seconds": None if lag is None else round(lag, 3),
+        "replica_in_use": state.usable,
+    }
+
+
+def _replica_problem(state: replica.ReplicaState) -> str:
+    # Pages still work on the primary: a replica problem degrades, it does not take us down.
+    if not state.reachable:
+        return "unreachable"
+    if state.lag_seconds is None:
+        return "lag unknown (not in recovery, or nothing replayed yet)"
+    return f"{state.lag_seconds:.0f} s behind, over REPLICA_MAX_LAG_SECONDS"

@@ -8,6 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core import replica
 from core.pages import member_view
 from dashboard import charts, selectors
 from dashboard.filters import RANGES, STACKS, Filters, parse_filters
@@ -50,6 +51,7 @@ def _has_usage(page: dict[str, Any]) -> bool:
 
 
 @member_view()
+@replica.read_view
 def overview(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     f, teams = parse_filters(request.GET), TeamLabels.of(ctx.tenant)
     page = _base(request, ctx, f, teams)
@@ -88,21 +90,25 @@ def _breakdown(
 
 
 @member_view()
+@replica.read_view
 def teams(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     return _breakdown(request, ctx, "team", "Teams")
 
 
 @member_view()
+@replica.read_view
 def features(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     return _breakdown(request, ctx, "feature", "Features")
 
 
 @member_view()
+@replica.read_view
 def models(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     return _breakdown(request, ctx, "model", "Models")
 
 
 @member_view()
+@replica.read_view
 def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResponse:
     labels = TeamLabels.of(ctx.tenant)
     team_pk = labels.pk(slug)
@@ -133,6 +139,7 @@ def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResp
 
 
 @member_view()
+@replica.read_view
 def consumers(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     f, labels = parse_filters(request.GET), TeamLabels.of(ctx.tenant)
     page = _base(request, ctx, f, labels)

@@ -13,6 +13,7 @@ whichever worker answers, so it is never older than a value Prometheus has alrea
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -30,6 +31,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from core import replica
 from metrics import selectors
 from metrics.conf import MetricsSettings, metrics_settings
 from metrics.selectors import IngestTotals, Labels, Usage
@@ -228,7 +230,19 @@ def build_families(conf: MetricsSettings, tenant: int | None = None) -> list[Met
         families.remove(f.budget)
     else:
         f.budget.add_metric([], float(conf.daily_budget_usd))
+    if replica.configured():
+        families.append(replica_lag())
     return families
+
+
+def replica_lag() -> GaugeMetricFamily:
+    # +Inf when the lag is unknown (replica down): an alert on "lag > N" then fires too.
+    lag = replica.state().lag_seconds
+    return GaugeMetricFamily(
+        "costboard_replica_lag_seconds",
+        "How far the read replica trails the primary; +Inf when it cannot be reached.",
+        value=math.inf if lag is None else lag,
+    )
 
 
 def _escape_value(value: str) -> str:
