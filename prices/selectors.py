@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -16,6 +17,8 @@ from pricing.models import PriceOverride
 from pricing.selectors import ModelPrices, PriceShown
 from rollups.models import ALL_ENVIRONMENTS, DailySlice
 from tenants.models import Tenant
+
+log = logging.getLogger(__name__)
 
 # How a price's source reads on the page (SPEC's words for the four sources).
 SOURCE_LABELS = {
@@ -105,6 +108,10 @@ def run_progress(run: RepriceRun) -> tuple[int, int]:
     """(events priced, events in all) of a run: as it goes from the cache, once done from the
     record; (0, 0) until the worker starts it."""
     if run.active:
-        done, total = cache.get(progress_key(run.pk)) or (0, 0)
+        try:
+            done, total = cache.get(progress_key(run.pk)) or (0, 0)
+        except Exception:  # a cache outage hides the progress, not the page
+            log.warning("re-price progress of run %s not read: cache unavailable", run.pk)
+            return 0, 0
         return int(done), int(total)
     return run.events_done, run.events_total

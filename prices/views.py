@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -72,6 +72,8 @@ def _end_price(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | Non
     except PriceError as exc:
         form.add_error("ended_at", str(exc).removeprefix("ended_at: "))
         return {"end_form": form}
+    except PriceOverride.DoesNotExist:  # deleted by someone else since the lookup above
+        raise Http404("no such price") from None
     messages.success(request, f"Ended the price of {override}; the catalog prices it from then on.")
     _offer(request, form.cleaned_data["ended_at"].date())
     return None

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 
 from prices import services
 from prices.models import RepriceRun
@@ -14,6 +14,14 @@ from pricing.models import PriceOverride
 from pricing.services import set_price_override
 from tests.billing.helpers import send
 from tests.conftest import World, event, login
+
+# A Redis nobody listens on: what the cache is during an outage.
+DEAD_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+    }
+}
 
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 TODAY = NOW.date().isoformat()
@@ -205,6 +213,17 @@ def test_it_answers_404_for_another_tenants_re_price(usage: World) -> None:
     )
     assert login("outsider").get(f"/prices/reprice/{run.pk}/").status_code == 404
     assert login("member").get(f"/prices/reprice/{run.pk}/").status_code == 403
+
+
+def test_it_shows_a_run_while_the_cache_is_down(usage: World) -> None:
+    run = RepriceRun.objects.for_tenant(usage.tenant).create(
+        tenant=usage.tenant, since=NOW.date(), requested_at=NOW, pricing_version=0
+    )
+    client = login("finance")  # signing in counts failures in the cache: before the outage
+    with override_settings(CACHES=DEAD_CACHE):
+        response = client.get(f"/prices/reprice/{run.pk}/")
+    assert response.status_code == 200
+    assert "waiting for the worker" in response.content.decode()
 
 
 def test_it_explains_a_bad_period(usage: World) -> None:
