@@ -112,7 +112,7 @@ def _metrics_cost(base: str) -> float:
 
 
 def test_it_counts_every_event_once_on_two_web_nodes_two_workers_and_one_beat(
-    world: World, tmp_path: Path
+    world: World, tmp_path: Path, loopback_receivers: None
 ) -> None:
     at = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
     for n in range(BACKLOG):
@@ -120,6 +120,7 @@ def test_it_counts_every_event_once_on_two_web_nodes_two_workers_and_one_beat(
     env = {
         "DATABASE_URL": worker.test_database_url(),
         "METRICS_TOKEN": "",
+        "METRICS_PUBLIC": "1",  # the test's scrapes are about the figures, not about access
         "METRICS_CACHE_SECONDS": "0",
     }
     with capture_server() as hook, ThreadPoolExecutor(max_workers=1) as killer:
