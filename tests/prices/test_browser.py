@@ -55,10 +55,16 @@ def test_it_sets_a_price_previews_and_applies_a_re_price_in_the_browser(
     ):
         form.find_element(By.NAME, name).send_keys(value)
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    # The click returns before the page after the POST has loaded: wait for its offer.
+    offer = WebDriverWait(browser, 30, poll_frequency=0.2).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, '[data-testid="reprice-offer"] a')
+    )
     assert _errors(browser) == []
 
-    browser.find_element(By.CSS_SELECTOR, '[data-testid="reprice-offer"] a').click()
-    rows = browser.find_elements(By.CSS_SELECTOR, '[data-testid="preview-row"]')
+    offer.click()
+    rows = WebDriverWait(browser, 30, poll_frequency=0.2).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="preview-row"]')
+    )
     assert len(rows) == 1 and "search" in rows[0].text
     # 4 calls of 1,000 input and 500 output tokens at 2 and 6 per million: 0.02 more.
     difference = browser.find_element(By.CSS_SELECTOR, '[data-testid="total-difference"]')
@@ -67,7 +73,9 @@ def test_it_sets_a_price_previews_and_applies_a_re_price_in_the_browser(
 
     with celery_worker():
         browser.find_element(By.CSS_SELECTOR, '[data-testid="apply"]').click()
-        assert "/prices/reprice/" in browser.current_url
+        WebDriverWait(browser, 30, poll_frequency=0.2).until(
+            lambda d: "/prices/reprice/" in d.current_url
+        )
         WebDriverWait(browser, 60, poll_frequency=0.5).until(
             lambda d: d.find_element(By.CSS_SELECTOR, '[data-testid="status"]').text == "Done"
         )
