@@ -50,7 +50,19 @@ ignore_startup_parameters = extra_float_digits,options
 logfile = $DIR/pgbouncer.log
 pidfile = $PIDFILE
 INI
-  if [ "$(id -u)" = 0 ]; then chown -R "$DB_USER" "$DIR"; fi
+  if [ "$(id -u)" = 0 ]; then
+    chown -R "$DB_USER" "$DIR"
+    # The database's user must traverse to its directory: a parent closed to other users
+    # (`mktemp -d` makes them so) gets the traverse bit only, as for the embedded server.
+    local path="$DIR"
+    while [ "$path" != / ]; do
+      path=$(dirname "$path")
+      if ! runuser -u "$DB_USER" -- test -x "$path"; then
+        chmod o+x "$path"
+        echo "pgbouncer: chmod o+x $path, for $DB_USER to reach" >&2
+      fi
+    done
+  fi
   as_owner pgbouncer -d "$INI"
   for _ in $(seq 50); do
     pg_isready -h 127.0.0.1 -p "$PORT" -q && { echo "pgbouncer: transaction pooling on 127.0.0.1:$PORT -> $UPSTREAM_HOST:$UPSTREAM_PORT"; return; }
