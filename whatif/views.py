@@ -7,13 +7,14 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import ReadView
 from core.dates import BadDate, parse_day
+from core.openapi import PARAMETER_ERRORS, RESPONSE_HEADERS, access_errors, error
 from core.pages import member_view
 from dashboard import selectors as pages
 from dashboard.filters import RANGES, Filters, parse_filters
@@ -73,8 +74,8 @@ def api_filters(params: QueryDict) -> Filters:
         query.setdefault("from", _days_before(params.get("to", ""), 29))
         query["range"] = "custom"
     f = parse_filters(query)
-    for error in f.errors:
-        raise ValidationError({"to" if "'to'" in error else "from": [error]})
+    for message in f.errors:
+        raise ValidationError({"to" if "'to'" in message else "from": [message]})
     return f
 
 
@@ -95,7 +96,15 @@ WHATIF_PARAMS = [
 
 
 class WhatIfView(ReadView):
-    @extend_schema(parameters=WHATIF_PARAMS, responses={200: dict}, summary="Model what-if")
+    @extend_schema(
+        parameters=[*WHATIF_PARAMS, *RESPONSE_HEADERS],
+        responses={
+            200: OpenApiResponse(dict, "Actual spend and each candidate's cost and delta."),
+            400: error("A bad parameter, named.", PARAMETER_ERRORS),
+            **access_errors("read"),
+        },
+        summary="Model what-if",
+    )
     def get(self, request: Request) -> Response:
         f = api_filters(request.query_params)
         try:
