@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db import transaction
 
@@ -44,28 +44,28 @@ def notify(
     return alert
 
 
+class _TestAlert(TypedDict):
+    source: str
+    title: str
+    message: str
+    severity: str
+
+
+def _test_alert(channel: AlertChannel) -> _TestAlert:
+    """What a test alert says, whether the worker or `manage.py test_channel` sends it."""
+    title = f"Test alert for {channel.name}"
+    return _TestAlert(source="test", title=title, message=TEST_MESSAGE, severity="info")
+
+
 def send_test(channel: AlertChannel) -> Alert:
     """The settings page's "send test" action: a real alert through the real delivery path."""
-    return notify(
-        channel.tenant,
-        [channel],
-        source="test",
-        title=f"Test alert for {channel.name}",
-        message=TEST_MESSAGE,
-        severity="info",
-    )
+    return notify(channel.tenant, [channel], **_test_alert(channel))
 
 
 def send_test_now(channel: AlertChannel) -> Delivery:
     """`manage.py test_channel`: one test alert delivered in this process, once, so the command
     can say at once whether it arrived (the same senders and checks as the worker)."""
-    alert = Alert.objects.create(
-        tenant=channel.tenant,
-        source="test",
-        title=f"Test alert for {channel.name}",
-        message=TEST_MESSAGE,
-        severity="info",
-    )
+    alert = Alert.objects.create(tenant=channel.tenant, **_test_alert(channel))
     delivery = Delivery.objects.create(tenant=channel.tenant, alert=alert, channel=channel)
     attempt_delivery(channel.tenant_id, delivery.pk, final=True)
     delivery.refresh_from_db()
