@@ -17,7 +17,6 @@ from django.db import connection
 from ingest.models import PendingBatch, UsageEvent
 from pricing.resolver import CostSource
 from rollups import windows
-from rollups.statuses import status_class_sql
 from rollups.models import (
     ALL_ENVIRONMENTS,
     CONSUMER_MEASURES,
@@ -34,6 +33,7 @@ from rollups.models import (
     IngestCount,
     LifetimeRollup,
 )
+from rollups.statuses import status_class_sql
 
 EVENTS = UsageEvent._meta.db_table
 DIMS = ("team_pk", "feature", "provider", "model", "environment", "endpoint", "status")
