@@ -35,7 +35,7 @@ def _seed(world: World) -> None:
                 endpoint="/search",
                 provider="anthropic",
                 model="claude-3-5-sonnet-20241022",
-            ),  # fmt: skip
+            ),
         ],
     )
     ingest_events(
