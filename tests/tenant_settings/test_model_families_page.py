@@ -3,6 +3,8 @@ another tenant never sees them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.test import Client
 
 from audit.models import Action, AuditEntry
@@ -14,7 +16,7 @@ from tests.conftest import World, login
 URL = "/settings/model-families/"
 
 
-def _add(client: Client, match: str, family: str) -> object:
+def _add(client: Client, match: str, family: str) -> Any:
     return client.post(URL, {"action": "add_rule", "match": match, "family": family})
 
 
