@@ -161,10 +161,11 @@ def tree_cpu(pid: int) -> float:
 
 
 def backend_cpu(app: str) -> dict[int, float]:
-    """CPU seconds of each PostgreSQL backend serving connections named `app`."""
+    """CPU seconds of each PostgreSQL backend serving connections named `app` to our scratch
+    database (another checkout's benchmark names its connections the same)."""
     out = sh(
         "psql", "-h", "127.0.0.1", "-U", "postgres", "-d", DB, "-Atc",
-        f"SELECT pid FROM pg_stat_activity WHERE application_name = '{app}'",
+        f"SELECT pid FROM pg_stat_activity WHERE application_name = '{app}' AND datname = '{DB}'",
     )  # fmt: skip
     cpu = {}
     for pid in map(int, out.split()):
