@@ -180,11 +180,10 @@ def test_it_rebuilds_rows_from_before_endpoints_and_statuses_were_kept(world: Wo
     )
     services.roll_up_all_pending(world.tenant.pk)
     with connection.cursor() as cursor:
-        for model in (HourlyRollup, DailyRollup, LifetimeRollup):
-            table = model._meta.db_table
-            cursor.execute(f"UPDATE {table} SET endpoint = '', status = ''")
-        for model in (HourlySlice, DailySlice):
-            cursor.execute(f"DELETE FROM {model._meta.db_table}")
+        for full in (HourlyRollup, DailyRollup, LifetimeRollup):
+            cursor.execute(f"UPDATE {full._meta.db_table} SET endpoint = '', status = ''")
+        for sliced in (HourlySlice, DailySlice):
+            cursor.execute(f"DELETE FROM {sliced._meta.db_table}")
     sql.rebuild_slices()  # as the migration to endpoint and status leaves them
     assert set(HourlyRollup.objects.for_tenant(world.tenant).values_list("status", flat=True)) == {
         ""
