@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core import replica
 from core.pages import Action, member_view, posted_action
 from core.query import text_param
 from prices import selectors, services, tasks
@@ -116,6 +117,7 @@ def _named_model(request: HttpRequest) -> dict[str, str]:
 
 
 @member_view()
+@replica.read_view  # figures only; after a post the browser reads the primary
 def prices_page(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     extra: dict[str, Any] = {}
     if request.method == "POST":
