@@ -79,6 +79,8 @@ class PeriodForm(forms.Form):
 
 class SinceForm(forms.Form):
     since = forms.DateField(label="Re-price from (UTC day)")
+    # "Preview again" on a computed preview: compute a new one (calls may have arrived since).
+    again = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
 class ApplyForm(forms.Form):

@@ -59,10 +59,13 @@ def _user(actor: Actor) -> AbstractBaseUser | None:
     return actor if isinstance(actor, AbstractBaseUser) else None
 
 
-def request_preview(tenant: Tenant, since: date, user: Actor = None) -> tuple[RepricePreview, bool]:
+def request_preview(
+    tenant: Tenant, since: date, user: Actor = None, again: bool = False
+) -> tuple[RepricePreview, bool]:
     """A preview of re-pricing from `since` with today's prices, to be computed by the worker;
     True when it is new (queue it). The same day asked for again on the same prices while it
-    is computed, or shortly after, is the same preview: a double click costs one scan."""
+    is computed, or shortly after, is the same preview: a double click costs one scan.
+    `again`: a new one unless one is being computed (calls may have arrived since)."""
     check_since(since)
     with transaction.atomic():
         _lock(PREVIEW_LOCK_SPACE, tenant.pk)  # until commit: two requests at once see each other
@@ -71,7 +74,10 @@ def request_preview(tenant: Tenant, since: date, user: Actor = None) -> tuple[Re
         same = RepricePreview.objects.for_tenant(tenant).filter(
             since=since, pricing_version=tenant.pricing_version, requested_at__gte=recent
         )
-        found = same.exclude(status=RepriceStatus.FAILED).order_by("-requested_at").first()
+        reusable = [RepriceStatus.QUEUED, RepriceStatus.RUNNING]
+        if not again:
+            reusable.append(RepriceStatus.DONE)
+        found = same.filter(status__in=reusable).order_by("-requested_at").first()
         if found is not None:
             return found, False
         preview = RepricePreview.objects.for_tenant(tenant).create(

@@ -166,7 +166,8 @@ def reprice_preview(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         return render(request, "prices/preview.html", context, status=400)
     if not posted:
         return render(request, "prices/preview.html", context)
-    preview, new = services.request_preview(ctx.tenant, since, request.user)
+    again = bool(form.cleaned_data.get("again"))
+    preview, new = services.request_preview(ctx.tenant, since, request.user, again)
     if new:
         _queue(tasks.preview, preview)
     return redirect("reprice-preview-show", preview_id=preview.pk)

@@ -194,8 +194,20 @@ def test_it_computes_one_preview_for_a_double_click_and_two_for_two_days(usage: 
     assert previews.count() == 2
     for preview in previews:  # both computed, one after the other or at once
         assert services.run_preview(usage.tenant.pk, preview.pk).status == "done"
-    # Once computed, the same day on the same prices is still that preview; new prices are not.
+    # Once computed, the same day on the same prices is still that preview, unless asked for
+    # again from it (calls may have arrived); new prices make a new one.
     assert client.post("/prices/reprice/", {"since": TODAY})["Location"] == first["Location"]
+    page = client.get(first["Location"]).content.decode()
+    assert 'name="again" value="1"' in page
+    again = client.post("/prices/reprice/", {"since": TODAY, "again": "1"})
+    assert again["Location"] != first["Location"]
+    assert (
+        client.post("/prices/reprice/", {"since": TODAY, "again": "1"})["Location"]
+        == (
+            again["Location"]  # a double click on "preview again": the one being computed
+        )
+    )
+    services.run_preview(usage.tenant.pk, previews.order_by("-pk")[0].pk)
     set_price_override(
         usage.tenant, provider="inhouse", model="mystery", effective_from=NOW,
         input_per_mtok=Decimal("3"), output_per_mtok=Decimal("9"),
