@@ -72,7 +72,7 @@ def store(count: int) -> None:
 def timed(label: str, fn):  # type: ignore[no-untyped-def]
     started = time.monotonic()
     result = fn()
-    print(f"{label}: {time.monotonic() - started:.2f}s", flush=True)
+    print(f"{label}: {time.monotonic() - started:.3f}s", flush=True)
     return result
 
 
