@@ -5,6 +5,7 @@ and never touches a finalized invoice."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from io import StringIO
 
 import pytest
@@ -15,6 +16,7 @@ from django.db.models import Sum
 from billing import services as billing
 from billing.models import Invoice, InvoiceLine, LineType
 from core.money import decimal_text
+from costboard.celery import app as celery_app
 from prices import services as prices
 from prices.models import RepricePreview, RepriceRun
 from rollups import repricing
@@ -128,3 +130,33 @@ def test_it_refuses_a_command_line_re_price_while_another_runs(usage: World) -> 
         )
     assert _events(world) == events
     assert list(RepriceRun.objects.for_tenant(world.tenant)) == [queued]
+
+
+@pytest.fixture
+def broker_down() -> Iterator[None]:
+    """The worker's queue cannot be reached: Celery publishes to a Redis nobody listens on."""
+    url = celery_app.conf.broker_url
+    celery_app.pool.force_close_all()
+    celery_app._pool = None
+    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
+    try:
+        yield
+    finally:
+        celery_app.pool.force_close_all()
+        celery_app._pool = None
+        celery_app.conf.broker_url = url
+
+
+def test_it_says_so_when_the_worker_queue_is_down(usage: World, broker_down: None) -> None:  # noqa: F811
+    world = usage
+    client = login("owner")
+    asked = client.post("/prices/reprice/", {"since": EARLIER.isoformat()})
+    assert asked.status_code == 302
+    page = client.get(asked["Location"])
+    assert page.status_code == 200
+    assert "the worker&#x27;s queue could not be reached; try again" in page.content.decode()
+    preview = RepricePreview.objects.for_tenant(world.tenant).get()
+    assert preview.status == "failed"
+    # Asked again, it is a new preview (a failed one is never shown as the answer).
+    again = client.post("/prices/reprice/", {"since": EARLIER.isoformat()})
+    assert again["Location"] != asked["Location"]
