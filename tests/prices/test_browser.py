@@ -34,7 +34,11 @@ def test_it_sets_a_price_previews_and_applies_a_re_price_in_the_browser(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    when = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    now = datetime.now(UTC)
+    # Today (UTC), as the price set below is from today on: an hour ago was yesterday just
+    # after midnight, and the re-price from today then found no calls.
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    when = max(now - timedelta(hours=1), midnight).isoformat()
     send(
         world.ingest.key,
         event("gpt", timestamp=when),
