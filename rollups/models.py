@@ -77,8 +77,10 @@ class Dimensions(models.Model):
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=128)
     environment = models.CharField(max_length=64)
-    endpoint = models.CharField(max_length=128, default="")
-    status = models.CharField(max_length=8, default="")
+    # Defaults in the database too: SQL that fills rollups without naming them (benchmarks,
+    # an operator's own loads) writes "not recorded" rather than failing.
+    endpoint = models.CharField(max_length=128, default="", db_default="")
+    status = models.CharField(max_length=8, default="", db_default="")
 
     class Meta:
         abstract = True
