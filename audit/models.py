@@ -21,6 +21,8 @@ class Action(models.TextChoices):
     PRICE_ENDED = "price.ended", "Price ended"
     PRICE_DELETED = "price.deleted", "Price deleted"
     REPRICE_REQUESTED = "price.repriced", "Re-price applied"
+    MODEL_FAMILY_SET = "model_family.set", "Model family rule set"
+    MODEL_FAMILY_DELETED = "model_family.deleted", "Model family rule deleted"
     BUDGET_CREATED = "budget.created", "Budget created"
     BUDGET_CHANGED = "budget.changed", "Budget changed"
     BUDGET_DELETED = "budget.deleted", "Budget deleted"

@@ -1,6 +1,7 @@
 """Benchmark: rollup throughput, freshness and CPU while an ingest load runs.
 
     .venv/bin/python bench/rollup.py [--seconds 30] [--clients 4] [--rate 0]
+    (BENCH_DB=... BENCH_REDIS_DB=... to use another scratch database and Redis db)
 
 Starts the web server and a real Celery worker on a scratch PostgreSQL database and Redis, drives a
 batch ingest load (100-event POSTs from several client processes; `--rate` events/s in all,
@@ -31,11 +32,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
-DB = "costboard_bench_rollup"
+# BENCH_DB and BENCH_REDIS_DB let two checkouts benchmark side by side without sharing a scratch
+# database.
+DB = os.environ.get("BENCH_DB", "costboard_bench_rollup")
+REDIS_DB = os.environ.get("BENCH_REDIS_DB", "4")
 ENV = {
     **os.environ,
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
-    "REDIS_URL": "redis://127.0.0.1:6379/4",
+    "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
     "SECRET_KEY": "bench-secret",
     "COSTBOARD_PLAIN_HTTP": "1",  # plain http on 127.0.0.1
     "INGEST_RATE_LIMIT_PER_MINUTE": "1000000000",
@@ -43,6 +47,9 @@ ENV = {
 TICK = os.sysconf("SC_CLK_TCK")
 FEATURES = ["chat", "rag", "summary", "classify", "review"]
 MODELS = [("openai", "gpt-4o-mini"), ("openai", "gpt-4o"), ("anthropic", "claude-3-5-haiku-latest")]
+# 100 routes, and a status mix with rate limiting and server errors, as a busy API has.
+ENDPOINTS = [f"/v1/route-{n}" for n in range(100)]
+STATUSES = [200] * 90 + [400] * 2 + [429] * 5 + [500, 502, 503]
 
 
 def sh(*cmd: str) -> str:
@@ -52,7 +59,7 @@ def sh(*cmd: str) -> str:
 def prepare() -> tuple[str, str]:
     subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", DB], check=True)
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB], check=True)
-    subprocess.run(["redis-cli", "-n", "4", "flushdb"], check=True, capture_output=True)
+    subprocess.run(["redis-cli", "-n", REDIS_DB, "flushdb"], check=True, capture_output=True)
     py = str(BIN / "python")
     sh(py, "manage.py", "migrate", "-v", "0")
     sh(py, "manage.py", "create_tenant", "bench")
@@ -78,6 +85,8 @@ def event(rng: random.Random, feature: str | None = None) -> dict[str, object]:
         "feature": feature or rng.choice(FEATURES),
         "user_id": f"u{rng.randint(1, 5000)}",
         "latency_ms": rng.randint(100, 4000),
+        "endpoint": rng.choice(ENDPOINTS),
+        "status_code": rng.choice(STATUSES),
     }
 
 
@@ -152,10 +161,11 @@ def tree_cpu(pid: int) -> float:
 
 
 def backend_cpu(app: str) -> dict[int, float]:
-    """CPU seconds of each PostgreSQL backend serving connections named `app`."""
+    """CPU seconds of each PostgreSQL backend serving connections named `app` to our scratch
+    database (another checkout's benchmark names its connections the same)."""
     out = sh(
         "psql", "-h", "127.0.0.1", "-U", "postgres", "-d", DB, "-Atc",
-        f"SELECT pid FROM pg_stat_activity WHERE application_name = '{app}'",
+        f"SELECT pid FROM pg_stat_activity WHERE application_name = '{app}' AND datname = '{DB}'",
     )  # fmt: skip
     cpu = {}
     for pid in map(int, out.split()):

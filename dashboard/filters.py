@@ -11,6 +11,7 @@ from django.http import QueryDict
 
 from core.dates import MAX_RANGE, MAX_RANGE_DAYS, BadDate, parse_day
 from core.query import text_param
+from rollups import statuses
 
 RANGES = {
     "24h": "Last 24 hours",
@@ -21,7 +22,9 @@ RANGES = {
     "custom": "Custom",
 }
 DEFAULT_RANGE = "30d"
-DIMENSION_FILTERS = ("environment", "team", "feature", "model")
+DIMENSION_FILTERS = (
+    "environment", "team", "feature", "model", "endpoint", "status", "model_family",
+)  # fmt: skip
 STACKS = ("team", "feature", "model", "provider", "environment")
 
 
@@ -33,7 +36,10 @@ class Filters:
     environment: str = ""
     team: str = ""
     feature: str = ""
-    model: str = ""
+    model: str = ""  # the name calls reported
+    endpoint: str = ""
+    status: str = ""  # a status class (rollups.statuses)
+    model_family: str = ""  # pricing.families
     stack: str = "team"
     errors: tuple[str, ...] = ()
 
@@ -125,6 +131,9 @@ def parse_filters(params: QueryDict, now: datetime | None = None) -> Filters:
     start, end, errors = _window(key, now, params)
     stack = params.get("stack", "team")
     values: dict[str, Any] = {name: text_param(params, name) for name in DIMENSION_FILTERS}
+    if values["status"] and values["status"] not in statuses.NAMES:
+        errors.append(f"No status class {values['status']!r}; showing every status.")
+        values["status"] = ""
     return Filters(
         range=key,
         start=start,

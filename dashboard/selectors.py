@@ -15,20 +15,12 @@ from django.db.models import BooleanField, Case, DecimalField, F, Func, Q, Query
 from django.utils import timezone
 
 from dashboard.filters import Filters
-from rollups import windows
+from dashboard.rows import daily, period_field, rollups, slices_for, team_filter
+from dashboard.rows import hourly as hourly  # the what-if page reads the pages' rows from here
+from pricing.families import ModelNames
+from rollups import statuses, windows
 from rollups.forecast import forecast_period_end
-from rollups.models import (
-    ALL_ENVIRONMENTS,
-    LATENCY_BOUNDS_MS,
-    LATENCY_FIELDS,
-    SLICES,
-    ConsumerDailyRollup,
-    DailyRollup,
-    DailySlice,
-    HourlyRollup,
-    HourlySlice,
-    LifetimeRollup,
-)
+from rollups.models import LATENCY_BOUNDS_MS, LATENCY_FIELDS, ConsumerDailyRollup, LifetimeRollup
 from tenants.labels import TeamLabels
 from tenants.models import ApiKey, Tenant
 
@@ -43,96 +35,9 @@ DIM_FIELD = {
     "model": "model",
     "provider": "provider",
     "environment": "environment",
+    "endpoint": "endpoint",
+    "status": "status",
 }
-
-
-Grouping = str | tuple[str, ...]
-
-
-def rollups(
-    tenant: Tenant, f: Filters, teams: TeamLabels, grouping: Grouping = "all"
-) -> QuerySet[Any]:
-    """The rollup rows a page's filters select: hourly for short ranges, daily otherwise.
-
-    `grouping` names the one dimension the caller groups by ("all" for none), or several
-    that it groups by separately. Where a slice holds the same sums (see `_slices_for`) it is
-    read instead of the full rollups, in far fewer rows.
-    """
-    if f.hourly:
-        slices = _slices_for(f, grouping)
-        model: type[Any] = HourlyRollup if slices is None else HourlySlice
-        rows = model.objects.for_tenant(tenant).filter(hour__gte=f.start, hour__lt=f.end)
-        return _narrow(rows, f, teams, slices)
-    return daily(tenant, f, teams, f.first_day, f.last_day, grouping)
-
-
-def hourly(
-    tenant: Tenant, f: Filters, teams: TeamLabels, grouping: Grouping = "all"
-) -> QuerySet[Any]:
-    """Hourly rows of the page's range under its filters, whatever the range's length: for
-    what needs each hour (a price that changes within a day)."""
-    slices = _slices_for(f, grouping)
-    model: type[Any] = HourlyRollup if slices is None else HourlySlice
-    rows = model.objects.for_tenant(tenant).filter(hour__gte=f.start, hour__lt=f.end)
-    return _narrow(rows, f, teams, slices)
-
-
-def daily(
-    tenant: Tenant,
-    f: Filters,
-    teams: TeamLabels,
-    first: date,
-    last: date,
-    grouping: Grouping = "all",
-) -> QuerySet[Any]:
-    """Daily rows of [first, last] under the page's filters (see `rollups`)."""
-    slices = _slices_for(f, grouping)
-    model: type[Any] = DailyRollup if slices is None else DailySlice
-    rows = model.objects.for_tenant(tenant).filter(day__gte=first, day__lte=last)
-    return _narrow(rows, f, teams, slices)
-
-
-def _slices_for(f: Filters, grouping: Grouping) -> list[str] | None:
-    """The slices that hold what a query grouped by `grouping` needs, or None for the full
-    rollups. Unfiltered, each grouping's own slice; filtered by one of team, feature or
-    model, that dimension's slice when the query groups by nothing else (a team page's
-    totals and trends read one row per day)."""
-    names = [g if g in SLICES else "all" for g in _names(grouping)]
-    filtered = [d for d in ("team", "feature", "model") if getattr(f, d)]
-    if not filtered:
-        return names
-    if len(filtered) == 1 and set(names) <= {"all", filtered[0]}:
-        return filtered
-    return None
-
-
-def _narrow(
-    rows: QuerySet[Any], f: Filters, teams: TeamLabels, slices: list[str] | None
-) -> QuerySet[Any]:
-    if slices is not None:
-        # The slices' rows of one environment, or their rows summed over all environments.
-        rows = rows.filter(grouping__in=slices, environment=f.environment or ALL_ENVIRONMENTS)
-    elif f.environment:
-        rows = rows.filter(environment=f.environment)
-    for name in ("feature", "model"):
-        if getattr(f, name):
-            rows = rows.filter(**{name: getattr(f, name)})
-    return _team_filter(rows, f, teams)
-
-
-def _names(grouping: Grouping) -> tuple[str, ...]:
-    return (grouping,) if isinstance(grouping, str) else grouping
-
-
-def _team_filter(rows: QuerySet[Any], f: Filters, teams: TeamLabels) -> QuerySet[Any]:
-    if not f.team:
-        return rows
-    team_pk = teams.pk(f.team)
-    return rows.filter(team_pk=team_pk) if team_pk is not None else rows.none()
-
-
-def period_field(f: Filters) -> str:
-    return "hour" if f.hourly else "day"
 
 
 @dataclass
@@ -230,7 +135,7 @@ def tops(
     period a row falls in, so "change" costs no second pass over the rollups.
     """
     several = len(dims) > 1
-    if several and _slices_for(f, dims) is None:
+    if several and slices_for(f, dims) is None:
         return {dim: top(tenant, f, teams, dim, limit) for dim in dims}
     now = _in_period(f)
     sums = {
@@ -425,7 +330,7 @@ def _consumer_rows(
     )
     if f.environment:
         rows = rows.filter(environment=f.environment)
-    return _team_filter(rows, f, teams)
+    return team_filter(rows, f, teams)
 
 
 def _key_names(tenant: Tenant, chosen: list[dict[str, Any]]) -> dict[str, str]:
@@ -435,16 +340,25 @@ def _key_names(tenant: Tenant, chosen: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def filter_choices(tenant: Tenant, teams: TeamLabels) -> dict[str, list[str]]:
-    """Values offered in the filter bar: every environment, feature and model ever used.
+    """Values offered in the filter bar: every environment, feature, model, endpoint and
+    model family ever used, and the status classes.
 
     Read from the all-time rollups (one row per combination), in one query.
     """
-    rows = LifetimeRollup.objects.for_tenant(tenant).values_list("environment", "feature", "model")
-    found: dict[str, set[str]] = {"environment": set(), "feature": set(), "model": set()}
-    for environment, feature, model in rows.distinct():
+    rows = LifetimeRollup.objects.for_tenant(tenant).values_list(
+        "environment", "feature", "provider", "model", "endpoint"
+    )
+    names = ModelNames.of(tenant)
+    found: dict[str, set[str]] = {
+        n: set() for n in ("environment", "feature", "model", "endpoint", "model_family")
+    }
+    for environment, feature, provider, model, endpoint in rows.distinct():
         found["environment"].add(environment)
         found["feature"].add(feature)
         found["model"].add(model)
+        found["endpoint"].add(endpoint)
+        found["model_family"].add(names.family(provider, model))
     choices = {name: sorted(v for v in values if v) for name, values in found.items()}
     choices["team"] = teams.slugs()
+    choices["status"] = [name for name in statuses.NAMES if name]
     return choices

@@ -349,3 +349,10 @@ def reference_cost(provider: str, model: str, tokens: TokenCounts, at: datetime)
         cache_write_tokens=tokens.cache_write,
     )
     return calc_price(usage, model, provider_id=provider, genai_request_timestamp=at).total_price
+
+
+def catalog_model_id(provider: str, model: str) -> str | None:
+    """The catalog's id of a reported provider/model (`gpt-4o` for `gpt-4o-2024-08-06`),
+    found by the library's own matching; None when the catalog does not know the model."""
+    history = price_history(provider.strip().lower(), model.strip().lower())
+    return None if history is None else history.info.id

@@ -54,3 +54,21 @@ class PriceOverride(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d}"
+
+
+class ModelFamilyRule(TenantOwned):
+    """A tenant's own model family for the canonical model ids `match` names (a glob, or a
+    prefix); tried before the built-in rules, the longest pattern first (`pricing.families`)."""
+
+    match = models.CharField(max_length=128)
+    family = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "match"], name="model_family_rule_unique")
+        ]
+        ordering = ["match"]
+
+    def __str__(self) -> str:
+        return f"{self.match} -> {self.family}"

@@ -8,7 +8,7 @@ from django.db.models import F
 
 from audit.models import Action
 from audit.services import Actor, record
-from pricing.models import PriceOverride
+from pricing.models import ModelFamilyRule, PriceOverride
 from tenants import keycache
 from tenants.models import Tenant
 
@@ -97,3 +97,47 @@ def end_price_override(
     details = {**_prices(override), "ended_at": ended_at.isoformat()}
     record(tenant, actor, Action.PRICE_ENDED, _label(override), details)
     return override
+
+
+class FamilyRuleError(ValueError):
+    """A model family rule the rules refuse; the message names the field."""
+
+
+MATCH_MAX, FAMILY_MAX = 128, 64
+
+
+def _clean_rule(match: str, family: str) -> tuple[str, str]:
+    match, family = match.strip().lower(), " ".join(family.split())
+    if not match or len(match) > MATCH_MAX or any(c.isspace() for c in match):
+        raise FamilyRuleError(
+            f"match: a model id prefix or glob of 1-{MATCH_MAX} characters, no spaces"
+        )
+    if not family or len(family) > FAMILY_MAX:
+        raise FamilyRuleError(f"family: a name of 1-{FAMILY_MAX} characters")
+    return match, family
+
+
+@transaction.atomic
+def set_family_rule(
+    tenant: Tenant, match: str, family: str, *, actor: Actor = None
+) -> ModelFamilyRule:
+    """The tenant's models whose canonical id `match` names (a glob, or a prefix) are of
+    `family` from now on, on every page and in the API: families are worked out when read,
+    so history needs no re-roll. Setting a pattern again changes its family."""
+    match, family = _clean_rule(match, family)
+    rule, _ = ModelFamilyRule.objects.for_tenant(tenant).update_or_create(
+        match=match, defaults={"tenant": tenant, "family": family}
+    )
+    record(tenant, actor, Action.MODEL_FAMILY_SET, match, {"family": family})
+    return rule
+
+
+@transaction.atomic
+def delete_family_rule(tenant: Tenant, match: str, *, actor: Actor = None) -> bool:
+    """Remove the tenant's rule for `match`; False when it has none."""
+    rule = ModelFamilyRule.objects.for_tenant(tenant).filter(match=match.strip().lower()).first()
+    if rule is None:
+        return False
+    rule.delete()
+    record(tenant, actor, Action.MODEL_FAMILY_DELETED, rule.match, {"family": rule.family})
+    return True

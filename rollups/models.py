@@ -61,17 +61,26 @@ class Measures(models.Model):
         abstract = True
 
 
-DIMENSIONS = ("team_pk", "feature", "provider", "model", "environment")
+DIMENSIONS = ("team_pk", "feature", "provider", "model", "environment", "endpoint", "status")
 
 
 class Dimensions(models.Model):
-    """What usage rollups are grouped by, besides time."""
+    """What usage rollups are grouped by, besides time.
+
+    `status` is the class of the call's HTTP status code (`rollups.statuses`). Rows rolled up
+    before endpoint and status were kept hold "" in both ("not recorded") until
+    `manage.py rollup --since` rebuilds them from the raw events still retained.
+    """
 
     team_pk = models.BigIntegerField(default=NO_TEAM)
     feature = models.CharField(max_length=128)
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=128)
     environment = models.CharField(max_length=64)
+    # Defaults in the database too: SQL that fills rollups without naming them (benchmarks,
+    # an operator's own loads) writes "not recorded" rather than failing.
+    endpoint = models.CharField(max_length=128, default="", db_default="")
+    status = models.CharField(max_length=8, default="", db_default="")
 
     class Meta:
         abstract = True
@@ -105,7 +114,7 @@ class DailyRollup(TenantOwned, Dimensions, Measures):
 # once over all environments (environment ALL_ENVIRONMENTS). An unfiltered page asking "spend
 # per team per day" reads ~50 team rows a day instead of every (team, feature, provider,
 # model, environment) row; ungrouped dimensions hold their blank value (team NO_TEAM, text
-# ""). Views filtered by team, feature or model still read the full rollups.
+# ""). Views filtered by two dimensions or more still read the full rollups.
 ALL_ENVIRONMENTS = ""  # never an event's environment: a blank one is stored as "production"
 SLICES: dict[str, tuple[str, ...]] = {
     "all": (),
@@ -113,6 +122,8 @@ SLICES: dict[str, tuple[str, ...]] = {
     "feature": ("feature",),
     "model": ("provider", "model"),
     "provider": ("provider",),
+    "endpoint": ("endpoint",),
+    "status": ("status",),
 }
 SLICE_CHOICES = [(name, name) for name in SLICES]
 # A slice's key leads with what a page fixes (grouping, environment), then its time range:

@@ -9,7 +9,8 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
 from core import dates
 from core.openapi import DECIMAL, PARAMETER_ERRORS, RESPONSE_HEADERS, access_errors, error
-from rollups.selectors import GRANULARITIES, GROUPS, TOKEN_SUMS
+from rollups import statuses
+from rollups.selectors import FILTERS, GRANULARITIES, GROUPS, TOKEN_SUMS, USER_DIMENSIONS
 
 # Empty is the default, as if the parameter were not sent.
 INSTANT: dict[str, Any] = {"type": "string", "pattern": f"^({dates.INSTANT_PATTERN[1:-1]})?$"}
@@ -37,14 +38,36 @@ USAGE_ANSWER: dict[str, Any] = {
         "to": {"type": "string", "format": "date-time"},
         "granularity": {"type": "string", "enum": list(GRANULARITIES)},
         "group_by": {"type": "array", "items": {"type": "string"}},
+        "filters": {
+            "type": "object",
+            "description": "The filters the rows are narrowed by, as sent.",
+            "additionalProperties": {"type": "string"},
+        },
         "rows": {"type": "array", "items": USAGE_ROW},
     },
-    "required": ["from", "to", "granularity", "group_by", "rows"],
+    "required": ["from", "to", "granularity", "group_by", "filters", "rows"],
 }
 LIMITS = (
     f"Dates from {dates.EARLIEST_DAY} to {dates.LATEST_DAY}; a range of at most "
     f"{dates.MAX_RANGE_DAYS} days, {dates.MAX_HOURLY_DAYS} per hour."
 )
+GROUP_BY = (
+    f"Comma-separated: {','.join(GROUPS)}. `model` is the canonical model (the price "
+    "catalog's id: gpt-4o-2024-08-06 and gpt-4o are gpt-4o; a model the catalog does not "
+    "know keeps its name), `model_name` the name calls reported, `model_family` a coarse "
+    "grouping (GPT-4o, Claude 3.5, ...) from built-in rules and the tenant's own. `status` is "
+    f"the status class of the call: {', '.join(n for n in statuses.NAMES if n)} "
+    '(other: a code outside 100-599; "" on rows rolled up before status classes were '
+    "kept). `user` combines with team and environment only."
+)
+# Empty is the default, as if the parameter were not sent.
+STATUS: dict[str, Any] = {"type": "string", "enum": list(statuses.NAMES)}
+FILTER_WORDS = {
+    name: f"Only rows whose {name.replace('_', ' ')} is this (as `group_by` names it)."
+    + (" With group_by=user, only these filters apply." if name in USER_DIMENSIONS else "")
+    for name in FILTERS
+}
+FILTER_WORDS["team"] += " A team that does not exist is a 400."
 USAGE_SCHEMA: dict[str, Any] = {
     "parameters": [
         OpenApiParameter(
@@ -54,10 +77,16 @@ USAGE_SCHEMA: dict[str, Any] = {
             "default 7 days before `to`.",
         ),
         OpenApiParameter("to", INSTANT, description="End, exclusive; default: tomorrow, 0:00 UTC."),
-        OpenApiParameter(
-            "group_by", OpenApiTypes.STR, description=f"Comma-separated: {','.join(GROUPS)}"
-        ),
+        OpenApiParameter("group_by", OpenApiTypes.STR, description=GROUP_BY),
         OpenApiParameter("granularity", OpenApiTypes.STR, enum=list(GRANULARITIES)),
+        *(
+            OpenApiParameter(
+                name,
+                STATUS if name == "status" else OpenApiTypes.STR,
+                description=FILTER_WORDS[name],
+            )
+            for name in FILTERS
+        ),
         *RESPONSE_HEADERS,
     ],
     "responses": {

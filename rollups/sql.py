@@ -33,10 +33,17 @@ from rollups.models import (
     IngestCount,
     LifetimeRollup,
 )
+from rollups.statuses import status_class_sql
 
 EVENTS = UsageEvent._meta.db_table
-DIMS = ("team_pk", "feature", "provider", "model", "environment")
-DIM_SQL = ("COALESCE(team_id, 0)", "feature", "provider", "model", "environment")
+DIMS = ("team_pk", "feature", "provider", "model", "environment", "endpoint", "status")
+# Each dimension over `h`, the merge's events grouped by hour and dimensions (`_merge_sql`).
+DIM_SQL = ("COALESCE(team_id, 0)", "feature", "provider", "model", "environment", "endpoint",
+           "status")  # fmt: skip
+# The columns `h` groups the events by, as expressions over the events.
+H_DIMS = (("team_id", "COALESCE(team_id, 0)"), ("feature", "feature"), ("provider", "provider"),
+          ("model", "model"), ("environment", "environment"), ("endpoint", "endpoint"),
+          ("status", status_class_sql("status_code")))  # fmt: skip
 
 
 def _buckets(expr: str, names: tuple[str, ...], bounds: tuple[int, ...]) -> list[tuple[str, str]]:
@@ -109,7 +116,8 @@ def _upsert(
 
 # The dimensions a slice may keep, in GROUPING() argument order (first = highest bit).
 SLICE_DIMS = (("team_pk", "COALESCE(team_id, 0)", "0"), ("feature", "feature", "''"),
-              ("provider", "provider", "''"), ("model", "model", "''"))  # fmt: skip
+              ("provider", "provider", "''"), ("model", "model", "''"),
+              ("endpoint", "endpoint", "''"), ("status", "status", "''"))  # fmt: skip
 
 
 def _slice_upsert(
@@ -193,9 +201,9 @@ STATEMENTS = _statements()
 
 
 EVENT_COLUMNS = (
-    "tenant_id, batch_id, hour, team_id, feature, provider, model, environment, status_code, "
-    "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, "
-    "cost_source, latency_ms, user_id, api_key_id"
+    "tenant_id, batch_id, hour, team_id, feature, provider, model, environment, endpoint, "
+    "status_code, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
+    "cost_usd, cost_source, latency_ms, user_id, api_key_id"
 )
 PENDING = PendingBatch._meta.db_table
 # The events a merge adds. A rollup run's: those of the batches it consumes (by the batch
@@ -216,10 +224,9 @@ def _merge_sql(events: str, answer: str) -> str:
     materialised set, and the statement ends with `answer`, a query over the events (`ev`)."""
     return (
         f"WITH ev AS MATERIALIZED (SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE {events}), "  # noqa: S608
-        "h AS MATERIALIZED (SELECT tenant_id, hour, COALESCE(team_id, 0) AS team_id, feature, "
-        "provider, model, environment, "
-        + ", ".join(f"{expr} AS {name}" for name, expr in _measures())
-        + " FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7), "
+        "h AS MATERIALIZED (SELECT tenant_id, hour, "
+        + ", ".join(f"{expr} AS {name}" for name, expr in (*H_DIMS, *_measures()))
+        + f" FROM ev GROUP BY {', '.join(str(i) for i in range(1, len(H_DIMS) + 3))}), "
         + f"c AS MATERIALIZED ({_consumer_sums('ev')}), "
         + ", ".join(f"u{i} AS ({statement})" for i, statement in enumerate(STATEMENTS))
         + f" {answer}"

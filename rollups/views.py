@@ -12,8 +12,19 @@ from rest_framework.response import Response
 
 from core import dates, replica
 from core.api import ReadView
+from core.query import text_param
+from rollups import statuses
 from rollups.openapi import USAGE_SCHEMA
-from rollups.selectors import GRANULARITIES, GROUPS, UsageQuery, usage_rows
+from rollups.selectors import (
+    FILTERS,
+    GRANULARITIES,
+    GROUPS,
+    USER_DIMENSIONS,
+    UsageQuery,
+    usage_rows,
+)
+from tenants.labels import TeamLabels
+from tenants.models import Tenant
 
 DEFAULT_RANGE = timedelta(days=7)
 
@@ -27,7 +38,7 @@ def parse_instant(value: str | None, name: str, default: datetime) -> datetime:
         raise ValidationError({name: [str(exc)]}) from None
 
 
-def usage_query(params: Any) -> UsageQuery:
+def usage_query(params: Any, tenant: Tenant) -> UsageQuery:
     today = datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC) + timedelta(days=1)
     end = parse_instant(params.get("to"), "to", today)
     start = parse_instant(params.get("from"), "from", end - DEFAULT_RANGE)
@@ -44,7 +55,32 @@ def usage_query(params: Any) -> UsageQuery:
         raise ValidationError({"granularity": ["must be hour, day or month"]})
     _check_span(end - start, granularity)
     _check_user_grouping(group_by, granularity)
-    return UsageQuery(start=start, end=end, group_by=group_by, granularity=granularity)
+    filters = usage_filters(params, tenant, group_by)
+    return UsageQuery(
+        start=start, end=end, group_by=group_by, granularity=granularity, filters=filters
+    )
+
+
+def usage_filters(params: Any, tenant: Tenant, group_by: tuple[str, ...]) -> dict[str, Any]:
+    """The filters sent (empty ones are not filters), checked; a team as its pk."""
+    filters: dict[str, Any] = dict(_sent_filters(params))
+    status = filters.get("status")
+    if status is not None and status not in statuses.NAMES:
+        choices = ", ".join(n for n in statuses.NAMES if n)
+        raise ValidationError({"status": [f"unknown {status!r}; choose from {choices}"]})
+    if "team" in filters:
+        team_pk = TeamLabels.of(tenant).pk(filters["team"])
+        if team_pk is None:
+            raise ValidationError({"team": [f"no team {filters['team']!r}"]})
+        filters["team"] = team_pk
+    if "user" in group_by:
+        # Per-user figures are kept by team and environment only.
+        extra = sorted(set(filters) - set(USER_DIMENSIONS))
+        if extra:
+            raise ValidationError(
+                {extra[0]: ["group_by=user can be filtered by team and environment only"]}
+            )
+    return filters
 
 
 def _check_span(span: timedelta, granularity: str) -> None:
@@ -73,15 +109,22 @@ def _check_user_grouping(group_by: tuple[str, ...], granularity: str) -> None:
 class UsageView(ReadView):
     @extend_schema(**USAGE_SCHEMA)
     def get(self, request: Request) -> Response:
-        query = usage_query(request.query_params)
+        tenant = self.tenant(request)
+        query = usage_query(request.query_params, tenant)
         with replica.reads():  # figures only: the replica while it is fresh enough
-            rows = usage_rows(self.tenant(request), query)
+            rows = usage_rows(tenant, query)
         return Response(
             {
                 "from": query.start.isoformat(),
                 "to": query.end.isoformat(),
                 "granularity": query.granularity,
                 "group_by": list(query.group_by),
+                "filters": _sent_filters(request.query_params),
                 "rows": rows,
             }
         )
+
+
+def _sent_filters(params: Any) -> dict[str, str]:
+    """The filters the answer is narrowed by, as they were sent."""
+    return {name: value for name in FILTERS if (value := text_param(params, name))}

@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Sum
+from kombu import pools
 
 from billing import services as billing
 from billing.models import Invoice, InvoiceLine, LineType
@@ -136,15 +137,23 @@ def test_it_refuses_a_command_line_re_price_while_another_runs(usage: World) -> 
 def broker_down() -> Iterator[None]:
     """The worker's queue cannot be reached: Celery publishes to a Redis nobody listens on."""
     url = celery_app.conf.broker_url
-    celery_app.pool.force_close_all()
-    celery_app._pool = None
+    _new_connections()
     celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
     try:
         yield
     finally:
-        celery_app.pool.force_close_all()
-        celery_app._pool = None
+        _new_connections()
         celery_app.conf.broker_url = url
+
+
+def _new_connections() -> None:
+    """Close Celery's connections; the next publish opens new ones to the broker configured
+    then. Kombu keeps its pools per broker URL for the whole process: they are closed *and
+    forgotten* (`pools.reset`), or every later publish to the real broker in this process
+    (the live worker tests) fails with "Acquire on closed pool"."""
+    pools.reset()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 def test_it_says_so_when_the_worker_queue_is_down(usage: World, broker_down: None) -> None:  # noqa: F811

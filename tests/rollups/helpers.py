@@ -33,6 +33,7 @@ from rollups.models import (
     LifetimeRollup,
 )
 from rollups.services import MEASURES
+from rollups.statuses import status_class
 from tenants.models import Tenant
 
 Key = tuple[Any, ...]
@@ -80,7 +81,15 @@ def expected_rollups(events: QuerySet[UsageEvent]) -> dict[str, dict[Key, tuple[
     and the per-consumer daily sums, added up in Python from `events`."""
     sums: dict[str, dict[Key, list[Any]]] = defaultdict(dict)
     for e in events.order_by("pk").iterator():
-        dims = (e.team_id or NO_TEAM, e.feature, e.provider, e.model, e.environment)
+        dims = (
+            e.team_id or NO_TEAM,
+            e.feature,
+            e.provider,
+            e.model,
+            e.environment,
+            e.endpoint,
+            status_class(e.status_code),
+        )
         day = e.hour.astimezone(UTC).date()
         measures = event_measures(e)
         for table, key in (("hourly", (e.hour, *dims)), ("daily", (day, *dims)), ("all", dims)):
@@ -173,7 +182,7 @@ def sliced_full_rollups(
 ) -> dict[tuple[Any, ...], Any]:
     """What every slice must hold: the full rollup rows with the other dimensions blanked,
     once with their environment and once with the environment blank (all environments)."""
-    blank = {"team_pk": 0, "feature": "", "provider": "", "model": "", "environment": ""}
+    blank = {"team_pk": 0, **dict.fromkeys(DIMENSIONS[1:], "")}
     out: dict[tuple[Any, ...], list[Any]] = {}
     for r in model.objects.for_tenant(tenant).filter(requests__gt=0):
         for (name, kept), environment in product(SLICES.items(), (("environment",), ())):

@@ -10,16 +10,20 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Sum
 
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import ingest_events
 from pricing.services import set_price_override
-from rollups import services
+from rollups import services, sql
 from rollups.models import (
     ConsumerWindow,
     ConsumerWindowRollup,
+    DailyRollup,
+    DailySlice,
     HourlyRollup,
+    HourlySlice,
     IngestCount,
     LifetimeRollup,
 )
@@ -160,3 +164,31 @@ def test_a_recompute_of_a_day_without_events_empties_its_rollups(seeded: World) 
     assert services.recompute(world.tenant, SINCE) == 0
     assert not HourlyRollup.objects.for_tenant(world.tenant).filter(hour__gte=START).exists()
     assert_rollups_match_raw(world.tenant)
+
+
+def test_it_rebuilds_rows_from_before_endpoints_and_statuses_were_kept(world: World) -> None:
+    # Rows rolled up by an older version hold endpoint and status "" ("not recorded");
+    # `rollup --since` rebuilds them from the raw events, endpoint and status class included.
+    ingest_events(
+        world.ingest.key,
+        [
+            event(1, timestamp=(NOW - timedelta(days=1)).isoformat(), endpoint="/a"),
+            event(
+                2, timestamp=(NOW - timedelta(days=2)).isoformat(), status_code=429, feature="chat"
+            ),
+        ],
+    )
+    services.roll_up_all_pending(world.tenant.pk)
+    with connection.cursor() as cursor:
+        for full in (HourlyRollup, DailyRollup, LifetimeRollup):
+            cursor.execute(f"UPDATE {full._meta.db_table} SET endpoint = '', status = ''")
+        for sliced in (HourlySlice, DailySlice):
+            cursor.execute(f"DELETE FROM {sliced._meta.db_table}")
+    sql.rebuild_slices()  # as the migration to endpoint and status leaves them
+    assert set(HourlyRollup.objects.for_tenant(world.tenant).values_list("status", flat=True)) == {
+        ""
+    }
+    call_command("rollup", "--tenant", "acme", "--since", SINCE.isoformat(), stdout=StringIO())
+    assert_rollups_match_raw(world.tenant)
+    kept = HourlyRollup.objects.for_tenant(world.tenant).values_list("endpoint", "status")
+    assert sorted(kept) == [("", "429"), ("/a", "2xx")]

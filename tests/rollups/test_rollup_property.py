@@ -27,13 +27,17 @@ events = st.fixed_dictionaries(
         "event_id": st.integers(0, 60).map(lambda n: f"e{n}"),  # small range: many duplicates
         "timestamp": st.integers(0, 72).map(lambda h: (NOW - timedelta(hours=h)).isoformat()),
         "provider": st.sampled_from(["openai", "anthropic", "inhouse"]),
-        "model": st.sampled_from(["gpt-4o", "gpt-4o-mini", "claude-3-5-haiku-latest", "x-1"]),
+        "model": st.sampled_from(
+            ["gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-mini", "claude-3-5-haiku-latest", "x-1"]
+        ),
         "input_tokens": st.integers(0, 300_000),
         "output_tokens": st.integers(0, 50_000),
         "feature": st.sampled_from(["", "chat", "rag"]),
         "user_id": st.sampled_from(["", "u1", "u2"]),
         "environment": st.sampled_from(["production", "staging"]),
-        "status_code": st.sampled_from([200, 429, 500]),
+        "endpoint": st.sampled_from(["", "/v1/chat", "/v1/search"]),
+        # Every status class, and codes outside 100-599 (0: a call that got no answer).
+        "status_code": st.sampled_from([0, 101, 200, 201, 302, 404, 429, 500, 503, 999]),
         "latency_ms": st.one_of(st.none(), st.integers(0, 90_000)),
         "cost_usd": st.one_of(st.none(), st.decimals(0, 5, places=9).map(str)),
     }
