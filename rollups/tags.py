@@ -71,14 +71,14 @@ def set_tag_dimensions(tenant: Tenant, keys: list[str], actor: Actor = None) -> 
         tag_sql.delete_rows(tenant.pk, removed, datetime.min.replace(tzinfo=UTC))
         history_from = oldest_event_day(tenant.pk) or timezone.now().date()
         for position, key in enumerate(keys):
-            TagDimension.objects.update_or_create(
-                tenant=tenant,
-                key=key,
-                defaults={"position": position},
-                create_defaults={
-                    "position": position, "history_from": history_from, "chosen_at": timezone.now()
-                },
-            )  # fmt: skip
+            if key in before:
+                before[key].position = position
+                before[key].save(update_fields=["position"])
+            else:
+                TagDimension.objects.for_tenant(tenant).create(
+                    tenant=tenant, key=key, position=position,
+                    history_from=history_from, chosen_at=timezone.now(),
+                )  # fmt: skip
         added = [k for k in keys if k not in before]
         if added or removed or list(before) != keys:
             details = {"keys": keys, "added": added, "removed": removed}

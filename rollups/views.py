@@ -14,6 +14,8 @@ from core import dates, replica
 from core.api import ReadView
 from rollups.openapi import USAGE_SCHEMA
 from rollups.selectors import GRANULARITIES, GROUPS, UsageQuery, usage_rows
+from rollups.tag_selectors import TAG_GROUP_PREFIX, tag_usage_rows
+from rollups.tag_views import tag_query
 
 DEFAULT_RANGE = timedelta(days=7)
 
@@ -36,9 +38,10 @@ def usage_query(params: Any) -> UsageQuery:
     # Each group once: a repeated one would repeat in the answer as often as it was typed.
     named = (g.strip() for g in params.get("group_by", "").split(","))
     group_by = tuple(dict.fromkeys(g for g in named if g))
-    unknown = [g for g in group_by if g not in GROUPS]
+    unknown = [g for g in group_by if g not in GROUPS and not g.startswith(TAG_GROUP_PREFIX)]
     if unknown:
-        raise ValidationError({"group_by": [f"unknown {unknown}; choose from {', '.join(GROUPS)}"]})
+        choices = ", ".join([*GROUPS, f"{TAG_GROUP_PREFIX}<key>"])
+        raise ValidationError({"group_by": [f"unknown {unknown}; choose from {choices}"]})
     granularity = params.get("granularity", "day")
     if granularity not in GRANULARITIES:
         raise ValidationError({"granularity": ["must be hour, day or month"]})
@@ -73,9 +76,10 @@ def _check_user_grouping(group_by: tuple[str, ...], granularity: str) -> None:
 class UsageView(ReadView):
     @extend_schema(**USAGE_SCHEMA)
     def get(self, request: Request) -> Response:
-        query = usage_query(request.query_params)
+        query, tenant = usage_query(request.query_params), self.tenant(request)
+        tag = tag_query(request.query_params, query, tenant)
         with replica.reads():  # figures only: the replica while it is fresh enough
-            rows = usage_rows(self.tenant(request), query)
+            rows = usage_rows(tenant, query) if tag is None else tag_usage_rows(tenant, query, tag)
         return Response(
             {
                 "from": query.start.isoformat(),
