@@ -35,70 +35,56 @@ TAG_COLUMNS = f"{sql.EVENT_COLUMNS}, tags"
 DAY = "(hour AT TIME ZONE 'UTC')::date"
 
 
+# Each event once per chosen key (`%(keys)s`), with its value ('' when it has none); then the
+# values seen, those admitted before, and the new ones admitted while the day has room (in
+# value order within one merge); each event under its value if admitted, else "(other)".
+ADMISSION = (
+    f"x AS MATERIALIZED (SELECT ev.*, k.key AS tag_key, {DAY} AS day, "  # noqa: S608
+    f"COALESCE(LEFT(ev.tags ->> k.key, {TAG_VALUE_LENGTH}), '{NO_TAG_VALUE}') AS raw_value "
+    "FROM ev CROSS JOIN unnest(%(keys)s::text[]) AS k(key)), "
+    "seen AS (SELECT DISTINCT day, tag_key, raw_value FROM x "
+    f"WHERE raw_value <> '{NO_TAG_VALUE}'), "
+    f"old AS (SELECT v.day, v.tag_key, v.tag_value FROM {VALUES} v "
+    "WHERE v.tenant_id = %(tenant)s AND v.tag_key = ANY(%(keys)s::text[]) "
+    "AND v.day IN (SELECT DISTINCT day FROM seen)), "
+    "used AS (SELECT day, tag_key, COUNT(*) AS n FROM old GROUP BY 1, 2), "
+    "fresh AS (SELECT s.day, s.tag_key, s.raw_value, ROW_NUMBER() OVER "
+    "(PARTITION BY s.day, s.tag_key ORDER BY s.raw_value) AS rank FROM seen s "
+    "WHERE NOT EXISTS (SELECT FROM old o WHERE o.day = s.day AND o.tag_key = s.tag_key "
+    "AND o.tag_value = s.raw_value)), "
+    "admit AS (SELECT f.day, f.tag_key, f.raw_value FROM fresh f LEFT JOIN used u "
+    "ON u.day = f.day AND u.tag_key = f.tag_key WHERE f.rank + COALESCE(u.n, 0) <= %(cap)s), "
+    f"ins AS (INSERT INTO {VALUES} (tenant_id, day, tag_key, tag_value) "
+    "SELECT %(tenant)s, day, tag_key, raw_value FROM admit ORDER BY 1, 2, 3, 4 "
+    "ON CONFLICT DO NOTHING), "
+    "kept AS (SELECT day, tag_key, tag_value FROM old UNION ALL "
+    "SELECT day, tag_key, raw_value FROM admit), "
+    "y AS (SELECT x.*, CASE WHEN x.raw_value = '' OR EXISTS (SELECT FROM kept k "
+    "WHERE k.day = x.day AND k.tag_key = x.tag_key AND k.tag_value = x.raw_value) "
+    f"THEN x.raw_value ELSE '{OTHER_TAG_VALUE}' END AS tag_value FROM x)"
+)
+
+
 def _merge_sql(events: str) -> str:
-    """The events matching `events` (a condition on the events table), once per chosen key
-    (`%(keys)s`), admitted or not, summed into the hourly and daily tag rollups."""
+    """The events matching `events` (a condition on the events table), admitted as above,
+    grouped once per hour, key, value and the main rollups' dimensions (`h`, as the main
+    merge's), then added to the hourly and daily tag rollups with the main merge's upsert."""
     dims = list(zip(sql.DIMS, sql.DIM_SQL, strict=True))
     measures = sql._measures()
-    sums = ", ".join(f"SUM({m})" for m, _ in measures)
-    names = ", ".join(m for m, _ in measures)
-    dim_names = ", ".join(sql.DIMS)
-    hourly_keys = f"tenant_id, tag_key, hour, tag_value, {dim_names}"
-    daily_keys = f"tenant_id, tag_key, day, tag_value, {dim_names}"
-    width = len(dims) + 4
-
-    def upsert(table: str, keys: str, select: str) -> str:
-        updates = ", ".join(f"{m} = {table}.{m} + EXCLUDED.{m}" for m, _ in measures)
-        positions = ", ".join(str(i) for i in range(1, width + 1))
-        return (
-            f"INSERT INTO {table} ({keys}, {names}) {select} "  # noqa: S608 - constants
-            f"GROUP BY {positions} ORDER BY {positions} "
-            f"ON CONFLICT ({keys}) DO UPDATE SET {updates}"
-        )
-
+    grouped = [("tag_key", "tag_key"), ("hour", "hour"), ("tag_value", "tag_value"), *dims]
+    summed = [(m, f"SUM({m})") for m, _ in measures]
+    own = [(n, n) for n, _ in grouped]
+    daily = [("day", DAY) if n == "hour" else (n, n) for n, _ in grouped]
+    h = ", ".join(f"{expr} AS {name}" for name, expr in [*grouped, *measures])
+    positions = ", ".join(str(i) for i in range(1, len(grouped) + 2))
+    hourly_sql = sql._upsert(HOURLY, own, summed, source="h")
+    daily_sql = sql._upsert(DAILY, daily, summed, source="h")
     return (
-        # Each event once per chosen key, with its value ('' when it has none).
         f"WITH ev AS MATERIALIZED (SELECT {TAG_COLUMNS} FROM {sql.EVENTS} WHERE {events}), "  # noqa: S608
-        f"x AS MATERIALIZED (SELECT ev.*, k.key AS tag_key, {DAY} AS day, "
-        f"COALESCE(LEFT(ev.tags ->> k.key, {TAG_VALUE_LENGTH}), '{NO_TAG_VALUE}') AS raw_value "
-        "FROM ev CROSS JOIN unnest(%(keys)s::text[]) AS k(key)), "
-        # The values seen, those admitted before, and how many more each key and day takes.
-        f"seen AS (SELECT DISTINCT day, tag_key, raw_value FROM x WHERE raw_value <> '{NO_TAG_VALUE}'), "
-        f"old AS (SELECT v.day, v.tag_key, v.tag_value FROM {VALUES} v "
-        "WHERE v.tenant_id = %(tenant)s AND v.tag_key = ANY(%(keys)s::text[]) "
-        "AND v.day IN (SELECT DISTINCT day FROM seen)), "
-        "used AS (SELECT day, tag_key, COUNT(*) AS n FROM old GROUP BY 1, 2), "
-        "fresh AS (SELECT s.day, s.tag_key, s.raw_value, ROW_NUMBER() OVER "
-        "(PARTITION BY s.day, s.tag_key ORDER BY s.raw_value) AS rank FROM seen s "
-        "WHERE NOT EXISTS (SELECT FROM old o WHERE o.day = s.day AND o.tag_key = s.tag_key "
-        "AND o.tag_value = s.raw_value)), "
-        "admit AS (SELECT f.day, f.tag_key, f.raw_value FROM fresh f LEFT JOIN used u "
-        "ON u.day = f.day AND u.tag_key = f.tag_key "
-        "WHERE f.rank + COALESCE(u.n, 0) <= %(cap)s), "
-        f"ins AS (INSERT INTO {VALUES} (tenant_id, day, tag_key, tag_value) "
-        "SELECT %(tenant)s, day, tag_key, raw_value FROM admit ORDER BY 1, 2, 3, 4 "
-        "ON CONFLICT DO NOTHING), "
-        "kept AS (SELECT day, tag_key, tag_value FROM old UNION ALL "
-        "SELECT day, tag_key, raw_value FROM admit), "
-        # Each event under its own value if admitted, else under (other).
-        "y AS (SELECT x.*, CASE WHEN x.raw_value = '' OR EXISTS (SELECT FROM kept k "
-        "WHERE k.day = x.day AND k.tag_key = x.tag_key AND k.tag_value = x.raw_value) "
-        f"THEN x.raw_value ELSE '{OTHER_TAG_VALUE}' END AS tag_value FROM x), "
-        f"h AS MATERIALIZED (SELECT tenant_id, tag_key, hour, tag_value, "
-        + ", ".join(f"{expr} AS {name}" for name, expr in dims)
-        + ", "
-        + ", ".join(f"{expr} AS {name}" for name, expr in measures)
-        + " FROM y GROUP BY "
-        + ", ".join(str(i) for i in range(1, width + 1))
-        + "), "
-        + f"u0 AS ({upsert(HOURLY, hourly_keys, f'SELECT {hourly_keys}, {sums} FROM h')}), "
-        + f"u1 AS ({upsert(DAILY, daily_keys, _daily_select(dim_names, sums))}) "
-        + "SELECT COUNT(*) FROM ev"
+        f"{ADMISSION}, "
+        f"h AS MATERIALIZED (SELECT tenant_id, {h} FROM y GROUP BY {positions}), "
+        f"u0 AS ({hourly_sql}), u1 AS ({daily_sql}) SELECT COUNT(*) FROM ev"
     )
-
-
-def _daily_select(dim_names: str, sums: str) -> str:
-    return f"SELECT tenant_id, tag_key, {DAY}, tag_value, {dim_names}, {sums} FROM h"
 
 
 BATCH_MERGE_SQL = _merge_sql(sql.BATCH_EVENTS)

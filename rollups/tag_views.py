@@ -16,7 +16,9 @@ def tag_query(params: Any, q: UsageQuery, tenant: Tenant) -> TagQuery | None:
     """The tag key the query reads, or None; a 400 naming the field for a key that is not
     one of the tenant's tag dimensions, or for more than one key (each key's rows sum every
     event once, so two keys' rows cannot be combined)."""
-    groups = [g.removeprefix(TAG_GROUP_PREFIX) for g in q.group_by if g.startswith(TAG_GROUP_PREFIX)]
+    groups = [
+        g.removeprefix(TAG_GROUP_PREFIX) for g in q.group_by if g.startswith(TAG_GROUP_PREFIX)
+    ]
     filters = {
         name.removeprefix(TAG_FILTER_PREFIX): (name, params.get(name))
         for name in params

@@ -22,6 +22,7 @@ from ingest.services import ingest_events
 from rollups.models import TAG_ROLLUP_MODELS, TagDimension, TagValue
 from rollups.services import recompute, roll_up_all_pending, roll_up_pending
 from rollups.tags import reroll, set_tag_dimensions
+from tenants.scoping import TenantOwned
 from tests.conftest import World, event
 from tests.rollups.helpers import settled_events
 
@@ -59,8 +60,7 @@ def _raw(world: World, key: str, groups: tuple[str, ...]) -> dict[tuple[Any, ...
     with the cap applied as the merge admits values: the first CAP of a day, in the order
     the test's merges saw them (recorded in TagValue)."""
     admitted = {
-        (v.day, v.tag_value)
-        for v in TagValue.objects.for_tenant(world.tenant).filter(tag_key=key)
+        (v.day, v.tag_value) for v in TagValue.objects.for_tenant(world.tenant).filter(tag_key=key)
     }
     out: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, Decimal(0)])
     for e in settled_events(world.tenant):
@@ -100,7 +100,9 @@ def _assert_matches(world: World, key: str) -> None:
         assert got == _raw(world, key, groups)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     batches=st.lists(st.lists(events, min_size=1, max_size=10), min_size=1, max_size=5),
     chosen=st.lists(st.sampled_from(KEYS), unique=True, max_size=2),
@@ -108,7 +110,11 @@ def _assert_matches(world: World, key: str) -> None:
     merge_every=st.integers(1, 3),
 )
 def test_it_rolls_up_chosen_tags_exactly_with_other_and_none(
-    world: World, batches: list[list[dict[str, Any]]], chosen: list[str], later: str, merge_every: int
+    world: World,
+    batches: list[list[dict[str, Any]]],
+    chosen: list[str],
+    later: str,
+    merge_every: int,
 ) -> None:
     with override_settings(TAG_VALUES_PER_DAY=CAP):
         _run(world, batches, chosen, later, merge_every)
@@ -117,7 +123,8 @@ def test_it_rolls_up_chosen_tags_exactly_with_other_and_none(
 def _run(
     world: World, batches: list[list[dict[str, Any]]], chosen: list[str], later: str, every: int
 ) -> None:
-    for model in (*TAG_ROLLUP_MODELS, TagDimension, UsageEvent, PendingBatch):
+    owned: tuple[type[TenantOwned], ...] = (UsageEvent, PendingBatch, *TAG_ROLLUP_MODELS)
+    for model in (*owned, TagDimension):
         model.unscoped_all_tenants.all().delete()
     set_tag_dimensions(world.tenant, chosen)
     for i, batch in enumerate(batches):

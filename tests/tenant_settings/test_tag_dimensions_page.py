@@ -27,7 +27,9 @@ def test_it_lets_an_admin_choose_keys_and_the_worker_re_rolls_history(world: Wor
     ingest_events(world.ingest.key, events)
     roll_up_all_pending(world.tenant.pk)
     with celery_worker():
-        page = login("owner").post("/settings/", {"action": "set_tags", "tag_keys": "tier"}, follow=True)
+        page = login("owner").post(
+            "/settings/", {"action": "set_tags", "tag_keys": "tier"}, follow=True
+        )
         assert "Re-rolling tier" in page.content.decode()
         rows = wait_until(lambda: _tag_rows(world), timeout=30)
     assert sorted((r["tag:tier"], r["requests"]) for r in rows) == [("(none)", 1), ("pro", 1)]
