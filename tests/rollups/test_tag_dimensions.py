@@ -123,8 +123,10 @@ def test_it_rolls_up_chosen_tags_exactly_with_other_and_none(
 def _run(
     world: World, batches: list[list[dict[str, Any]]], chosen: list[str], later: str, every: int
 ) -> None:
-    owned: tuple[type[TenantOwned], ...] = (UsageEvent, PendingBatch, *TAG_ROLLUP_MODELS)
-    for model in (*owned, TagDimension):
+    owned: tuple[type[TenantOwned], ...] = (
+        UsageEvent, PendingBatch, TagDimension, *TAG_ROLLUP_MODELS
+    )  # fmt: skip
+    for model in owned:
         model.unscoped_all_tenants.all().delete()
     set_tag_dimensions(world.tenant, chosen)
     for i, batch in enumerate(batches):
