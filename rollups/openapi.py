@@ -55,7 +55,10 @@ USAGE_SCHEMA: dict[str, Any] = {
         ),
         OpenApiParameter("to", INSTANT, description="End, exclusive; default: tomorrow, 0:00 UTC."),
         OpenApiParameter(
-            "group_by", OpenApiTypes.STR, description=f"Comma-separated: {','.join(GROUPS)}"
+            "group_by",
+            OpenApiTypes.STR,
+            description=f"Comma-separated: {','.join(GROUPS)}, or tag:<key> for one of the "
+            "tenant's tag dimensions (one tag key per query; rows then carry `tag:<key>`).",
         ),
         OpenApiParameter("granularity", OpenApiTypes.STR, enum=list(GRANULARITIES)),
         *RESPONSE_HEADERS,
@@ -65,5 +68,8 @@ USAGE_SCHEMA: dict[str, Any] = {
         400: error(f"A bad parameter, named. {LIMITS}", PARAMETER_ERRORS),
         **access_errors("read"),
     },
-    "description": f"Usage from the rollups, for a read key or a signed-in member. {LIMITS}",
+    "description": f"Usage from the rollups, for a read key or a signed-in member. {LIMITS} "
+    "`tag.<key>=<value>` keeps the usage of one value of a tag dimension (`(none)`: events "
+    "without the key, `(other)`: values beyond the daily cap); a key that is not one of the "
+    "tenant's tag dimensions, or a second tag key, is a 400 naming the parameter.",
 }
