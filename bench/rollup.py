@@ -1,6 +1,6 @@
 """Benchmark: rollup throughput, freshness and CPU while an ingest load runs.
 
-    .venv/bin/python bench/rollup.py [--seconds 30] [--clients 4] [--rate 0]
+    .venv/bin/python bench/rollup.py [--seconds 30] [--clients 4] [--rate 0] [--tag-keys 0]
 
 Starts the web server and a real Celery worker on a scratch PostgreSQL database and Redis, drives a
 batch ingest load (100-event POSTs from several client processes; `--rate` events/s in all,
@@ -10,6 +10,10 @@ events rolled up per second of worker CPU, freshness p50/p95/max, and the rollup
 CPU as a share of the web workers' CPU. Targets: freshness p95 <= 10 s; rollup CPU <= 10 %
 of ingest CPU, each with the CPU of its PostgreSQL backends (connections are named by
 `application_name`, so pg_stat_activity tells whose backend is whose).
+
+Every event carries two tags, `customer_tier` (50 values) and `prompt_version` (1,000 values);
+`--tag-keys 2` chooses both as tag dimensions (0: none), so the two runs differ only in the
+tag rollups' cost. BENCH_DB and BENCH_REDIS_DB name another scratch database and Redis db.
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
-DB = "costboard_bench_rollup"
+DB = os.environ.get("BENCH_DB", "costboard_bench_rollup")
+REDIS_DB = os.environ.get("BENCH_REDIS_DB", "4")
 ENV = {
     **os.environ,
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
-    "REDIS_URL": "redis://127.0.0.1:6379/4",
+    "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
     "SECRET_KEY": "bench-secret",
     "COSTBOARD_PLAIN_HTTP": "1",  # plain http on 127.0.0.1
     "INGEST_RATE_LIMIT_PER_MINUTE": "1000000000",
@@ -49,14 +54,18 @@ def sh(*cmd: str) -> str:
     return subprocess.run(cmd, cwd=ROOT, env=ENV, check=True, capture_output=True, text=True).stdout
 
 
-def prepare() -> tuple[str, str]:
+TAGS = {"customer_tier": 50, "prompt_version": 1000}  # key: distinct values
+
+
+def prepare(tag_keys: int) -> tuple[str, str]:
     subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", DB], check=True)
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB], check=True)
-    subprocess.run(["redis-cli", "-n", "4", "flushdb"], check=True, capture_output=True)
+    subprocess.run(["redis-cli", "-n", REDIS_DB, "flushdb"], check=True, capture_output=True)
     py = str(BIN / "python")
     sh(py, "manage.py", "migrate", "-v", "0")
     sh(py, "manage.py", "create_tenant", "bench")
     sh(py, "manage.py", "create_team", "bench", "search")
+    sh(py, "manage.py", "set_tag_dimensions", "bench", *list(TAGS)[:tag_keys])
     ingest = (
         sh(py, "manage.py", "create_api_key", "bench", "--team", "search").strip().splitlines()[-1]
     )
@@ -78,6 +87,7 @@ def event(rng: random.Random, feature: str | None = None) -> dict[str, object]:
         "feature": feature or rng.choice(FEATURES),
         "user_id": f"u{rng.randint(1, 5000)}",
         "latency_ms": rng.randint(100, 4000),
+        "tags": {key: f"v{rng.randrange(values)}" for key, values in TAGS.items()},
     }
 
 
@@ -213,11 +223,12 @@ def main() -> None:
     parser.add_argument(
         "--debounce", type=int, help="ROLLUP_DEBOUNCE_SECONDS (default: the setting's default)"
     )
+    parser.add_argument("--tag-keys", type=int, default=0, choices=range(len(TAGS) + 1))
     args = parser.parse_args()
     if args.debounce is not None:
         ENV["ROLLUP_DEBOUNCE_SECONDS"] = str(args.debounce)
     print("preparing a scratch database ...")
-    ingest_key, read_key = prepare()
+    ingest_key, read_key = prepare(args.tag_keys)
     port = 19000 + os.getpid() % 1000
     web = subprocess.Popen(
         [
@@ -295,7 +306,7 @@ def main() -> None:
     print(
         f"ingest: {ingested:,} events in {args.seconds:.0f}s = {ingested / args.seconds:,.0f} events/s "
         f"({args.clients} clients, {args.workers} web workers, 1 Celery worker, {os.cpu_count()} cores, "
-        f"debounce {ENV.get('ROLLUP_DEBOUNCE_SECONDS', 'default')})"
+        f"debounce {ENV.get('ROLLUP_DEBOUNCE_SECONDS', 'default')}, {args.tag_keys} tag keys)"
     )
     print(
         f"freshness (202 -> visible in /api/v1/usage): p50 {statistics.median(waits):.2f}s  p95 {p95:.2f}s  "

@@ -395,4 +395,55 @@ class TagDailyRollup(TenantOwned, Dimensions, Measures):
         ]
 
 
-TAG_ROLLUP_MODELS: tuple[type[TenantOwned], ...] = (TagHourlyRollup, TagDailyRollup, TagValue)
+# Tag slices, as `HourlySlice`/`DailySlice` are to the full rollups: a key's values per
+# grouping and environment (ALL_ENVIRONMENTS included), so a page's "spend per customer tier"
+# or "per tier and team" reads one stretch of an index, not every dimension's rows.
+class TagHourlySlice(TenantOwned, Dimensions, Measures):
+    tenant = _tenant_without_index()
+    hour = models.DateTimeField()
+    tag_key = models.CharField(max_length=TAG_KEY_LENGTH)
+    tag_value = models.CharField(max_length=TAG_VALUE_LENGTH)
+    grouping = models.CharField(max_length=16, choices=SLICE_CHOICES)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "tag_key", "grouping", "environment", "hour", "tag_value",
+                        *SLICE_DIMENSIONS],
+                name="tag_hourly_slice_unique_key",
+            )
+        ]  # fmt: skip
+        indexes = [
+            models.Index(
+                fields=["tenant", "tag_key", "grouping", "environment", "tag_value", "hour"],
+                name="tag_hourly_slice_value",
+            )
+        ]
+
+
+class TagDailySlice(TenantOwned, Dimensions, Measures):
+    tenant = _tenant_without_index()
+    day = models.DateField()
+    tag_key = models.CharField(max_length=TAG_KEY_LENGTH)
+    tag_value = models.CharField(max_length=TAG_VALUE_LENGTH)
+    grouping = models.CharField(max_length=16, choices=SLICE_CHOICES)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "tag_key", "grouping", "environment", "day", "tag_value",
+                        *SLICE_DIMENSIONS],
+                name="tag_daily_slice_unique_key",
+            )
+        ]  # fmt: skip
+        indexes = [
+            models.Index(
+                fields=["tenant", "tag_key", "grouping", "environment", "tag_value", "day"],
+                name="tag_daily_slice_value",
+            )
+        ]
+
+
+TAG_ROLLUP_MODELS: tuple[type[TenantOwned], ...] = (
+    TagHourlyRollup, TagDailyRollup, TagHourlySlice, TagDailySlice, TagValue
+)  # fmt: skip

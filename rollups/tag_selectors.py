@@ -8,7 +8,16 @@ from typing import Any
 from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 
-from rollups.models import NO_TAG_LABEL, NO_TAG_VALUE, TagDailyRollup, TagHourlyRollup
+from rollups.models import (
+    ALL_ENVIRONMENTS,
+    NO_TAG_LABEL,
+    NO_TAG_VALUE,
+    SLICES,
+    TagDailyRollup,
+    TagDailySlice,
+    TagHourlyRollup,
+    TagHourlySlice,
+)
 from rollups.selectors import FIELD_OF_GROUP, USAGE_SUMS, UsageQuery, _last_day, _present
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
@@ -34,14 +43,32 @@ def shown_value(stored: str) -> str:
     return NO_TAG_LABEL if stored == NO_TAG_VALUE else stored
 
 
-def _source(tenant: Tenant, q: UsageQuery, tag: TagQuery) -> tuple[Any, str]:
-    if q.granularity == "hour":
-        hourly = TagHourlyRollup.objects.for_tenant(tenant)
-        rows = hourly.filter(tag_key=tag.key, hour__gte=q.start, hour__lt=q.end)
-        time_field = "hour"
+def _slice(fields: list[str]) -> str | None:
+    """The smallest slice holding every grouped field (environment aside), if any."""
+    wanted = set(fields) - {"environment"}
+    fits = [name for name, kept in SLICES.items() if wanted <= set(kept)]
+    return min(fits, key=lambda name: len(SLICES[name]), default=None)
+
+
+def _source(tenant: Tenant, q: UsageQuery, tag: TagQuery, fields: list[str]) -> tuple[Any, str]:
+    """The rows to sum: a slice when one holds the grouping (one row per value and period
+    instead of one per team, feature, model and environment), else the full tag rollups."""
+    hourly = q.granularity == "hour"
+    name = _slice(fields)
+    if name is None:
+        rows = (TagHourlyRollup if hourly else TagDailyRollup).objects.for_tenant(tenant)
     else:
-        daily = TagDailyRollup.objects.for_tenant(tenant).filter(tag_key=tag.key)
-        rows = daily.filter(day__gte=q.start.date(), day__lte=_last_day(q.end))
+        rows = (TagHourlySlice if hourly else TagDailySlice).objects.for_tenant(tenant)
+        rows = rows.filter(grouping=name)
+        if "environment" in fields:
+            rows = rows.exclude(environment=ALL_ENVIRONMENTS)
+        else:
+            rows = rows.filter(environment=ALL_ENVIRONMENTS)
+    rows = rows.filter(tag_key=tag.key)
+    if hourly:
+        rows, time_field = rows.filter(hour__gte=q.start, hour__lt=q.end), "hour"
+    else:
+        rows = rows.filter(day__gte=q.start.date(), day__lte=_last_day(q.end))
         time_field = "day"
     if tag.value is not None:
         rows = rows.filter(tag_value=tag.value)
@@ -51,12 +78,12 @@ def _source(tenant: Tenant, q: UsageQuery, tag: TagQuery) -> tuple[Any, str]:
 def tag_usage_rows(tenant: Tenant, q: UsageQuery, tag: TagQuery) -> list[dict[str, Any]]:
     """As `rollups.selectors.usage_rows`, from the tag rollups of `tag.key`; a grouped row
     carries `"tag:<key>": value` ("(none)" for events without the key)."""
-    rows, time_field = _source(tenant, q, tag)
-    if q.granularity == "month":
-        rows, time_field = rows.annotate(period=TruncMonth(time_field)), "period"
     untagged = tuple(g for g in q.group_by if not g.startswith(TAG_GROUP_PREFIX))
     plain = UsageQuery(q.start, q.end, untagged, q.granularity)
     fields = [FIELD_OF_GROUP.get(g, g) for g in plain.group_by]
+    rows, time_field = _source(tenant, q, tag, fields)
+    if q.granularity == "month":
+        rows, time_field = rows.annotate(period=TruncMonth(time_field)), "period"
     fields += ["tag_value"] if tag.grouped else []
     grouped = rows.values(time_field, *fields).annotate(**{f"sum_{s}": Sum(s) for s in USAGE_SUMS})
     teams = TeamLabels.of(tenant) if "team" in plain.group_by else None

@@ -23,14 +23,19 @@ from rollups.models import (
     OTHER_TAG_VALUE,
     TAG_VALUE_LENGTH,
     TagDailyRollup,
+    TagDailySlice,
     TagDimension,
     TagHourlyRollup,
+    TagHourlySlice,
     TagValue,
 )
 
 HOURLY = TagHourlyRollup._meta.db_table
 DAILY = TagDailyRollup._meta.db_table
+HOURLY_SLICES = TagHourlySlice._meta.db_table
+DAILY_SLICES = TagDailySlice._meta.db_table
 VALUES = TagValue._meta.db_table
+TAG = ("tag_key", "tag_value")
 TAG_COLUMNS = f"{sql.EVENT_COLUMNS}, tags"
 DAY = "(hour AT TIME ZONE 'UTC')::date"
 
@@ -68,7 +73,8 @@ ADMISSION = (
 def _merge_sql(events: str) -> str:
     """The events matching `events` (a condition on the events table), admitted as above,
     grouped once per hour, key, value and the main rollups' dimensions (`h`, as the main
-    merge's), then added to the hourly and daily tag rollups with the main merge's upsert."""
+    merge's), then added to the hourly and daily tag rollups with the main merge's upsert,
+    and to the tag slices with its GROUPING SETS."""
     dims = list(zip(sql.DIMS, sql.DIM_SQL, strict=True))
     measures = sql._measures()
     grouped = [("tag_key", "tag_key"), ("hour", "hour"), ("tag_value", "tag_value"), *dims]
@@ -83,7 +89,12 @@ def _merge_sql(events: str) -> str:
         f"WITH ev AS MATERIALIZED (SELECT {TAG_COLUMNS} FROM {sql.EVENTS} WHERE {events}), "  # noqa: S608
         f"{ADMISSION}, "
         f"h AS MATERIALIZED (SELECT tenant_id, {h} FROM y GROUP BY {positions}), "
-        f"u0 AS ({hourly_sql}), u1 AS ({daily_sql}) SELECT COUNT(*) FROM ev"
+        f"u0 AS ({hourly_sql}), u1 AS ({daily_sql}), "
+        # The slices from the events themselves (`y`), where the main merge's dimension
+        # expressions (`sql.SLICE_DIMS`) apply as they are.
+        f"u2 AS ({sql._slice_upsert(HOURLY_SLICES, ('hour', 'hour'), measures, 'y', TAG)}), "
+        f"u3 AS ({sql._slice_upsert(DAILY_SLICES, ('day', DAY), measures, 'y', TAG)}) "
+        "SELECT COUNT(*) FROM ev"
     )
 
 
@@ -138,9 +149,10 @@ NO_END = datetime(9999, 1, 1, tzinfo=UTC)
 def delete_rows(tenant_id: int, keys: list[str], start: datetime, end: datetime = NO_END) -> None:
     """Empty the tag rollups and admitted values of `keys` over the hours [start, end)."""
     hours = {"hour__gte": start, "hour__lt": end}
-    TagHourlyRollup.objects.for_tenant(tenant_id).filter(tag_key__in=keys, **hours).delete()
+    for hourly in (TagHourlyRollup, TagHourlySlice):
+        hourly.objects.for_tenant(tenant_id).filter(tag_key__in=keys, **hours).delete()
     days = {"day__gte": start.date(), "day__lt": end.date() if end < NO_END else date.max}
-    for daily in (TagDailyRollup, TagValue):
+    for daily in (TagDailyRollup, TagDailySlice, TagValue):
         daily.objects.for_tenant(tenant_id).filter(tag_key__in=keys, **days).delete()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import Sum
 from django.test import Client, override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +20,14 @@ from hypothesis import strategies as st
 from audit.models import Action, AuditEntry
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import ingest_events
-from rollups.models import TAG_ROLLUP_MODELS, TagDimension, TagValue
+from rollups.models import (
+    SLICES,
+    TAG_ROLLUP_MODELS,
+    TagDailyRollup,
+    TagDailySlice,
+    TagDimension,
+    TagValue,
+)
 from rollups.services import recompute, roll_up_all_pending, roll_up_pending
 from rollups.tags import reroll, set_tag_dimensions
 from tenants.scoping import TenantOwned
@@ -38,6 +46,7 @@ events = st.fixed_dictionaries(
         "event_id": st.integers(0, 80).map(lambda n: f"e{n}"),
         "timestamp": st.integers(0, 60).map(lambda h: (NOW - timedelta(hours=h)).isoformat()),
         "model": st.sampled_from(["gpt-4o", "gpt-4o-mini"]),
+        "environment": st.sampled_from(["production", "staging"]),
         "feature": st.sampled_from(["", "chat", "rag"]),
         "input_tokens": st.integers(0, 5000),
         "status_code": st.sampled_from([200, 500]),
@@ -45,7 +54,15 @@ events = st.fixed_dictionaries(
         "tags": tags,
     }
 )
-GROUPINGS = ((), ("team",), ("feature",), ("model",), ("team", "feature", "model"))
+# The first four are read from the tag slices, the others from the full tag rollups.
+GROUPINGS = (
+    (),
+    ("team",),
+    ("feature",),
+    ("model",),
+    ("team", "feature", "model"),
+    ("environment", "feature"),
+)
 
 
 def _usage(client: Client, world: World, query: str, status: int = 200) -> Any:
@@ -67,7 +84,10 @@ def _raw(world: World, key: str, groups: tuple[str, ...]) -> dict[tuple[Any, ...
         day = e.hour.astimezone(UTC).date()
         value = e.tags.get(key, "")
         shown = "(none)" if not value else value if (day, value) in admitted else "(other)"
-        dims = {"team": world.team.name, "feature": e.feature, "model": e.model}
+        dims = {
+            "team": world.team.name, "feature": e.feature, "model": e.model,
+            "environment": e.environment,
+        }  # fmt: skip
         row = out[(day.isoformat(), *(dims[g] for g in groups), shown)]
         row[0] += 1
         row[1] += int(e.status_code >= 400)
@@ -75,7 +95,25 @@ def _raw(world: World, key: str, groups: tuple[str, ...]) -> dict[tuple[Any, ...
     return dict(out)
 
 
+def _assert_slices_match(world: World, key: str) -> None:
+    """Each tag slice row is the sum of the full tag rows it stands for."""
+    full = TagDailyRollup.objects.for_tenant(world.tenant).filter(tag_key=key)
+    slices = TagDailySlice.objects.for_tenant(world.tenant).filter(tag_key=key)
+    for name, kept in SLICES.items():
+        for env in (True, False):
+            group = ["day", "tag_value", *kept, *(["environment"] if env else [])]
+            want = {
+                tuple(r[g] for g in group): (r["n"], r["c"])
+                for r in full.values(*group).annotate(n=Sum("requests"), c=Sum("cost_usd"))
+            }
+            rows = slices.filter(grouping=name)
+            rows = rows.exclude(environment="") if env else rows.filter(environment="")
+            got = {tuple(getattr(r, g) for g in group): (r.requests, r.cost_usd) for r in rows}
+            assert got == want, (name, env)
+
+
 def _assert_matches(world: World, key: str) -> None:
+    _assert_slices_match(world, key)
     # Each day admits its first CAP distinct values, no more and (while room is left) no fewer.
     admitted: dict[Any, set[str]] = defaultdict(set)
     for v in TagValue.objects.for_tenant(world.tenant).filter(tag_key=key):
