@@ -223,14 +223,18 @@ SETTLED_EVENTS_SINCE = (
 )
 
 
+# The dimensions as the grouped events (`h`) hold them: under the events' own column names, so
+# that every upsert applies `DIM_SQL` / `SLICE_DIMS` to `h` as it would to the events.
+H_DIMS = "COALESCE(team_id, 0) AS team_id, feature, provider, model, environment"
+
+
 def _merge_sql(events: str, answer: str) -> str:
     """The whole merge as one statement: the events (`events`, a condition on the events
     table) are read once, then each rollup upsert is a data-modifying CTE over that one
     materialised set, and the statement ends with `answer`, a query over the events (`ev`)."""
     return (
         f"WITH ev AS MATERIALIZED (SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE {events}), "  # noqa: S608
-        "h AS MATERIALIZED (SELECT tenant_id, hour, COALESCE(team_id, 0) AS team_id, feature, "
-        "provider, model, environment, "
+        f"h AS MATERIALIZED (SELECT tenant_id, hour, {H_DIMS}, "
         + ", ".join(f"{expr} AS {name}" for name, expr in _measures())
         + " FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7), "
         + f"c AS MATERIALIZED ({_consumer_sums('ev')}), "

@@ -77,23 +77,20 @@ def _merge_sql(events: str) -> str:
     and to the tag slices with its GROUPING SETS."""
     dims = list(zip(sql.DIMS, sql.DIM_SQL, strict=True))
     measures = sql._measures()
-    grouped = [("tag_key", "tag_key"), ("hour", "hour"), ("tag_value", "tag_value"), *dims]
+    tag = [("tag_key", "tag_key"), ("tag_value", "tag_value")]
     summed = [(m, f"SUM({m})") for m, _ in measures]
-    own = [(n, n) for n, _ in grouped]
-    daily = [("day", DAY) if n == "hour" else (n, n) for n, _ in grouped]
-    h = ", ".join(f"{expr} AS {name}" for name, expr in [*grouped, *measures])
-    positions = ", ".join(str(i) for i in range(1, len(grouped) + 2))
-    hourly_sql = sql._upsert(HOURLY, own, summed, source="h")
-    daily_sql = sql._upsert(DAILY, daily, summed, source="h")
+    hourly_sql = sql._upsert(HOURLY, [("hour", "hour"), *tag, *dims], summed, source="h")
+    daily_sql = sql._upsert(DAILY, [("day", DAY), *tag, *dims], summed, source="h")
+    h = ", ".join(["tenant_id", "hour", "tag_key", "tag_value", sql.H_DIMS])
+    h += ", " + ", ".join(f"{expr} AS {name}" for name, expr in measures)
+    positions = ", ".join(str(i) for i in range(1, len(dims) + 5))
     return (
         f"WITH ev AS MATERIALIZED (SELECT {TAG_COLUMNS} FROM {sql.EVENTS} WHERE {events}), "  # noqa: S608
         f"{ADMISSION}, "
-        f"h AS MATERIALIZED (SELECT tenant_id, {h} FROM y GROUP BY {positions}), "
+        f"h AS MATERIALIZED (SELECT {h} FROM y GROUP BY {positions}), "
         f"u0 AS ({hourly_sql}), u1 AS ({daily_sql}), "
-        # The slices from the events themselves (`y`), where the main merge's dimension
-        # expressions (`sql.SLICE_DIMS`) apply as they are.
-        f"u2 AS ({sql._slice_upsert(HOURLY_SLICES, ('hour', 'hour'), measures, 'y', TAG)}), "
-        f"u3 AS ({sql._slice_upsert(DAILY_SLICES, ('day', DAY), measures, 'y', TAG)}) "
+        f"u2 AS ({sql._slice_upsert(HOURLY_SLICES, ('hour', 'hour'), summed, 'h', TAG)}), "
+        f"u3 AS ({sql._slice_upsert(DAILY_SLICES, ('day', DAY), summed, 'h', TAG)}) "
         "SELECT COUNT(*) FROM ev"
     )
 

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework.exceptions import ValidationError
 
 from rollups import tag_sql
+from rollups.models import NO_TAG_LABEL
 from rollups.selectors import UsageQuery
 from rollups.tag_selectors import TAG_FILTER_PREFIX, TAG_GROUP_PREFIX, TagQuery, stored_value
 from tenants.models import Tenant
@@ -30,9 +31,11 @@ def tag_query(params: Any, q: UsageQuery, tenant: Tenant) -> TagQuery | None:
     for key in groups:
         if key not in chosen:
             raise ValidationError({"group_by": [_not_chosen(key, chosen)]})
-    for key, (name, _) in filters.items():
+    for key, (name, value) in filters.items():
         if key not in chosen:
             raise ValidationError({name: [_not_chosen(key, chosen)]})
+        if not value or "\x00" in value:
+            raise ValidationError({name: [f"give a value; {NO_TAG_LABEL} for events without it"]})
     keys = set(groups) | set(filters)
     if len(keys) > 1:
         field = "group_by" if len(groups) > 1 else next(iter(filters.values()))[0]

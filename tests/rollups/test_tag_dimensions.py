@@ -229,6 +229,8 @@ def test_it_refuses_keys_that_are_not_chosen_naming_the_field(world: World) -> N
     bad = _usage(Client(), world, "group_by=tag:colour", status=400)
     assert "colour" in bad["group_by"][0]
     assert "tag.colour" in _usage(Client(), world, "tag.colour=red", status=400)
+    assert "give a value" in _usage(Client(), world, "tag.tier=", status=400)["tag.tier"][0]
+    assert "tag.tier" in _usage(Client(), world, "tag.tier=a%00b", status=400)
     two = _usage(Client(), world, "group_by=tag:tier,tag:region", status=400)
     assert "one tag key per query" in two["group_by"][0]
     assert "user" in str(_usage(Client(), world, "group_by=user,tag:tier", status=400))
