@@ -225,7 +225,7 @@ SETTLED_EVENTS_SINCE = (
 
 # The dimensions as the grouped events (`h`) hold them: under the events' own column names, so
 # that every upsert applies `DIM_SQL` / `SLICE_DIMS` to `h` as it would to the events.
-H_DIMS = "COALESCE(team_id, 0) AS team_id, feature, provider, model, environment"
+H_DIMS = ("COALESCE(team_id, 0) AS team_id", "feature", "provider", "model", "environment")
 
 
 def _merge_sql(events: str, answer: str) -> str:
@@ -234,7 +234,7 @@ def _merge_sql(events: str, answer: str) -> str:
     materialised set, and the statement ends with `answer`, a query over the events (`ev`)."""
     return (
         f"WITH ev AS MATERIALIZED (SELECT {EVENT_COLUMNS} FROM {EVENTS} WHERE {events}), "  # noqa: S608
-        f"h AS MATERIALIZED (SELECT tenant_id, hour, {H_DIMS}, "
+        f"h AS MATERIALIZED (SELECT tenant_id, hour, {', '.join(H_DIMS)}, "
         + ", ".join(f"{expr} AS {name}" for name, expr in _measures())
         + " FROM ev GROUP BY 1, 2, 3, 4, 5, 6, 7), "
         + f"c AS MATERIALIZED ({_consumer_sums('ev')}), "

@@ -40,14 +40,14 @@ TAG_COLUMNS = f"{sql.EVENT_COLUMNS}, tags"
 DAY = "(hour AT TIME ZONE 'UTC')::date"
 
 
-# Each event once per chosen key (`%(keys)s`), with its value ('' when it has none); then the
-# values seen, those admitted before, and the new ones admitted while the day has room (in
-# value order within one merge); each event under its value if admitted, else "(other)".
+# The dimension columns of the grouped events (`sql.H_DIMS`'s names).
+H_NAMES = tuple(column.split(" AS ")[-1] for column in sql.H_DIMS)
+# `g`: the events grouped per hour, chosen key (`%(keys)s`), the key's value ('' when an
+# event has none) and the main rollups' dimensions, measures summed; the events are read
+# once, every later step works on these groups. Then the values seen, those admitted before,
+# and the new ones admitted while the day has room (in value order within one merge).
 ADMISSION = (
-    f"x AS MATERIALIZED (SELECT ev.*, k.key AS tag_key, {DAY} AS day, "  # noqa: S608
-    f"COALESCE(LEFT(ev.tags ->> k.key, {TAG_VALUE_LENGTH}), '{NO_TAG_VALUE}') AS raw_value "
-    "FROM ev CROSS JOIN unnest(%(keys)s::text[]) AS k(key)), "
-    "seen AS (SELECT DISTINCT day, tag_key, raw_value FROM x "
+    "seen AS (SELECT DISTINCT day, tag_key, raw_value FROM g "  # noqa: S608 - constants
     f"WHERE raw_value <> '{NO_TAG_VALUE}'), "
     f"old AS (SELECT v.day, v.tag_key, v.tag_value FROM {VALUES} v "
     "WHERE v.tenant_id = %(tenant)s AND v.tag_key = ANY(%(keys)s::text[]) "
@@ -63,31 +63,40 @@ ADMISSION = (
     "SELECT %(tenant)s, day, tag_key, raw_value FROM admit ORDER BY 1, 2, 3, 4 "
     "ON CONFLICT DO NOTHING), "
     "kept AS (SELECT day, tag_key, tag_value FROM old UNION ALL "
-    "SELECT day, tag_key, raw_value FROM admit), "
-    "y AS (SELECT x.*, CASE WHEN x.raw_value = '' OR EXISTS (SELECT FROM kept k "
-    "WHERE k.day = x.day AND k.tag_key = x.tag_key AND k.tag_value = x.raw_value) "
-    f"THEN x.raw_value ELSE '{OTHER_TAG_VALUE}' END AS tag_value FROM x)"
+    "SELECT day, tag_key, raw_value FROM admit)"
+)
+# Each group under its value if admitted (or none), else under "(other)".
+TAG_VALUE = (
+    f"CASE WHEN g.raw_value = '{NO_TAG_VALUE}' OR EXISTS (SELECT FROM kept k "
+    "WHERE k.day = g.day AND k.tag_key = g.tag_key AND k.tag_value = g.raw_value) "
+    f"THEN g.raw_value ELSE '{OTHER_TAG_VALUE}' END"
 )
 
 
 def _merge_sql(events: str) -> str:
-    """The events matching `events` (a condition on the events table), admitted as above,
-    grouped once per hour, key, value and the main rollups' dimensions (`h`, as the main
-    merge's), then added to the hourly and daily tag rollups with the main merge's upsert,
-    and to the tag slices with its GROUPING SETS."""
+    """The events matching `events` (a condition on the events table) grouped (`g`), admitted
+    as above, grouped again by admitted value (`h`, as the main merge's), then added to the
+    hourly and daily tag rollups with the main merge's upsert, and to the tag slices with
+    its GROUPING SETS."""
     dims = list(zip(sql.DIMS, sql.DIM_SQL, strict=True))
     measures = sql._measures()
     tag = [("tag_key", "tag_key"), ("tag_value", "tag_value")]
     summed = [(m, f"SUM({m})") for m, _ in measures]
     hourly_sql = sql._upsert(HOURLY, [("hour", "hour"), *tag, *dims], summed, source="h")
     daily_sql = sql._upsert(DAILY, [("day", DAY), *tag, *dims], summed, source="h")
-    h = ", ".join(["tenant_id", "hour", "tag_key", "tag_value", sql.H_DIMS])
-    h += ", " + ", ".join(f"{expr} AS {name}" for name, expr in measures)
-    positions = ", ".join(str(i) for i in range(1, len(dims) + 5))
+    value = f"COALESCE(LEFT(ev.tags ->> k.key, {TAG_VALUE_LENGTH}), '{NO_TAG_VALUE}')"
+    g = ", ".join(["tenant_id", "hour", "k.key AS tag_key", f"{value} AS raw_value", *sql.H_DIMS])
+    g += ", " + ", ".join(f"{expr} AS {name}" for name, expr in measures)
+    g += f", {DAY} AS day"
+    h = ", ".join(["tenant_id", "hour", "tag_key", f"{TAG_VALUE} AS tag_value", *H_NAMES])
+    h += ", " + ", ".join(f"SUM({m}) AS {m}" for m, _ in measures)
+    positions = ", ".join(str(i) for i in range(1, len(H_NAMES) + 5))
     return (
         f"WITH ev AS MATERIALIZED (SELECT {TAG_COLUMNS} FROM {sql.EVENTS} WHERE {events}), "  # noqa: S608
+        f"g AS MATERIALIZED (SELECT {g} FROM ev CROSS JOIN unnest(%(keys)s::text[]) AS k(key) "
+        f"GROUP BY {positions}), "
         f"{ADMISSION}, "
-        f"h AS MATERIALIZED (SELECT {h} FROM y GROUP BY {positions}), "
+        f"h AS MATERIALIZED (SELECT {h} FROM g GROUP BY {positions}), "
         f"u0 AS ({hourly_sql}), u1 AS ({daily_sql}), "
         f"u2 AS ({sql._slice_upsert(HOURLY_SLICES, ('hour', 'hour'), summed, 'h', TAG)}), "
         f"u3 AS ({sql._slice_upsert(DAILY_SLICES, ('day', DAY), summed, 'h', TAG)}) "
