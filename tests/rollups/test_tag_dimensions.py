@@ -272,3 +272,15 @@ def test_it_tells_why_the_command_refuses_keys(world: World, keys: list[str], wo
         call_command("set_tag_dimensions", "acme", *keys, stdout=StringIO())
     with pytest.raises(CommandError, match="does not exist"):
         call_command("set_tag_dimensions", "nobody", "tier", stdout=StringIO())
+
+
+def test_it_answers_per_hour_and_month_by_tag(world: World) -> None:
+    _seed(world)
+    call_command("set_tag_dimensions", "acme", "tier", stdout=StringIO())
+    hours = _usage(Client(), world, "group_by=tag:tier,team&granularity=hour")["rows"]
+    hour = NOW.replace(minute=0).isoformat()
+    assert sorted((r["period"], r["team"], r["tag:tier"], r["requests"]) for r in hours) == [
+        (hour, "search", v, 1) for v in ("(none)", "free", "pro")
+    ]
+    months = _usage(Client(), world, "group_by=tag:tier&granularity=month&tag.tier=free")
+    assert [(r["tag:tier"], r["requests"]) for r in months["rows"]] == [("free", 1)]
