@@ -37,6 +37,7 @@ class Action(models.TextChoices):
     ANOMALY_ACKNOWLEDGED = "anomaly.acknowledged", "Anomaly acknowledged"
     LOGIN_LOCKED_OUT = "login.locked_out", "Sign-in locked out"
     LOGIN_UNLOCKED = "login.unlocked", "Sign-in unlocked"
+    TAG_DIMENSIONS_SET = "tag_dimensions.set", "Tag dimensions set"
 
 
 class AppendOnlyError(RuntimeError):

@@ -1,6 +1,6 @@
 """Benchmark: rollup throughput, freshness and CPU while an ingest load runs.
 
-    .venv/bin/python bench/rollup.py [--seconds 30] [--clients 4] [--rate 0]
+    .venv/bin/python bench/rollup.py [--seconds 30] [--clients 4] [--rate 0] [--tag-keys 0]
     (BENCH_DB=... BENCH_REDIS_DB=... to use another scratch database and Redis db)
 
 Starts the web server and a real Celery worker on a scratch PostgreSQL database and Redis, drives a
@@ -11,6 +11,10 @@ events rolled up per second of worker CPU, freshness p50/p95/max, and the rollup
 CPU as a share of the web workers' CPU. Targets: freshness p95 <= 10 s; rollup CPU <= 10 %
 of ingest CPU, each with the CPU of its PostgreSQL backends (connections are named by
 `application_name`, so pg_stat_activity tells whose backend is whose).
+
+Every event carries two tags, `customer_tier` (50 values) and `prompt_version` (1,000 values);
+`--tag-keys 2` chooses both as tag dimensions (0: none), so the two runs differ only in the
+tag rollups' cost. BENCH_DB and BENCH_REDIS_DB name another scratch database and Redis db.
 """
 
 from __future__ import annotations
@@ -56,7 +60,10 @@ def sh(*cmd: str) -> str:
     return subprocess.run(cmd, cwd=ROOT, env=ENV, check=True, capture_output=True, text=True).stdout
 
 
-def prepare() -> tuple[str, str]:
+TAGS = {"customer_tier": 50, "prompt_version": 1000}  # key: distinct values
+
+
+def prepare(tag_keys: int) -> tuple[str, str]:
     subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", DB], check=True)
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", DB], check=True)
     subprocess.run(["redis-cli", "-n", REDIS_DB, "flushdb"], check=True, capture_output=True)
@@ -64,6 +71,7 @@ def prepare() -> tuple[str, str]:
     sh(py, "manage.py", "migrate", "-v", "0")
     sh(py, "manage.py", "create_tenant", "bench")
     sh(py, "manage.py", "create_team", "bench", "search")
+    sh(py, "manage.py", "set_tag_dimensions", "bench", *list(TAGS)[:tag_keys])
     ingest = (
         sh(py, "manage.py", "create_api_key", "bench", "--team", "search").strip().splitlines()[-1]
     )
@@ -87,6 +95,7 @@ def event(rng: random.Random, feature: str | None = None) -> dict[str, object]:
         "latency_ms": rng.randint(100, 4000),
         "endpoint": rng.choice(ENDPOINTS),
         "status_code": rng.choice(STATUSES),
+        "tags": {key: f"v{rng.randrange(values)}" for key, values in TAGS.items()},
     }
 
 
@@ -223,11 +232,12 @@ def main() -> None:
     parser.add_argument(
         "--debounce", type=int, help="ROLLUP_DEBOUNCE_SECONDS (default: the setting's default)"
     )
+    parser.add_argument("--tag-keys", type=int, default=0, choices=range(len(TAGS) + 1))
     args = parser.parse_args()
     if args.debounce is not None:
         ENV["ROLLUP_DEBOUNCE_SECONDS"] = str(args.debounce)
     print("preparing a scratch database ...")
-    ingest_key, read_key = prepare()
+    ingest_key, read_key = prepare(args.tag_keys)
     port = 19000 + os.getpid() % 1000
     web = subprocess.Popen(
         [
@@ -305,7 +315,7 @@ def main() -> None:
     print(
         f"ingest: {ingested:,} events in {args.seconds:.0f}s = {ingested / args.seconds:,.0f} events/s "
         f"({args.clients} clients, {args.workers} web workers, 1 Celery worker, {os.cpu_count()} cores, "
-        f"debounce {ENV.get('ROLLUP_DEBOUNCE_SECONDS', 'default')})"
+        f"debounce {ENV.get('ROLLUP_DEBOUNCE_SECONDS', 'default')}, {args.tag_keys} tag keys)"
     )
     print(
         f"freshness (202 -> visible in /api/v1/usage): p50 {statistics.median(waits):.2f}s  p95 {p95:.2f}s  "

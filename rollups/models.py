@@ -317,3 +317,144 @@ ROLLUP_MODELS: tuple[type[TenantOwned], ...] = (
     ConsumerWindow,
     ConsumerWindowRollup,
 )
+
+
+# --- Tag dimensions -----------------------------------------------------------------------
+# A tenant admin picks up to MAX_TAG_DIMENSIONS of its events' tag keys (`customer_tier`,
+# `prompt_version`); the merge rolls usage up by each chosen key's value as well, into the tag
+# rollups below. Per key and UTC day only the first TAG_VALUES_PER_DAY distinct values keep
+# their own rows; later ones are summed under OTHER_TAG_VALUE. Events without the key count
+# under NO_TAG_VALUE, so each key's rows add up to the tenant's whole usage.
+MAX_TAG_DIMENSIONS = 5
+TAG_KEY_LENGTH = 128  # as ingest accepts (ingest.schema.TAG_KEY_LENGTH)
+TAG_VALUE_LENGTH = 256
+OTHER_TAG_VALUE = "(other)"
+NO_TAG_VALUE = ""  # shown and filtered as "(none)"
+NO_TAG_LABEL = "(none)"
+
+
+class TagDimension(TenantOwned):
+    """One tag key a tenant rolls usage up by."""
+
+    key = models.CharField(max_length=TAG_KEY_LENGTH)
+    position = models.PositiveSmallIntegerField(default=0)
+    # The oldest day whose events the key's rollups hold: the retained raw events' first day
+    # when the key was chosen (older events were deleted, so pages say where history starts).
+    history_from = models.DateField(null=True, blank=True)
+    chosen_at = models.DateTimeField()
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="tag_dimension_unique_key")
+        ]
+
+
+class TagValue(TenantOwned):
+    """A tag value admitted to its own rows for one key and day (first come, up to the cap)."""
+
+    tenant = _tenant_without_index()
+    day = models.DateField()
+    tag_key = models.CharField(max_length=TAG_KEY_LENGTH)
+    tag_value = models.CharField(max_length=TAG_VALUE_LENGTH)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "tag_key", "day", "tag_value"], name="tag_value_unique"
+            )
+        ]
+
+
+TAG_KEYS = ("tag_key", "tag_value")
+
+
+class TagHourlyRollup(TenantOwned, Dimensions, Measures):
+    tenant = _tenant_without_index()
+    hour = models.DateTimeField()
+    tag_key = models.CharField(max_length=TAG_KEY_LENGTH)
+    tag_value = models.CharField(max_length=TAG_VALUE_LENGTH)
+
+    class Meta(TenantOwned.Meta):
+        # Leads with the key, then time: "values of a key over a range" is one index range;
+        # the second index makes "one value over a range" one too.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "tag_key", "hour", "tag_value", *DIMENSIONS],
+                name="tag_hourly_unique_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "tag_key", "tag_value", "hour"], name="tag_hourly_value")
+        ]
+
+
+class TagDailyRollup(TenantOwned, Dimensions, Measures):
+    tenant = _tenant_without_index()
+    day = models.DateField()
+    tag_key = models.CharField(max_length=TAG_KEY_LENGTH)
+    tag_value = models.CharField(max_length=TAG_VALUE_LENGTH)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "tag_key", "day", "tag_value", *DIMENSIONS],
+                name="tag_daily_unique_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "tag_key", "tag_value", "day"], name="tag_daily_value")
+        ]
+
+
+# Tag slices, as `HourlySlice`/`DailySlice` are to the full rollups: a key's values per
+# grouping and environment (ALL_ENVIRONMENTS included), so a page's "spend per customer tier"
+# or "per tier and team" reads one stretch of an index, not every dimension's rows.
+class TagHourlySlice(TenantOwned, Dimensions, Measures):
+    tenant = _tenant_without_index()
+    hour = models.DateTimeField()
+    tag_key = models.CharField(max_length=TAG_KEY_LENGTH)
+    tag_value = models.CharField(max_length=TAG_VALUE_LENGTH)
+    grouping = models.CharField(max_length=16, choices=SLICE_CHOICES)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "tag_key", "grouping", "environment", "hour", "tag_value",
+                        *SLICE_DIMENSIONS],
+                name="tag_hourly_slice_unique_key",
+            )
+        ]  # fmt: skip
+        indexes = [
+            models.Index(
+                fields=["tenant", "tag_key", "grouping", "environment", "tag_value", "hour"],
+                name="tag_hourly_slice_value",
+            )
+        ]
+
+
+class TagDailySlice(TenantOwned, Dimensions, Measures):
+    tenant = _tenant_without_index()
+    day = models.DateField()
+    tag_key = models.CharField(max_length=TAG_KEY_LENGTH)
+    tag_value = models.CharField(max_length=TAG_VALUE_LENGTH)
+    grouping = models.CharField(max_length=16, choices=SLICE_CHOICES)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "tag_key", "grouping", "environment", "day", "tag_value",
+                        *SLICE_DIMENSIONS],
+                name="tag_daily_slice_unique_key",
+            )
+        ]  # fmt: skip
+        indexes = [
+            models.Index(
+                fields=["tenant", "tag_key", "grouping", "environment", "tag_value", "day"],
+                name="tag_daily_slice_value",
+            )
+        ]
+
+
+TAG_ROLLUP_MODELS: tuple[type[TenantOwned], ...] = (
+    TagHourlyRollup, TagDailyRollup, TagHourlySlice, TagDailySlice, TagValue
+)  # fmt: skip

@@ -58,7 +58,8 @@ GROUP_BY = (
     "grouping (GPT-4o, Claude 3.5, ...) from built-in rules and the tenant's own. `status` is "
     f"the status class of the call: {', '.join(n for n in statuses.NAMES if n)} "
     '(other: a code outside 100-599; "" on rows rolled up before status classes were '
-    "kept). `user` combines with team and environment only."
+    "kept). `user` combines with team and environment only. `tag:<key>` groups by one of "
+    "the tenant's tag dimensions (one tag key per query; rows then carry `tag:<key>`)."
 )
 # Empty is the default, as if the parameter were not sent.
 STATUS: dict[str, Any] = {"type": "string", "enum": list(statuses.NAMES)}
@@ -94,5 +95,8 @@ USAGE_SCHEMA: dict[str, Any] = {
         400: error(f"A bad parameter, named. {LIMITS}", PARAMETER_ERRORS),
         **access_errors("read"),
     },
-    "description": f"Usage from the rollups, for a read key or a signed-in member. {LIMITS}",
+    "description": f"Usage from the rollups, for a read key or a signed-in member. {LIMITS} "
+    "`tag.<key>=<value>` keeps the usage of one value of a tag dimension (`(none)`: events "
+    "without the key, `(other)`: values beyond the daily cap); a key that is not one of the "
+    "tenant's tag dimensions, or a second tag key, is a 400 naming the parameter.",
 }

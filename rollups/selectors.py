@@ -98,6 +98,14 @@ def _filtered(tenant: Tenant, rows: Any, q: UsageQuery, names: ModelNames) -> An
 def usage_rows(tenant: Tenant, q: UsageQuery) -> list[dict[str, Any]]:
     """Usage per period and group: cost as a decimal string, tokens by kind, requests, errors."""
     rows, time_field, sums = _source(tenant, q)
+    return summed_rows(tenant, q, rows, time_field, sums)
+
+
+def summed_rows(
+    tenant: Tenant, q: UsageQuery, rows: Any, time_field: str, sums: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """`rows` (rollup rows of the query's range) filtered, grouped and summed as `q` asks,
+    canonical models and families folded in Python: the usage API's answer rows."""
     names = ModelNames.of(tenant)
     rows = _filtered(tenant, rows, q, names)
     if q.granularity == "month":

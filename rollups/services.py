@@ -26,7 +26,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from ingest.models import PendingBatch, UsageEvent
-from rollups import health, sql, windows
+from rollups import health, sql, tag_sql, windows
 from rollups.models import (
     ConsumerDailyRollup,
     DailyRollup,
@@ -137,6 +137,7 @@ def _bisected(
     try:
         with transaction.atomic():  # a savepoint: a refused merge leaves nothing behind
             stored = sql.add_batches(tenant_id, batch_ids)
+            tag_sql.add_batches(tenant_id, batch_ids)
     except DatabaseError as exc:
         if is_transient(exc):
             raise
@@ -334,6 +335,7 @@ def recompute(tenant: Tenant, since: date | datetime) -> int:
         # Rebuilt below from the recomputed daily rows; with none listed the merge adds to none.
         windows.drop_windows(tenant.pk)
         count = sql.add_settled_since(tenant.pk, start)
+        tag_sql.recompute_since(tenant.pk, start)
         # The merge added to all-time rows that still held the old sums of these days.
         rebuild_lifetime(tenant.pk)
         windows.ensure_windows(tenant.pk, timezone.now())

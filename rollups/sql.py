@@ -121,14 +121,19 @@ SLICE_DIMS = (("team_pk", "COALESCE(team_id, 0)", "0"), ("feature", "feature", "
 
 
 def _slice_upsert(
-    table: str, time_key: tuple[str, str], measures: list[tuple[str, str]], source: str
+    table: str,
+    time_key: tuple[str, str],
+    measures: list[tuple[str, str]],
+    source: str,
+    extra: tuple[str, ...] = (),
 ) -> str:
     """Every slice of the merge's events in one pass: GROUPING SETS, two sets per slice.
 
     GROUPING() has a bit set for each dimension a row is *not* grouped by; that names the
     slice, and the dimensions it leaves out take their blank value. Each slice is summed once
     per environment and once over all of them (environment '', ALL_ENVIRONMENTS), so an
-    unfiltered page reads one row where it would sum one per environment.
+    unfiltered page reads one row where it would sum one per environment. `extra` columns
+    (the tag slices' key and value) are kept in every set.
     """
     width = len(SLICE_DIMS)
     label = " ".join(
@@ -143,13 +148,21 @@ def _slice_upsert(
         for env in (["environment"], [])
     )
     dims = ", ".join(f"COALESCE({e}, {blank})" for _, e, blank in SLICE_DIMS)
-    keys = ["tenant_id", time_key[0], "grouping", *(n for n, _, _ in SLICE_DIMS), "environment"]
+    keys = [
+        "tenant_id",
+        time_key[0],
+        *extra,
+        "grouping",
+        *(n for n, _, _ in SLICE_DIMS),
+        "environment",
+    ]
+    kept = "".join(f"{e}, " for e in extra)
     updates = ", ".join(f"{m} = {table}.{m} + EXCLUDED.{m}" for m, _ in measures)
     return (
         f"INSERT INTO {table} ({', '.join(keys)}, {', '.join(m for m, _ in measures)}) "  # noqa: S608
-        f"SELECT tenant_id, {time_key[1]}, CASE GROUPING({exprs}) {label} END, {dims}, "
+        f"SELECT tenant_id, {time_key[1]}, {kept}CASE GROUPING({exprs}) {label} END, {dims}, "
         f"COALESCE(environment, '{ALL_ENVIRONMENTS}'), {', '.join(e for _, e in measures)} "
-        f"FROM {source} GROUP BY tenant_id, {time_key[1]}, GROUPING SETS ({sets}) "
+        f"FROM {source} GROUP BY tenant_id, {time_key[1]}, {kept}GROUPING SETS ({sets}) "
         f"ORDER BY {', '.join(str(i) for i in range(1, len(keys) + 1))} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     )
@@ -216,6 +229,10 @@ SETTLED_EVENTS_SINCE = (
     "tenant_id = %(tenant)s AND hour >= %(start)s AND NOT EXISTS "
     f"(SELECT FROM {PENDING} p WHERE p.id = {EVENTS}.batch_id AND p.tenant_id = %(tenant)s)"
 )
+
+
+# The dimensions as the grouped events (`h`) hold them: under the events' own column names, so
+# that every upsert applies `DIM_SQL` / `SLICE_DIMS` to `h` as it would to the events.
 
 
 def _merge_sql(events: str, answer: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from rollups import services
+from rollups import services, tags
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -32,3 +32,9 @@ def refresh_consumer_windows() -> int:
     for tenant_id in tenant_ids:
         services.refresh_consumer_windows(tenant_id)
     return len(tenant_ids)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def reroll_tag_dimensions(tenant_id: int, keys: list[str]) -> int:
+    """Newly chosen tag keys: their rollups rebuilt from the retained raw events."""
+    return tags.reroll(tenant_id, keys)

@@ -23,6 +23,8 @@ from rollups.selectors import (
     UsageQuery,
     usage_rows,
 )
+from rollups.tag_selectors import TAG_GROUP_PREFIX, tag_usage_rows
+from rollups.tag_views import tag_query
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
 
@@ -47,9 +49,10 @@ def usage_query(params: Any, tenant: Tenant) -> UsageQuery:
     # Each group once: a repeated one would repeat in the answer as often as it was typed.
     named = (g.strip() for g in params.get("group_by", "").split(","))
     group_by = tuple(dict.fromkeys(g for g in named if g))
-    unknown = [g for g in group_by if g not in GROUPS]
+    unknown = [g for g in group_by if g not in GROUPS and not g.startswith(TAG_GROUP_PREFIX)]
     if unknown:
-        raise ValidationError({"group_by": [f"unknown {unknown}; choose from {', '.join(GROUPS)}"]})
+        choices = ", ".join([*GROUPS, f"{TAG_GROUP_PREFIX}<key>"])
+        raise ValidationError({"group_by": [f"unknown {unknown}; choose from {choices}"]})
     granularity = params.get("granularity", "day")
     if granularity not in GRANULARITIES:
         raise ValidationError({"granularity": ["must be hour, day or month"]})
@@ -111,8 +114,9 @@ class UsageView(ReadView):
     def get(self, request: Request) -> Response:
         tenant = self.tenant(request)
         query = usage_query(request.query_params, tenant)
+        tag = tag_query(request.query_params, query, tenant)
         with replica.reads():  # figures only: the replica while it is fresh enough
-            rows = usage_rows(tenant, query)
+            rows = usage_rows(tenant, query) if tag is None else tag_usage_rows(tenant, query, tag)
         return Response(
             {
                 "from": query.start.isoformat(),

@@ -12,6 +12,7 @@ from alerts.models import AlertChannel, Delivery
 from alerts.services import create_channel, delete_channel, send_test
 from core.pages import Action, member_view, posted_action
 from tenant_settings.forms import ApiKeyForm, ChannelForm
+from tenant_settings.tag_dimensions import set_tags, tags_context
 from tenants.context import TenantContext
 from tenants.models import ApiKey, Role
 from tenants.services import create_api_key, revoke_api_key
@@ -72,6 +73,7 @@ ACTIONS: dict[str, Action] = {
     "add_channel": _add_channel,
     "test_channel": _test_channel,
     "delete_channel": _delete_channel,
+    "set_tags": set_tags,
 }
 
 
@@ -100,5 +102,6 @@ def _context(ctx: TenantContext, extra: dict[str, Any]) -> dict[str, Any]:
         "deliveries": deliveries,
         "key_form": ApiKeyForm(tenant),
         "channel_form": ChannelForm(),
+        **tags_context(tenant),
         **extra,
     }
