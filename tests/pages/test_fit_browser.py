@@ -165,7 +165,15 @@ const boxes = [...document.querySelectorAll('main *')].filter(e => {
     && e.tagName !== 'PRE';
 }).map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : '')
   + ' ' + e.scrollWidth + '>' + e.clientWidth);
-return {page: doc.scrollWidth, boxes: boxes, h1: document.querySelector('main h1') !== null};
+const width = arguments[0];
+const wide = e => e.getBoundingClientRect().right > width + 1;
+const culprits = [...document.querySelectorAll('body *')].filter(e => wide(e)
+  && !(e.parentElement && wide(e.parentElement))
+  && !(e.parentElement && e.parentElement.closest('.table-wrap')))
+  .slice(0, 4).map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : '')
+  + (e.id ? '#' + e.id : '') + ' right=' + Math.round(e.getBoundingClientRect().right));
+return {page: doc.scrollWidth, boxes: boxes, culprits: culprits,
+  h1: document.querySelector('main h1') !== null};
 """
 AXE_RUN = """
 const done = arguments[arguments.length - 1];
@@ -208,13 +216,13 @@ def _check(driver: Any, url: str, path: str, axe: str) -> list[str]:
         _settle(driver)
         # A page that reloads itself while a job runs waits while something has focus.
         driver.execute_script("document.querySelector('[data-reload-after] ~ p a')?.focus()")
-        fit = driver.execute_script(MEASURE)
+        fit = driver.execute_script(MEASURE, width)
         if not fit["h1"]:
             problems.append(f"{path} @{width}: no <h1> in <main> (not the page asked for?)")
         # Compared with the width asked for: on a phone Chromium widens the layout viewport
         # (innerWidth) to whatever overflows, and zooms out.
         if fit["page"] > width:
-            problems.append(f"{path} @{width}: page scrolls sideways ({fit['page']}px)")
+            problems.append(f"{path} @{width}: page is {fit['page']}px wide: {fit['culprits']}")
         if width >= 1280 and fit["boxes"]:
             problems.append(f"{path} @{width}: boxes scroll sideways: {fit['boxes']}")
         driver.execute_script(axe)
