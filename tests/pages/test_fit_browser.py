@@ -172,7 +172,9 @@ const culprits = [...document.querySelectorAll('body *')].filter(e => wide(e)
   && !(e.parentElement && e.parentElement.closest('.table-wrap')))
   .slice(0, 4).map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : '')
   + (e.id ? '#' + e.id : '') + ' right=' + Math.round(e.getBoundingClientRect().right));
-return {page: doc.scrollWidth, boxes: boxes, culprits: culprits,
+const bars = [...document.querySelectorAll('.filters')]
+  .filter(e => e.scrollWidth > e.clientWidth + 1).length;
+return {page: doc.scrollWidth, boxes: boxes, culprits: culprits, bars: bars,
   h1: document.querySelector('main h1') !== null};
 """
 AXE_RUN = """
@@ -223,6 +225,8 @@ def _check(driver: Any, url: str, path: str, axe: str) -> list[str]:
         # (innerWidth) to whatever overflows, and zooms out.
         if fit["page"] > width:
             problems.append(f"{path} @{width}: page is {fit['page']}px wide: {fit['culprits']}")
+        if fit["bars"]:
+            problems.append(f"{path} @{width}: the filter bar overflows instead of wrapping")
         if width >= 1280 and fit["boxes"]:
             problems.append(f"{path} @{width}: boxes scroll sideways: {fit['boxes']}")
         driver.execute_script(axe)
