@@ -17,6 +17,31 @@
       tickmode: "array", tickvals: names, ticktext: shown
     });
   }
+  function clip(text, chars) {
+    return text.length > chars ? text.slice(0, chars - 1) + "\u2026" : text;
+  }
+  // On a phone the mode bar would cover the title and a legend under the x axis would cover
+  // its dates: no mode bar (see draw), the title cut to the width, and the legend at the foot
+  // of the chart with room kept for it under the dates.
+  function fitNarrow(layout, data, width) {
+    var title = layout.title && layout.title.text;
+    if (title) {
+      layout.title = Object.assign({}, layout.title, { text: clip(String(title), Math.floor((width - 24) / 7.5)) });
+    }
+    if (!layout.legend || layout.showlegend === false) { return; }
+    var rows = 1, used = 0;
+    data.forEach(function (trace) {
+      if (trace.showlegend === false || !trace.name) { return; }
+      var entry = String(trace.name).length * 6 + 44;  // px at font size 11
+      if (used && used + entry > width - 24) { rows += 1; used = 0; }
+      used += entry;
+    });
+    layout.legend = Object.assign({}, layout.legend, {
+      yref: "container", y: 0, yanchor: "bottom", font: { size: 11 }
+    });
+    var margin = layout.margin || {};
+    layout.margin = Object.assign({}, margin, { b: (margin.b || 40) + 20 + rows * 19 });
+  }
   function draw() {
     document.querySelectorAll("[data-figure]").forEach(function (node) {
       var source = document.getElementById(node.dataset.figure);
@@ -26,11 +51,7 @@
       // cover its dates: no mode bar, and the legend at the foot of the chart instead.
       shortenBarLabels(figure);
       var narrow = node.clientWidth < NARROW;
-      if (narrow && figure.layout.legend) {
-        figure.layout.legend = Object.assign({}, figure.layout.legend, {
-          yref: "container", y: 0, yanchor: "bottom", font: { size: 11 }
-        });
-      }
+      if (narrow) { fitNarrow(figure.layout, figure.data, node.clientWidth); }
       window.Plotly.newPlot(node, figure.data, figure.layout, {
         responsive: true, displaylogo: false, displayModeBar: !narrow,
         modeBarButtonsToRemove: ["lasso2d", "select2d"]
