@@ -1,5 +1,5 @@
 """Every page fits and reads: in one headless Chromium session against one live server with
-the demo's data plus very long names, each page at 1280×900 and at 390×844 must not scroll
+the demo's data plus very long names, each page at 1280x900 and at 390x844 must not scroll
 sideways (tables may scroll inside their own box at 390, never at 1280), and axe-core must
 find no "serious" or "critical" accessibility violation. Full-page screenshots are left in
 var/screenshots/fit/ for a person to look at."""
@@ -25,7 +25,6 @@ from budgets.models import Budget
 from demo import seeding as demo
 from ingest.services import ingest_events
 from members.services import invitation_link, invite
-from prices.models import RepriceRun
 from prices.services import request_reprice
 from rollups.services import roll_up_all_pending
 from tenants.models import Scope
@@ -80,7 +79,9 @@ def _seed(base_url: str) -> dict[str, str]:
     names a client may send; returns the pages that need an id or a token."""
     demo.seed(events=6000, progress=None)
     tenant = demo.set_up_tenant().tenant
-    team = create_team(tenant, "platform-reliability-and-developer-experience", LONG_TEAM, "CC-9999")
+    team = create_team(
+        tenant, "platform-reliability-and-developer-experience", LONG_TEAM, "CC-9999"
+    )
     key, _ = create_api_key(tenant, team=team, scope=Scope.INGEST)
     now = timezone.now()
     calls = [
@@ -210,7 +211,7 @@ def _screenshot(driver: Any, name: str) -> None:
 def _check(driver: Any, url: str, path: str, axe: str) -> list[str]:
     """Every problem of one page at both widths, as lines of the failure message."""
     problems: list[str] = []
-    slug = path.strip("/").replace("/", "_").replace("?", "_").replace("=", "-").replace("&", "_")
+    slug = "".join(c if c.isalnum() or c == "-" else "_" for c in path.strip("/"))
     for width, height, mobile in WIDTHS:
         metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
@@ -262,6 +263,8 @@ def test_it_fits_every_page_at_1280_and_390_and_axe_finds_nothing_serious(
     _sign_in(chromium, live_server.url)
     for path in SIGNED_IN:
         problems += _check(chromium, live_server.url + path.format(**ids), path, axe)
-    print(f"{len(ANONYMOUS) + len(SIGNED_IN)} pages × 2 widths in {time.monotonic() - started:.1f} s")
+    print(
+        f"{len(ANONYMOUS) + len(SIGNED_IN)} pages x 2 widths in {time.monotonic() - started:.1f} s"
+    )
     assert problems == [], "\n".join(problems)
     assert len(list(SCREENSHOTS.glob("*.png"))) == 2 * (len(ANONYMOUS) + len(SIGNED_IN))
