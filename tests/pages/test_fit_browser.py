@@ -27,7 +27,7 @@ from ingest.services import ingest_events
 from members.services import invitation_link, invite
 from prices.services import request_reprice
 from rollups.services import roll_up_all_pending
-from tenants.models import Scope
+from tenants.models import Scope, Tenant
 from tenants.services import create_api_key, create_team
 from tests.conftest import event
 from tests.dashboard.test_browser import CHROMEDRIVER, CHROMIUM
@@ -78,7 +78,7 @@ def _seed(base_url: str) -> dict[str, str]:
     """The demo's story (six teams, six models, anomalies, budgets, invoices) plus the longest
     names a client may send; returns the pages that need an id or a token."""
     demo.seed(events=6000, progress=None)
-    tenant = demo.set_up_tenant().tenant
+    tenant = Tenant.objects.get(slug=demo.TENANT_SLUG)
     team = create_team(
         tenant, "platform-reliability-and-developer-experience", LONG_TEAM, "CC-9999"
     )
@@ -155,7 +155,12 @@ SIGNED_IN = [
     "/settings/audit/",
     "/accounts/password/change/",
     "/accounts/password/change/done/",
+    "/api/docs/",
 ]
+
+# Swagger UI draws each operation's summary as a button around its own copy button; that is its
+# markup, not ours, so this one rule is not asked of /api/docs/.
+NOT_OURS = {"/api/docs/": {"nested-interactive"}}
 
 # Sideways overflow: the document at any width; a scrolling box (a table's wrapper) only at 1280.
 MEASURE = """
@@ -194,7 +199,8 @@ def _settle(driver: Any) -> None:
     WebDriverWait(driver, 20, poll_frequency=0.1).until(
         lambda d: d.execute_script(
             "return document.readyState === 'complete' && "
-            "document.querySelectorAll('[data-figure]:not([data-rendered])').length === 0"
+            "document.querySelectorAll('[data-figure]:not([data-rendered])').length === 0 && "
+            "(!document.getElementById('swagger-ui') || !!document.querySelector('.swagger-ui .info'))"
         )
     )
 
@@ -232,7 +238,7 @@ def _check(driver: Any, url: str, path: str, axe: str) -> list[str]:
             problems.append(f"{path} @{width}: boxes scroll sideways: {fit['boxes']}")
         driver.execute_script(axe)
         for v in driver.execute_async_script(AXE_RUN):
-            if v["impact"] in SERIOUS:
+            if v["impact"] in SERIOUS and v["id"] not in NOT_OURS.get(path, set()):
                 problems.append(f"{path} @{width}: axe {v['impact']} {v['id']}: {v['nodes']}")
         _screenshot(driver, f"{width}-{slug or 'root'}")
     return problems
