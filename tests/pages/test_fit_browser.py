@@ -244,6 +244,17 @@ def _check(driver: Any, url: str, path: str, axe: str) -> list[str]:
     return problems
 
 
+def _reloads_while_queued(driver: Any, url: str) -> None:
+    """The re-price page follows its run by reloading itself (a script, not a meta refresh)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    driver.execute_script("window.notReloadedYet = true; document.activeElement?.blur()")
+    WebDriverWait(driver, 10, poll_frequency=0.2).until(
+        lambda d: d.execute_script("return window.notReloadedYet === undefined")
+    )
+
+
 def _sign_in(driver: Any, base: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -273,4 +284,5 @@ def test_it_fits_every_page_at_1280_and_390_and_axe_finds_nothing_serious(
         f"{len(ANONYMOUS) + len(SIGNED_IN)} pages x 2 widths in {time.monotonic() - started:.1f} s"
     )
     assert problems == [], "\n".join(problems)
+    _reloads_while_queued(chromium, live_server.url + "/prices/reprice/{run}/".format(**ids))
     assert len(list(SCREENSHOTS.glob("*.png"))) == 2 * (len(ANONYMOUS) + len(SIGNED_IN))

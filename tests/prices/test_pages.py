@@ -205,7 +205,7 @@ def test_it_answers_404_for_another_tenants_re_price(usage: World) -> None:
         tenant=usage.tenant, since=NOW.date(), requested_at=NOW, pricing_version=0
     )
     page = login("finance").get(f"/prices/reprice/{run.pk}/").content.decode()
-    assert "waiting for the worker" in page and 'http-equiv="refresh"' in page
+    assert "waiting for the worker" in page and 'data-reload-after="2"' in page
     services._progress_of(run)(2500, 10000)  # what the worker reports as it prices
     assert (
         "2500 of 10000 events priced"
