@@ -9,6 +9,7 @@ from anomalies import selectors, services
 from anomalies.forms import ThresholdsForm
 from anomalies.models import Anomaly
 from anomalies.runbooks import RUNBOOKS
+from core import replica
 from core.pages import member_view
 from tenants.context import TenantContext
 from tenants.models import Role
@@ -17,6 +18,7 @@ CHARTS_ON_LIST = 5
 
 
 @member_view()
+@replica.read_view
 def anomalies_page(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     active = selectors.active(ctx.tenant)
     figures = {f"anomaly-{a.pk}": selectors.chart(ctx.tenant, a) for a in active[:CHARTS_ON_LIST]}
@@ -31,6 +33,7 @@ def anomalies_page(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 
 @member_view()
+@replica.read_view
 def anomaly_detail(request: HttpRequest, ctx: TenantContext, pk: int) -> HttpResponse:
     anomaly = get_object_or_404(Anomaly.objects.for_tenant(ctx.tenant), pk=pk)
     figures = {"anomaly": selectors.chart(ctx.tenant, anomaly)}

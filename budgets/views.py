@@ -10,12 +10,14 @@ from budgets.forms import BudgetForm
 from budgets.models import Budget
 from budgets.selectors import alert_history, budget_views
 from budgets.services import delete_budget, evaluate_and_alert, save_budget
+from core import replica
 from core.pages import member_view
 from tenants.context import TenantContext
 from tenants.models import Role
 
 
 @member_view()
+@replica.read_view  # the edit form reads the primary: it saves what it shows
 def budgets_page(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     views = budget_views(ctx.tenant)
     figures = {f"budget-{v.budget.pk}": charts.burn(v) for v in views}

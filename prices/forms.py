@@ -79,10 +79,14 @@ class PeriodForm(forms.Form):
 
 class SinceForm(forms.Form):
     since = forms.DateField(label="Re-price from (UTC day)")
+    # "Preview again" on a computed preview: compute a new one (calls may have arrived since).
+    again = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
-class ApplyForm(SinceForm):
-    version = forms.IntegerField(min_value=0, max_value=2**31 - 1, widget=forms.HiddenInput)
+class ApplyForm(forms.Form):
+    """Apply a computed preview: its day and prices are the preview's."""
+
+    preview = forms.IntegerField(min_value=1, max_value=2**63 - 1, widget=forms.HiddenInput)
 
 
 def errors_text(form: forms.Form, names: dict[str, str] | None = None) -> str:

@@ -10,8 +10,8 @@ from decimal import Decimal
 from django.core.cache import cache
 from django.db.models import Sum
 
-from prices.models import RepriceRun
-from prices.services import progress_key
+from prices.models import ACTIVE, RepricePreview, RepriceRun
+from prices.services import preview_progress_key, progress_key
 from pricing import selectors as pricing
 from pricing.models import PriceOverride
 from pricing.selectors import ModelPrices, PriceShown
@@ -108,10 +108,26 @@ def run_progress(run: RepriceRun) -> tuple[int, int]:
     """(events priced, events in all) of a run: as it goes from the cache, once done from the
     record; (0, 0) until the worker starts it."""
     if run.active:
-        try:
-            done, total = cache.get(progress_key(run.pk)) or (0, 0)
-        except Exception:  # a cache outage hides the progress, not the page
-            log.warning("re-price progress of run %s not read: cache unavailable", run.pk)
-            return 0, 0
-        return int(done), int(total)
+        return _cached_progress(progress_key(run.pk))
     return run.events_done, run.events_total
+
+
+def preview_progress(preview: RepricePreview) -> tuple[int, int]:
+    """(events priced, events in all) of a preview, as `run_progress`."""
+    if preview.active:
+        return _cached_progress(preview_progress_key(preview.pk))
+    return preview.events_total, preview.events_total
+
+
+def active_run(tenant: Tenant) -> RepriceRun | None:
+    """The re-price queued or running now, if any (at most one per tenant)."""
+    return RepriceRun.objects.for_tenant(tenant).filter(status__in=ACTIVE).first()
+
+
+def _cached_progress(key: str) -> tuple[int, int]:
+    try:
+        done, total = cache.get(key) or (0, 0)
+    except Exception:  # a cache outage hides the progress, not the page
+        log.warning("re-price progress %s not read: cache unavailable", key)
+        return 0, 0
+    return int(done), int(total)

@@ -11,3 +11,9 @@ from prices import services
 def reprice(tenant_id: int, run_id: int) -> str:
     """Apply a re-price the page recorded; returns its status."""
     return str(services.run_reprice(tenant_id, run_id).status)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def preview(tenant_id: int, preview_id: int) -> str:
+    """Compute a re-price preview the page asked for; returns its status."""
+    return str(services.run_preview(tenant_id, preview_id).status)

@@ -1,19 +1,21 @@
-"""`/prices/` (members read, admins edit) and its re-price preview, apply and progress pages."""
+"""`/prices/` (members read, admins edit) and its re-price preview, apply and progress pages.
+
+A preview prices every retained event from its day (seconds of CPU per 300k events): the
+page asks the worker for it and shows its progress, as the apply's page does."""
 
 from __future__ import annotations
 
-import time
 from datetime import date, timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core import replica
 from core.pages import Action, member_view, posted_action
 from core.query import text_param
 from prices import selectors, services, tasks
@@ -25,7 +27,7 @@ from prices.forms import (
     SinceForm,
     errors_text,
 )
-from prices.models import RepriceRun
+from prices.models import RepricePreview, RepriceRun, RepriceStatus
 from pricing.catalog_updates import catalog_data_date
 from pricing.models import PriceOverride
 from pricing.services import (
@@ -34,7 +36,6 @@ from pricing.services import (
     end_price_override,
     set_price_override,
 )
-from rollups import repricing
 from tenants.context import TenantContext
 from tenants.labels import TeamLabels
 from tenants.models import Role
@@ -116,6 +117,7 @@ def _named_model(request: HttpRequest) -> dict[str, str]:
 
 
 @member_view()
+@replica.read_view  # figures only; after a post the browser reads the primary
 def prices_page(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     extra: dict[str, Any] = {}
     if request.method == "POST":
@@ -152,25 +154,63 @@ def prices_page(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 @member_view(Role.FINANCE)
 def reprice_preview(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    form = SinceForm(request.GET)
-    context: dict[str, Any] = {"ctx": ctx, "form": form, "can_edit": ctx.allows(Role.ADMIN)}
-    if form.is_valid():
-        since = form.cleaned_data["since"]
-        try:
-            services.check_since(since)
-        except services.RepriceError as exc:
-            form.add_error("since", str(exc).removeprefix("since: "))
-        else:
-            started = time.monotonic()
-            preview = repricing.preview(ctx.tenant, since)
-            context.update(
-                preview=preview,
-                seconds=time.monotonic() - started,
-                teams=TeamLabels.of(ctx.tenant),
-                apply_form=ApplyForm(initial={"since": since, "version": preview.pricing_version}),
-            )
-    status = 200 if form.is_valid() else 400
-    return render(request, "prices/preview.html", context, status=status)
+    """GET: the day to re-price from; POST: ask the worker for its preview, then show it."""
+    posted = request.method == "POST"
+    data = request.POST if posted else request.GET
+    form = SinceForm(data)
+    context: dict[str, Any] = {"ctx": ctx, "form": form}
+    if not posted and "since" not in data:
+        return render(request, "prices/preview.html", context)
+    since = _valid_since(form)
+    if since is None:
+        return render(request, "prices/preview.html", context, status=400)
+    if not posted:
+        return render(request, "prices/preview.html", context)
+    again = bool(form.cleaned_data.get("again"))
+    preview, new = services.request_preview(ctx.tenant, since, request.user, again)
+    if new:
+        _queue(tasks.preview, preview)
+    return redirect("reprice-preview-show", preview_id=preview.pk)
+
+
+def _valid_since(form: SinceForm) -> date | None:
+    if not form.is_valid():
+        return None
+    since: date = form.cleaned_data["since"]
+    try:
+        services.check_since(since)
+    except services.RepriceError as exc:
+        form.add_error("since", str(exc).removeprefix("since: "))
+        return None
+    return since
+
+
+def _queue(task: Any, record: RepricePreview | RepriceRun) -> None:
+    """Hand a recorded preview or run to the worker; a broker that is down fails the record
+    (try again), never the page."""
+    try:
+        task.delay(record.tenant_id, record.pk)
+    except Exception as exc:
+        services.not_queued(record, exc)
+
+
+@member_view(Role.FINANCE)
+def reprice_preview_show(request: HttpRequest, ctx: TenantContext, preview_id: int) -> HttpResponse:
+    preview = get_object_or_404(RepricePreview.objects.for_tenant(ctx.tenant), pk=preview_id)
+    done, total = selectors.preview_progress(preview)
+    context: dict[str, Any] = {
+        "ctx": ctx,
+        "form": SinceForm(initial={"since": preview.since.isoformat()}),
+        "preview": preview,
+        "done": done,
+        "total": total,
+        "can_edit": ctx.allows(Role.ADMIN),
+        "active_run": selectors.active_run(ctx.tenant),
+        "stale": preview.pricing_version != ctx.tenant.pricing_version,
+        "teams": TeamLabels.of(ctx.tenant),
+        "apply_form": ApplyForm(initial={"preview": preview.pk}),
+    }
+    return render(request, "prices/preview.html", context)
 
 
 @require_POST
@@ -180,21 +220,25 @@ def reprice_apply(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, f"Could not re-price: {errors_text(form)}")
         return redirect("prices")
-    since = form.cleaned_data["since"]
+    previews = RepricePreview.objects.for_tenant(ctx.tenant)
+    preview = get_object_or_404(previews, pk=form.cleaned_data["preview"])
     try:
+        if preview.status != RepriceStatus.DONE:
+            raise services.RepriceError("its preview is not computed yet; wait for it")
         run = services.request_reprice(
-            ctx.tenant, since, form.cleaned_data["version"], request.user
+            ctx.tenant, preview.since, preview.pricing_version, request.user, preview
         )
     except services.RepriceError as exc:
         messages.error(request, f"Could not re-price: {exc}")
-        return redirect(f"/prices/reprice/?since={since.isoformat()}")
-    transaction.on_commit(lambda: tasks.reprice.delay(ctx.tenant.pk, run.pk))
+        return redirect("reprice-preview-show", preview_id=preview.pk)
+    _queue(tasks.reprice, run)
     return redirect("reprice-run", run_id=run.pk)
 
 
 @member_view(Role.FINANCE)
 def reprice_run(request: HttpRequest, ctx: TenantContext, run_id: int) -> HttpResponse:
-    run = get_object_or_404(RepriceRun.objects.for_tenant(ctx.tenant), pk=run_id)
+    runs = RepriceRun.objects.for_tenant(ctx.tenant).select_related("requested_by", "preview")
+    run = get_object_or_404(runs, pk=run_id)
     done, total = selectors.run_progress(run)
     context = {"ctx": ctx, "run": run, "done": done, "total": total}
     return render(request, "prices/run.html", context)

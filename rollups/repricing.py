@@ -12,6 +12,7 @@ changes nothing the second time.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -223,3 +224,21 @@ def apply(
         if rebuild_all or result.first_change is not None:
             services.recompute(tenant, since if rebuild_all else result.first_change or since)
     return result
+
+
+class RepriceRefused(Exception):
+    """A re-price the rules refuse (another one runs, a day out of range); says why, for people."""
+
+
+Work = Callable[[], Preview]
+Recorder = Callable[[Tenant, date, Work], Preview]
+# Apps that keep a record of re-prices wrap `rollup --since`'s apply in theirs (prices records
+# a run, as its page does); they are wired in by `pipeline`, so this app imports none of them.
+RECORDERS: list[Recorder] = []
+
+
+def recorded(tenant: Tenant, since: date, work: Work) -> Preview:
+    """Run `work` (a re-price from `since`) inside every recorder's record of it."""
+    for recorder in RECORDERS:
+        work = functools.partial(recorder, tenant, since, work)
+    return work()

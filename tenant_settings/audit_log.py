@@ -11,6 +11,7 @@ from audit.csv_export import audit_csv
 from audit.forms import AuditFilterForm
 from audit.models import AuditEntryQuerySet
 from audit.selectors import Filters, entries
+from core import replica
 from core.pages import member_view
 from tenants.context import TenantContext
 from tenants.models import Role
@@ -26,6 +27,7 @@ def _filtered(request: HttpRequest, ctx: TenantContext) -> tuple[AuditFilterForm
 
 @require_safe  # read-only: nothing on this page changes an entry
 @member_view(Role.ADMIN)
+@replica.read_view
 def audit_page(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     form, filters = _filtered(request, ctx)
     page = Paginator(entries(ctx.tenant, filters), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -43,7 +45,9 @@ def audit_csv_download(request: HttpRequest, ctx: TenantContext) -> HttpResponse
     if form.errors:
         return HttpResponse(_errors(form), status=400, content_type="text/plain; charset=utf-8")
     rows: AuditEntryQuerySet = entries(ctx.tenant, filters)
-    response = StreamingHttpResponse(audit_csv(rows), content_type="text/csv; charset=utf-8")
+    # The rows are read while the body streams, after the view returned: from the replica then.
+    body = replica.streamed(request, audit_csv(rows))
+    response = StreamingHttpResponse(body, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="audit-{ctx.tenant.slug}.csv"'
     response["X-Content-Type-Options"] = "nosniff"
     return response  # type: ignore[return-value]

@@ -12,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import replica
 from core.api import ReadView
 from core.dates import BadDate, parse_day
 from core.openapi import PARAMETER_ERRORS, RESPONSE_HEADERS, access_errors, error
@@ -39,6 +40,7 @@ def _compare(tenant: Tenant, f: Filters, models: str) -> tuple[Comparison, str]:
 
 
 @member_view()
+@replica.read_view
 def whatif(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     f, teams = parse_filters(request.GET), TeamLabels.of(ctx.tenant)
     page: dict[str, Any] = {
@@ -108,9 +110,10 @@ class WhatIfView(ReadView):
     def get(self, request: Request) -> Response:
         f = api_filters(request.query_params)
         try:
-            comparison, _ = _compare(
-                self.tenant(request), f, request.query_params.get("models", "")
-            )
+            with replica.reads():  # figures only: the replica while it is fresh enough
+                comparison, _ = _compare(
+                    self.tenant(request), f, request.query_params.get("models", "")
+                )
         except BadModels as exc:
             raise ValidationError({"models": [str(exc)]}) from None
         return Response(present.answer(comparison))

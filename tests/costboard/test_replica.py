@@ -78,6 +78,12 @@ def _page_requests(browser: httpx.Client) -> int:
     return int(found.group(1))
 
 
+def _prices_calls(browser: httpx.Client) -> int:
+    page = browser.get("/prices/")
+    assert page.status_code == 200, page.text[:500]
+    return sum(int(n) for n in re.findall(r'data-testid="calls">([^<]*)<', page.text))
+
+
 def _until(check: Callable[[], bool], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -125,6 +131,7 @@ def test_it_reads_pages_and_the_usage_api_from_the_replica_and_writes_to_the_pri
             # The replica still has 3 calls: what the page and the API show comes from it.
             assert _api_requests(base, world) == 3
             assert _page_requests(browser) == 3
+            assert _prices_calls(browser) == 3  # a page added after the replica reads it too
             assert _api_requests(base, world, world.other_read.token) == 0  # globex sees none
             ready = httpx.get(f"{base}/readyz").json()
             assert ready["status"] == "ok" and ready["replica_in_use"] is True
@@ -138,6 +145,7 @@ def test_it_reads_pages_and_the_usage_api_from_the_replica_and_writes_to_the_pri
             assert saved.status_code in (200, 302), saved.text[:500]
             assert "replica-key" in browser.get("/settings/").text
             assert _page_requests(browser) == 7
+            assert _prices_calls(browser) == 7
             assert _api_requests(base, world) == 3
         finally:
             node.sql("SELECT pg_wal_replay_resume()")

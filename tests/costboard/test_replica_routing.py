@@ -4,12 +4,15 @@ rules a page, an API call and a service depend on. The live behaviour is in test
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.db import transaction
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
+from django.utils import timezone
 
 from core import replica
+from prices.models import RepriceRun
 from rollups.models import DailyRollup
 from tests.conftest import World, login
 
@@ -83,3 +86,76 @@ def test_it_reads_a_streamed_export_from_the_replica_while_it_streams(
     request.COOKIES["costboard-fresh"] = "1"  # this browser has just posted
     assert b"".join(replica.streamed(request, rows())) == b"default"
     assert DailyRollup.objects.for_tenant(world.tenant).db == "default"
+
+
+@pytest.fixture
+def picked(replica_state: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(model, alias) of every read the router routes, run on the primary all the same (there
+    is no replica server here): which pages read their figures from the replica."""
+    seen: list[tuple[str, str]] = []
+    choose = replica.ReplicaRouter.db_for_read
+
+    def spy(self: replica.ReplicaRouter, model: Any, **hints: Any) -> str:
+        alias = choose(self, model, **hints)
+        seen.append((model._meta.label, alias))
+        return "default"
+
+    replica_state.setattr(replica.ReplicaRouter, "db_for_read", spy)
+    return seen
+
+
+FIGURE_PAGES = [
+    ("/prices/", "member", "rollups.DailySlice"),
+    ("/whatif/", "member", "rollups.DailySlice"),
+    ("/budgets/", "member", "budgets.Budget"),
+    ("/anomalies/", "member", "anomalies.Anomaly"),
+    ("/settings/audit/", "owner", "audit.AuditEntry"),
+    ("/settings/audit.csv", "owner", "audit.AuditEntry"),
+]
+
+
+def _read(response: Any) -> bytes:
+    # A CSV streams: its rows are read only as its body is.
+    if response.streaming:
+        return b"".join(response.streaming_content)
+    return bytes(response.content)
+
+
+@pytest.mark.parametrize(("url", "username", "model"), FIGURE_PAGES)
+def test_it_reads_the_figures_of_later_pages_from_the_replica(
+    world: World, picked: list[tuple[str, str]], url: str, username: str, model: str
+) -> None:
+    client = login(username)
+    picked.clear()  # signing in reads the primary
+    response = client.get(url)
+    assert response.status_code == 200
+    _read(response)
+    assert (model, "replica") in picked, sorted(set(picked))
+    # A browser that has just posted reads what it saved: the primary, everywhere.
+    client.cookies["costboard-fresh"] = "1"
+    picked.clear()
+    response = client.get(url)
+    _read(response)
+    assert picked and {alias for _, alias in picked} == {"default"}
+
+
+def test_it_answers_the_whatif_api_from_the_replica(
+    world: World, picked: list[tuple[str, str]]
+) -> None:
+    response = Client().get("/api/v1/whatif", HTTP_AUTHORIZATION=f"Bearer {world.read.token}")
+    assert response.status_code == 200, response.content
+    assert ("rollups.DailySlice", "replica") in picked, sorted(set(picked))
+
+
+def test_it_keeps_re_price_progress_on_the_primary(
+    world: World, picked: list[tuple[str, str]]
+) -> None:
+    # A preview's and a run's status must be what the worker just wrote.
+    run = RepriceRun.objects.for_tenant(world.tenant).create(
+        tenant=world.tenant, since=timezone.now().date(), requested_at=timezone.now(),
+        pricing_version=0,
+    )  # fmt: skip
+    client = login("finance")
+    picked.clear()
+    assert client.get(f"/prices/reprice/{run.pk}/").status_code == 200
+    assert picked and {alias for _, alias in picked} == {"default"}

@@ -25,7 +25,7 @@ from budgets.models import Budget
 from demo import seeding as demo
 from ingest.services import ingest_events
 from members.services import invitation_link, invite
-from prices.services import request_reprice
+from prices.services import request_preview, request_reprice, run_preview
 from rollups.services import roll_up_all_pending
 from tenants.models import Scope, Tenant
 from tenants.services import create_api_key, create_team
@@ -107,7 +107,10 @@ def _seed(base_url: str) -> dict[str, str]:
     membership = invite(tenant, "new.analyst.with.a.long.address@finance.example.com", "viewer")
     since = (now - timedelta(days=3)).date()
     tenant.refresh_from_db()
+    computed, _ = request_preview(tenant, since)
+    run_preview(tenant.pk, computed.pk)  # what the worker does with it
     run = request_reprice(tenant, since, tenant.pricing_version)
+    waiting, _ = request_preview(tenant, since - timedelta(days=1))
     return {
         "team": team.slug,
         "budget": str(Budget.objects.for_tenant(tenant).values_list("pk", flat=True).first()),
@@ -115,6 +118,8 @@ def _seed(base_url: str) -> dict[str, str]:
         "invoice": str(Invoice.objects.for_tenant(tenant).values_list("pk", flat=True).first()),
         "run": str(run.pk),
         "since": since.isoformat(),
+        "preview": str(computed.pk),
+        "waiting": str(waiting.pk),
         "invite": invitation_link(membership, base_url).removeprefix(base_url),
     }
 
@@ -149,6 +154,8 @@ SIGNED_IN = [
     "/invoices/{invoice}/",
     "/prices/",
     "/prices/reprice/?since={since}",
+    "/prices/reprice/preview/{preview}/",
+    "/prices/reprice/preview/{waiting}/",
     "/prices/reprice/{run}/",
     "/settings/",
     "/settings/members/",
@@ -228,7 +235,9 @@ def _check(driver: Any, url: str, path: str, axe: str) -> list[str]:
         driver.get(url)
         _settle(driver)
         # A page that reloads itself while a job runs waits while something has focus.
-        driver.execute_script("document.querySelector('[data-reload-after] ~ p a')?.focus()")
+        driver.execute_script(
+            "document.querySelector('[data-reload-after]') && document.querySelector('main a')?.focus()"
+        )
         fit = driver.execute_script(MEASURE, width)
         if not fit["h1"]:
             problems.append(f"{path} @{width}: no <h1> (not the page asked for?)")

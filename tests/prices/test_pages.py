@@ -9,7 +9,7 @@ import pytest
 from django.test import Client, override_settings
 
 from prices import services
-from prices.models import RepriceRun
+from prices.models import RepricePreview, RepriceRun
 from pricing.models import PriceOverride
 from pricing.services import set_price_override
 from tests.billing.helpers import send
@@ -98,7 +98,7 @@ def test_it_lets_an_admin_add_a_price_and_offers_a_re_price(usage: World) -> Non
     assert (override.model, override.output_per_mtok) == ("mystery", Decimal("9.5"))
     page = client.get("/prices/").content.decode()
     assert 'data-testid="reprice-offer"' in page
-    assert f'href="/prices/reprice/?since={PRICE["effective_from"]}"' in page
+    assert f'name="since" value="{PRICE["effective_from"]}"' in page
     row = _rows(client)[0]  # its stored calls are still unpriced: first until re-priced
     assert "inhouse/mystery" in row and "your price" in row and ">9.5<" in row
 
@@ -156,20 +156,76 @@ def test_it_answers_404_for_another_tenants_price(usage: World) -> None:
 @pytest.mark.parametrize(
     ("username", "status"), [("owner", 200), ("finance", 200), ("member", 403)]
 )
-def test_it_shows_the_preview_to_finance_and_admins(
+def test_it_shows_the_preview_the_worker_computed_to_finance_and_admins(
     usage: World, username: str, status: int
 ) -> None:
     set_price_override(
         usage.tenant, provider="inhouse", model="mystery", effective_from=NOW - timedelta(days=1),
         input_per_mtok=Decimal("3"), output_per_mtok=Decimal("9"),
     )  # fmt: skip
-    response = login(username).get(f"/prices/reprice/?since={TODAY}")
-    assert response.status_code == status
-    if status == 200:
-        page = response.content.decode()
-        # 1,000 input and 500 output tokens at 3 and 9 per million: 0.0075, from 0.
-        assert 'data-testid="total-difference">0.007500000000<' in page
-        assert ('data-testid="apply"' in page) == (username == "owner")
+    client = login(username)
+    asked = client.post("/prices/reprice/", {"since": TODAY})
+    assert asked.status_code == (302 if status == 200 else 403)
+    if status != 200:
+        assert not RepricePreview.objects.for_tenant(usage.tenant).exists()
+        return
+    waiting = client.get(asked["Location"]).content.decode()
+    assert "waiting for the worker" in waiting and 'data-reload-after="2"' in waiting
+    preview = RepricePreview.objects.for_tenant(usage.tenant).get()
+    services.run_preview(usage.tenant.pk, preview.pk)  # what the worker does with it
+    page = client.get(asked["Location"]).content.decode()
+    # 1,000 input and 500 output tokens at 3 and 9 per million: 0.0075, from 0.
+    assert 'data-testid="total-difference">0.007500000000<' in page
+    assert "data-reload-after" not in page
+    assert ('data-testid="apply"' in page) == (username == "owner")
+    assert login("outsider").get(asked["Location"]).status_code == 404
+    assert login("member").get(asked["Location"]).status_code == 403
+
+
+def test_it_computes_one_preview_for_a_double_click_and_two_for_two_days(usage: World) -> None:
+    client = login("finance")
+    first = client.post("/prices/reprice/", {"since": TODAY})
+    again = client.post("/prices/reprice/", {"since": TODAY})
+    assert first["Location"] == again["Location"]
+    yesterday = (NOW - timedelta(days=1)).date().isoformat()
+    other = client.post("/prices/reprice/", {"since": yesterday})
+    assert other["Location"] != first["Location"]
+    previews = RepricePreview.objects.for_tenant(usage.tenant)
+    assert previews.count() == 2
+    for preview in previews:  # both computed, one after the other or at once
+        assert services.run_preview(usage.tenant.pk, preview.pk).status == "done"
+    # Once computed, the same day on the same prices is still that preview, unless asked for
+    # again from it (calls may have arrived); new prices make a new one.
+    assert client.post("/prices/reprice/", {"since": TODAY})["Location"] == first["Location"]
+    page = client.get(first["Location"]).content.decode()
+    assert 'name="again" value="1"' in page
+    again = client.post("/prices/reprice/", {"since": TODAY, "again": "1"})
+    assert again["Location"] != first["Location"]
+    assert (
+        client.post("/prices/reprice/", {"since": TODAY, "again": "1"})["Location"]
+        == (
+            again["Location"]  # a double click on "preview again": the one being computed
+        )
+    )
+    services.run_preview(usage.tenant.pk, previews.order_by("-pk")[0].pk)
+    set_price_override(
+        usage.tenant, provider="inhouse", model="mystery", effective_from=NOW,
+        input_per_mtok=Decimal("3"), output_per_mtok=Decimal("9"),
+    )  # fmt: skip
+    assert client.post("/prices/reprice/", {"since": TODAY})["Location"] != first["Location"]
+
+
+def test_it_previews_while_the_cache_is_down(usage: World) -> None:
+    client = login("finance")  # signing in counts failures in the cache: before the outage
+    with override_settings(CACHES=DEAD_CACHE):
+        asked = client.post("/prices/reprice/", {"since": TODAY})
+        assert client.get(asked["Location"]).status_code == 200
+        preview = RepricePreview.objects.for_tenant(usage.tenant).get()
+        # The worker cannot write its progress: it computes the preview all the same.
+        assert services.run_preview(usage.tenant.pk, preview.pk).status == "done"
+        page = client.get(asked["Location"])
+    assert page.status_code == 200
+    assert page.content.decode().count('data-testid="preview-row"') == 1
 
 
 @pytest.mark.parametrize(
@@ -178,25 +234,32 @@ def test_it_shows_the_preview_to_finance_and_admins(
      ("2001-01-01", "before the raw-event retention"), ("2999-01-01", "is in the future")],
 )  # fmt: skip
 def test_it_explains_a_bad_re_price_day(usage: World, since: str, message: str) -> None:
-    response = login("finance").get(f"/prices/reprice/?since={since}")
-    assert response.status_code == 400
-    assert message in response.content.decode()
+    for response in (
+        login("finance").get(f"/prices/reprice/?since={since}"),
+        login("finance").post("/prices/reprice/", {"since": since}),
+    ):
+        assert response.status_code == 400
+        assert message in response.content.decode()
+    assert not RepricePreview.objects.for_tenant(usage.tenant).exists()
 
 
-def test_it_refuses_to_apply_a_stale_preview_and_below_admin(usage: World) -> None:
-    version = usage.tenant.pricing_version
+def test_it_refuses_to_apply_a_stale_or_unfinished_preview_and_below_admin(usage: World) -> None:
+    preview, _ = services.request_preview(usage.tenant, NOW.date())
+    apply = {"preview": preview.pk}
+    refused = login("owner").post("/prices/reprice/apply/", apply, follow=True)
+    assert "its preview is not computed yet" in refused.content.decode()
+    services.run_preview(usage.tenant.pk, preview.pk)
     set_price_override(
         usage.tenant, provider="inhouse", model="mystery", effective_from=NOW,
         input_per_mtok=Decimal("3"), output_per_mtok=Decimal("9"),
     )  # fmt: skip
-    apply = {"since": TODAY, "version": version}
     assert login("finance").post("/prices/reprice/apply/", apply).status_code == 403
     response = login("owner").post("/prices/reprice/apply/", apply, follow=True)
-    assert "the prices changed since this preview" in response.content.decode()
-    bad = login("owner").post(
-        "/prices/reprice/apply/", {"since": "x", "version": "-3"}, follow=True
-    )
-    assert "since: Enter a valid date." in bad.content.decode()
+    page = response.content.decode()
+    assert "the prices changed since this preview" in page and 'data-testid="stale"' in page
+    bad = login("owner").post("/prices/reprice/apply/", {"preview": "-3"}, follow=True)
+    assert "preview: Ensure this value is greater than or equal to 1." in bad.content.decode()
+    assert login("outsider").post("/prices/reprice/apply/", apply).status_code == 404
     assert not RepriceRun.objects.for_tenant(usage.tenant).exists()
 
 
@@ -234,3 +297,4 @@ def test_it_explains_a_bad_period(usage: World) -> None:
     assert far.status_code == 200 and "From: must be a date between" in far.content.decode()
     assert login("member").get("/prices/?end=2001-01-01&start=2002-01-01").status_code == 200
     assert login("finance").get("/prices/reprice/99999999999999999999/").status_code == 404
+    assert login("finance").get("/prices/reprice/preview/99999999999999999999/").status_code == 404

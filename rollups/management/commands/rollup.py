@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from core.money import decimal_text
 from rollups import repricing, services
+from rollups.repricing import RepriceRefused
 from tenants.commands import tenants_from_option
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
@@ -50,9 +51,13 @@ class Command(BaseCommand):
     def _recompute(self, tenant: Tenant, since: date) -> None:
         started = time.monotonic()
 
-        result = repricing.apply(
-            tenant, since, self._progress(tenant, "re-priced"), rebuild_all=True
-        )
+        progress = self._progress(tenant, "re-priced")
+        try:
+            result = repricing.recorded(
+                tenant, since, lambda: repricing.apply(tenant, since, progress, rebuild_all=True)
+            )
+        except RepriceRefused as exc:
+            raise CommandError(f"{tenant.slug}: {exc}") from None
         self.stdout.write(
             f"{tenant.slug}: re-priced {result.changed} events (of {result.events} from {since}) "
             f"and rebuilt the rollups: {decimal_text(result.before)} -> "
