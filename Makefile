@@ -10,8 +10,14 @@ $(UV):
 	$(UV_PYTHON) -m venv .uv
 	.uv/bin/pip install --quiet uv==$(UV_VERSION)
 
-install: $(UV)
+install: $(UV) node_modules/.package-lock.json
 	$(UV) sync --frozen --quiet
+
+# axe-core, pinned by package-lock.json, for the accessibility check of every page
+# (tests/pages/test_fit_browser.py); without node and npm that check skips and says why.
+node_modules/.package-lock.json: package.json package-lock.json
+	@if command -v npm >/dev/null && command -v node >/dev/null; then npm ci --no-audit --no-fund --silent; \
+	else echo "node/npm not found: tests/pages/test_fit_browser.py (axe-core) will skip"; fi
 
 demo: install
 	bash deploy/demo.sh

@@ -82,6 +82,7 @@ def efficiency(periods: list[datetime | date], per: dict[Any, Totals]) -> dict[s
         "overlaying": "y",
         "side": "right",
         "rangemode": "tozero",
+        "automargin": True,
     }
     return {"data": data, "layout": layout}
 
@@ -103,6 +104,7 @@ def quality(periods: list[datetime | date], per: dict[Any, Totals]) -> dict[str,
         "overlaying": "y",
         "side": "right",
         "rangemode": "tozero",
+        "automargin": True,
     }
     return {"data": data, "layout": layout}
 

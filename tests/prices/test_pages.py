@@ -170,13 +170,13 @@ def test_it_shows_the_preview_the_worker_computed_to_finance_and_admins(
         assert not RepricePreview.objects.for_tenant(usage.tenant).exists()
         return
     waiting = client.get(asked["Location"]).content.decode()
-    assert "waiting for the worker" in waiting and 'http-equiv="refresh"' in waiting
+    assert "waiting for the worker" in waiting and 'data-reload-after="2"' in waiting
     preview = RepricePreview.objects.for_tenant(usage.tenant).get()
     services.run_preview(usage.tenant.pk, preview.pk)  # what the worker does with it
     page = client.get(asked["Location"]).content.decode()
     # 1,000 input and 500 output tokens at 3 and 9 per million: 0.0075, from 0.
     assert 'data-testid="total-difference">0.007500000000<' in page
-    assert 'http-equiv="refresh"' not in page
+    assert "data-reload-after" not in page
     assert ('data-testid="apply"' in page) == (username == "owner")
     assert login("outsider").get(asked["Location"]).status_code == 404
     assert login("member").get(asked["Location"]).status_code == 403
@@ -268,7 +268,7 @@ def test_it_answers_404_for_another_tenants_re_price(usage: World) -> None:
         tenant=usage.tenant, since=NOW.date(), requested_at=NOW, pricing_version=0
     )
     page = login("finance").get(f"/prices/reprice/{run.pk}/").content.decode()
-    assert "waiting for the worker" in page and 'http-equiv="refresh"' in page
+    assert "waiting for the worker" in page and 'data-reload-after="2"' in page
     services._progress_of(run)(2500, 10000)  # what the worker reports as it prices
     assert (
         "2500 of 10000 events priced"
