@@ -87,6 +87,7 @@ def main() -> None:
     }
     for step, seconds in timings.items():
         print(f"{step:<26} {seconds:9.2f} s   {locks[step]}")
+    connection.close()
     with psycopg.connect(ADMIN, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE {args.db}")
 
