@@ -41,8 +41,7 @@ def _fill() -> None:
         cursor.execute(f"ALTER TABLE {SOURCE} ADD PRIMARY KEY (id)")
         cursor.execute(f"ALTER TABLE {SOURCE} ADD UNIQUE (tenant_id, event_id)")
         cursor.execute(
-            f"INSERT INTO {SOURCE} ({COLUMNS}) SELECT {OLD_ROW} "
-            f"FROM generate_series(1, {ROWS}) g"
+            f"INSERT INTO {SOURCE} ({COLUMNS}) SELECT {OLD_ROW} FROM generate_series(1, {ROWS}) g"
         )
 
 
@@ -77,7 +76,11 @@ def test_it_moves_a_live_table_without_losing_or_doubling_an_event() -> None:
     writer.start()
     try:
         timings = partition_migration.migrate(
-            connection, SOURCE, 400, chunk=1000, progress=lambda _: None,
+            connection,
+            SOURCE,
+            400,
+            chunk=1000,
+            progress=lambda _: None,
             swapped=done["swapped"].set,
         )
     finally:
@@ -107,4 +110,8 @@ def test_it_moves_a_live_table_without_losing_or_doubling_an_event() -> None:
     assert keys == sorted(expected)
     costs = dict(rows)
     assert all(costs[e] == 7 for e in done["updated"] - done["deleted"])
-    assert len(done["inserted"]) >= 50 and set(timings) == {"prepare", "copy", "swap (ACCESS EXCLUSIVE)"}
+    assert len(done["inserted"]) >= 50 and set(timings) == {
+        "prepare",
+        "copy",
+        "swap (ACCESS EXCLUSIVE)",
+    }

@@ -22,7 +22,9 @@ def _stored(world: World) -> list[str]:
 
 def _keys(world: World) -> int:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM {partitions.KEYS} WHERE tenant_id = %s", [world.tenant.pk])
+        cursor.execute(
+            f"SELECT count(*) FROM {partitions.KEYS} WHERE tenant_id = %s", [world.tenant.pk]
+        )
         return int(cursor.fetchone()[0])
 
 
@@ -59,7 +61,7 @@ def test_it_never_counts_a_retry_twice_across_months(world: World, long_retentio
     batch = [event(f"b{i}", timestamp=f"2025-05-{i + 1:02d}T00:00:00Z") for i in range(10)]
     later = [event(f"b{i}", timestamp=f"2025-06-{i + 1:02d}T00:00:00Z") for i in range(10)]
     stored = ingest_events(world.ingest.key, batch)
-    retried = ingest_events(world.ingest.key, later + [event("c")])
+    retried = ingest_events(world.ingest.key, [*later, event("c")])
     assert (first.accepted, again.accepted, again.duplicates) == (1, 0, 1)
     assert (stored.accepted, retried.accepted, retried.duplicates) == (10, 1, 10)
     assert len(_stored(world)) == 12

@@ -16,7 +16,6 @@ from ingest.services import ingest_events
 from pricing.services import set_price_override
 from rollups.models import ConsumerDailyRollup
 from rollups.services import (
-    delete_expired_events,
     roll_up_all_pending,
     rollup_lag_seconds,
 )
