@@ -132,6 +132,8 @@ def drop_expired(cutoff: datetime, chunk: int = 5000) -> list[str]:
             continue
         if month in existing_months():
             concurrently = "" if connection.in_atomic_block else " CONCURRENTLY"
+            if _detach_pending(name):  # a CONCURRENTLY interrupted half-way: finish it
+                concurrently = " FINALIZE"
             with connection.cursor() as cursor:
                 cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {name}{concurrently}")
         _purge_keys(name, chunk)
@@ -151,6 +153,16 @@ def _detached_months() -> set[Month]:
             [PREFIX.replace("_", r"\_") + "%"],
         )
         return {(int(n[-6:-2]), int(n[-2:])) for (n,) in cursor.fetchall()}
+
+
+def _detach_pending(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT FROM pg_inherits WHERE inhrelid = %s::regclass "
+            "AND inhdetachpending)",
+            [name],
+        )
+        return bool(cursor.fetchone()[0])
 
 
 def _holds_pending(name: str) -> bool:
