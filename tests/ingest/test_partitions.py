@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from django.db import connection
 
 from ingest import partitions
@@ -106,3 +107,15 @@ def test_it_forgets_the_key_of_a_deleted_event(world: World) -> None:
     UsageEvent.objects.for_tenant(world.tenant).delete()
     assert _keys(world) == 0
     assert ingest_events(world.ingest.key, [event("gone")]).accepted == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_detaches_concurrently_outside_a_transaction(world: World) -> None:
+    # As beat's task runs it: not in a transaction, so DETACH ... CONCURRENTLY, ingest goes on.
+    old = datetime.now(UTC) - timedelta(days=100)
+    ingest_events(world.ingest.key, [event(i, timestamp=old.isoformat()) for i in range(12)])
+    roll_up_all_pending(world.tenant.pk)
+    assert not connection.in_atomic_block
+    assert partitions.name_of(partitions.month_of(old)) in delete_expired_events(retention_days=30)
+    assert _stored(world) == [] and _keys(world) == 0
+    assert ingest_events(world.ingest.key, [event("now")]).accepted == 1
