@@ -28,6 +28,12 @@ app.conf.beat_schedule = {
         "task": "anomalies.tasks.detect_all_anomalies",
         "schedule": crontab(minute=2),
     },
+    # Partitions ahead (this month and the next two); ingest also makes one on demand.
+    "make-event-partitions": {
+        "task": "rollups.tasks.make_event_partitions",
+        "schedule": crontab(minute=11, hour="*/6"),
+    },
+    # Whole months past the retention: detach and drop their partitions.
     "delete-expired-events": {
         "task": "rollups.tasks.delete_expired_events",
         "schedule": crontab(minute=17, hour=3),

@@ -62,12 +62,10 @@ class UsageEvent(TenantOwned):
     cost_source = models.CharField(max_length=16)
     tags = models.JSONField(default=dict)
 
+    # The table is range-partitioned by `timestamp`, a partition per UTC month
+    # (`ingest.partitions`; migration 0004): its primary key is (id, timestamp). A
+    # (tenant, event_id) is stored once: `ingest_eventkey`'s primary key, written with the event.
     class Meta(TenantOwned.Meta):
-        constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "event_id"], name="event_unique_id_per_tenant"
-            )
-        ]
         indexes = [
             models.Index(fields=["tenant", "timestamp"], name="event_tenant_time"),
             models.Index(fields=["batch_id"], name="event_batch"),

@@ -22,7 +22,7 @@ from psycopg.types.json import JsonbBinaryDumper
 from core import pooling
 from core.signals import events_stored
 from core.storage import is_storage_outage, is_transient_conflict
-from ingest import schema
+from ingest import partitions, schema
 from ingest.groupcommit import GroupCommit
 from ingest.models import PendingBatch, UsageEvent
 from ingest.schema import COLUMNS, FIELDS, MAX_COST_USD, PG_TYPES, Field, Kind
@@ -192,7 +192,7 @@ def store_priced(
     """Insert the events and their pending batch in one transaction; returns how many were new,
     and the events the database refused (with their errors), if any.
 
-    A repeated (tenant, event_id) is skipped by the unique constraint, also when two requests
+    A repeated (tenant, event_id) is skipped by the idempotency keys' primary key, also when two requests
     race, so a duplicate is never stored or counted twice. The batch row also carries how many
     events were offered and rejected, so ingest counters survive restarts via the rollups.
     A few events may share that transaction and batch row with concurrent requests of the
@@ -206,6 +206,7 @@ def store_priced(
     one by one, and only those it refuses are rejected.
     """
     priced.sort(key=_event_id_of)
+    partitions.ensure_for(p[2] for p in priced)  # a late or back-dated month: made now
     inserted, refused = _store(key, priced, now, rejected)
     transaction.on_commit(lambda: events_stored.send(UsageEvent, tenant_id=key.tenant_id))
     return inserted, refused
@@ -261,6 +262,9 @@ PG_BATCH = (
     "VALUES (%b::bigint, %b::timestamptz, %b::int, %b::int) RETURNING id"
 )
 PG_COPY = f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+# The idempotency keys first: a repeated id fails the COPY there, before any event row.
+PG_COPY_KEYS = f"COPY {partitions.KEYS} (tenant_id, event_id) FROM STDIN (FORMAT BINARY)"
+KEY_TYPES = ["bigint", "text"]
 COPY_TYPES = [{"int": "integer"}.get(t, t) for t in PG_TYPES]
 
 
@@ -284,8 +288,8 @@ _encode_json = json.JSONEncoder().encode  # what json.dumps(obj) calls, without 
 def _copy(key: ApiKey, events: list[Priced], now: datetime, rejected: int) -> int:
     """The batch row and its events by COPY in one transaction: the database's cost per row is
     about a third of INSERT ... ON CONFLICT's (bulk heap inserts, no speculative insertion).
-    COPY is all or nothing, so an event id that exists already fails it with IntegrityError,
-    rolling everything back (also when another request's copy of it commits first)."""
+    COPY is all or nothing, so an event id that exists already fails the keys' COPY with
+    IntegrityError (`partitions.KEYS`' primary key), rolling everything back (also when another request's copy of it commits first)."""
     with transaction.atomic():
         connection.ensure_connection()
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
@@ -295,6 +299,10 @@ def _copy(key: ApiKey, events: list[Priced], now: datetime, rejected: int) -> in
             )
             batch = cursor.fetchone()
             assert batch is not None  # INSERT ... RETURNING returns the row it inserted
+            with cursor.copy(PG_COPY_KEYS) as copy:
+                copy.set_types(KEY_TYPES)
+                for p in events:
+                    copy.write_row((key.tenant_id, p[0].event_id))
             rows = _priced_rows(key, batch[0], events, now)
             with cursor.copy(PG_COPY) as copy:
                 copy.set_types(COPY_TYPES)
@@ -320,16 +328,28 @@ _PG_EVENT_NAMES = ", ".join(name for name, _ in PG_EVENT_COLUMNS)
 # each in Python (21 per event, or 21 arrays), json.dumps a few µs per event. Amounts and
 # times go as strings, read by numeric's and timestamptz's own input: exact. RETURNING names
 # the new events, so each request of a group learns which of its own were new.
+# The events as rows of a record set, and the new ones among them: those whose idempotency
+# key (`partitions.KEYS`) this statement inserted. Data-modifying CTEs see each other's
+# RETURNING, so key and event are written by one statement, atomic on its own.
+_RECORDSET = (
+    "json_to_recordset(%(events)s::json) AS e("
+    + ", ".join(f"{name} {pg_type}" for name, pg_type in PG_EVENT_COLUMNS)
+    + ")"
+)
+_NEW_KEYS = (
+    f"new AS (INSERT INTO {partitions.KEYS} (tenant_id, event_id) "  # noqa: S608 - constants only
+    f"SELECT %(tenant)b::bigint, e.event_id FROM {_RECORDSET} "
+    "ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id)"
+)
 PG_STORE = (
     f"WITH batch AS (INSERT INTO {PendingBatch._meta.db_table} "  # noqa: S608 - constants only
     "(tenant_id, created_at, offered, rejected) "
     "VALUES (%(tenant)b::bigint, %(created)b::timestamptz, %(offered)b::int, %(rejected)b::int) "
-    "RETURNING id) "
+    f"RETURNING id), {_NEW_KEYS} "
     f"INSERT INTO {TABLE} ({', '.join(BY_THE_STATEMENT)}, {_PG_EVENT_NAMES}) "
     f"SELECT {', '.join(BY_THE_STATEMENT.values())}, e.* "
-    "FROM batch, json_to_recordset(%(events)s::json) AS e("
-    + ", ".join(f"{name} {pg_type}" for name, pg_type in PG_EVENT_COLUMNS)
-    + ") ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id"
+    f"FROM batch, {_RECORDSET} WHERE e.event_id IN (SELECT event_id FROM new) "
+    "RETURNING event_id"
 )
 
 
@@ -357,11 +377,10 @@ def _insert_grouped(key: ApiKey, events: list[Priced], now: datetime, rejected: 
 
 # One event with a given pending batch: `_insert_one_by_one`'s statement.
 PG_STORE_ONE = (
-    f"INSERT INTO {TABLE} (batch_id, tenant_id, hour, {_PG_EVENT_NAMES}) "  # noqa: S608 - constants only
+    f"WITH {_NEW_KEYS} "  # noqa: S608 - constants only
+    f"INSERT INTO {TABLE} (batch_id, tenant_id, hour, {_PG_EVENT_NAMES}) "
     "SELECT %(batch)b::bigint, %(tenant)b::bigint, date_trunc('hour', e.timestamp, 'UTC'), e.* "
-    "FROM json_to_recordset(%(events)s::json) AS e("
-    + ", ".join(f"{name} {pg_type}" for name, pg_type in PG_EVENT_COLUMNS)
-    + ") ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING event_id"
+    f"FROM {_RECORDSET} WHERE e.event_id IN (SELECT event_id FROM new) RETURNING event_id"
 )
 PG_REFUSED = (
     f"UPDATE {PendingBatch._meta.db_table} "  # noqa: S608 - constants only

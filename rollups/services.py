@@ -25,6 +25,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from ingest import partitions
 from ingest.models import PendingBatch, UsageEvent
 from rollups import health, sql, tag_sql, windows
 from rollups.models import (
@@ -359,13 +360,11 @@ def rebuild_lifetime(tenant_id: int) -> None:
     sql.lifetime_from_daily(tenant_id)
 
 
-def delete_expired_events(retention_days: int, chunk: int = 5000) -> int:
-    """Delete raw events older than the retention, a chunk per transaction; rollups stay."""
-    cutoff = timezone.now() - timedelta(days=retention_days)
-    deleted = 0
-    # Retention is an operator-wide policy, applied to every tenant alike.
-    expired = UsageEvent.unscoped_all_tenants.filter(timestamp__lt=cutoff)
-    pending = PendingBatch.unscoped_all_tenants.values("pk")
-    while ids := list(expired.exclude(batch_id__in=pending).values_list("pk", flat=True)[:chunk]):
-        deleted += UsageEvent.unscoped_all_tenants.filter(pk__in=ids).delete()[0]
-    return deleted
+def delete_expired_events(retention_days: int) -> list[str]:
+    """Drop the raw-event partitions wholly older than the retention (whole months, no row
+    deletes; `ingest.partitions.drop_expired`); rollups stay."""
+    return partitions.drop_expired(timezone.now() - timedelta(days=retention_days))
+
+
+def make_event_partitions() -> list[str]:
+    return partitions.ensure_ahead(timezone.now())

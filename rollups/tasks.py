@@ -21,8 +21,15 @@ def roll_up_everything_pending() -> int:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def delete_expired_events() -> int:
+def delete_expired_events() -> list[str]:
+    """Beat: drop the raw-event months wholly past the retention (whole partitions)."""
     return services.delete_expired_events(settings.RAW_EVENT_RETENTION_DAYS)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def make_event_partitions() -> list[str]:
+    """Beat: this month's raw-event partition and the next two exist before they are needed."""
+    return services.make_event_partitions()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -16,7 +16,6 @@ from ingest.services import ingest_events
 from pricing.services import set_price_override
 from rollups.models import ConsumerDailyRollup
 from rollups.services import (
-    delete_expired_events,
     roll_up_all_pending,
     rollup_lag_seconds,
 )
@@ -204,19 +203,6 @@ def test_it_reports_the_rollup_lag(world: World) -> None:
     assert rollup_lag_seconds(world.other_tenant.pk) == 0
     roll_up_all_pending(world.tenant.pk)
     assert rollup_lag_seconds() == 0
-
-
-def test_it_deletes_expired_raw_events_and_keeps_rollups(world: World) -> None:
-    old = datetime.now(UTC) - timedelta(days=40)
-    ingest_events(world.ingest.key, [event(i, timestamp=old.isoformat()) for i in range(7)])
-    ingest_events(world.ingest.key, [event("fresh")])
-    roll_up_all_pending(world.tenant.pk)
-    before = daily_total(world.tenant)
-    assert delete_expired_events(retention_days=30, chunk=3) == 7
-    assert list(UsageEvent.objects.for_tenant(world.tenant).values_list("event_id", flat=True)) == [
-        "evt-fresh"
-    ]
-    assert daily_total(world.tenant) == before
 
 
 def test_it_reprices_and_rebuilds_on_purpose_with_the_rollup_command(world: World) -> None:
