@@ -70,11 +70,20 @@ def _seed(world: World) -> None:
 
 def _sign_in(driver, base: str, username: str = "member") -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(f"{base}/accounts/login/")
     driver.find_element(By.NAME, "username").send_keys(username)
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+    # A click returns before the page after the POST has loaded: a `get` issued meanwhile can
+    # be overtaken by the sign-in's own redirect, leaving the browser on the overview.
+    WebDriverWait(driver, 20).until(
+        lambda d: (
+            "/accounts/login/" not in d.current_url
+            and d.execute_script("return document.readyState") == "complete"
+        )
+    )
 
 
 def _rendered_plots(driver) -> int:  # type: ignore[no-untyped-def]
