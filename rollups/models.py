@@ -368,11 +368,19 @@ class TagValue(TenantOwned):
 TAG_KEYS = ("tag_key", "tag_value")
 
 
-class TagHourlyRollup(TenantOwned, Dimensions, Measures):
-    tenant = _tenant_without_index()
-    hour = models.DateTimeField()
+class Tagged(models.Model):
+    """One chosen tag key and one of its values (or "(other)", or "" for none)."""
+
     tag_key = models.CharField(max_length=TAG_KEY_LENGTH)
     tag_value = models.CharField(max_length=TAG_VALUE_LENGTH)
+
+    class Meta:
+        abstract = True
+
+
+class TagHourlyRollup(TenantOwned, Tagged, Dimensions, Measures):
+    tenant = _tenant_without_index()
+    hour = models.DateTimeField()
 
     class Meta(TenantOwned.Meta):
         # Leads with the key, then time: "values of a key over a range" is one index range;
@@ -388,11 +396,9 @@ class TagHourlyRollup(TenantOwned, Dimensions, Measures):
         ]
 
 
-class TagDailyRollup(TenantOwned, Dimensions, Measures):
+class TagDailyRollup(TenantOwned, Tagged, Dimensions, Measures):
     tenant = _tenant_without_index()
     day = models.DateField()
-    tag_key = models.CharField(max_length=TAG_KEY_LENGTH)
-    tag_value = models.CharField(max_length=TAG_VALUE_LENGTH)
 
     class Meta(TenantOwned.Meta):
         constraints = [
@@ -409,11 +415,9 @@ class TagDailyRollup(TenantOwned, Dimensions, Measures):
 # Tag slices, as `HourlySlice`/`DailySlice` are to the full rollups: a key's values per
 # grouping and environment (ALL_ENVIRONMENTS included), so a page's "spend per customer tier"
 # or "per tier and team" reads one stretch of an index, not every dimension's rows.
-class TagHourlySlice(TenantOwned, Dimensions, Measures):
+class TagHourlySlice(TenantOwned, Tagged, Dimensions, Measures):
     tenant = _tenant_without_index()
     hour = models.DateTimeField()
-    tag_key = models.CharField(max_length=TAG_KEY_LENGTH)
-    tag_value = models.CharField(max_length=TAG_VALUE_LENGTH)
     grouping = models.CharField(max_length=16, choices=SLICE_CHOICES)
 
     class Meta(TenantOwned.Meta):
@@ -432,11 +436,9 @@ class TagHourlySlice(TenantOwned, Dimensions, Measures):
         ]
 
 
-class TagDailySlice(TenantOwned, Dimensions, Measures):
+class TagDailySlice(TenantOwned, Tagged, Dimensions, Measures):
     tenant = _tenant_without_index()
     day = models.DateField()
-    tag_key = models.CharField(max_length=TAG_KEY_LENGTH)
-    tag_value = models.CharField(max_length=TAG_VALUE_LENGTH)
     grouping = models.CharField(max_length=16, choices=SLICE_CHOICES)
 
     class Meta(TenantOwned.Meta):
