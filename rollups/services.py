@@ -53,11 +53,15 @@ Row = dict[str, Any]
 log = logging.getLogger(__name__)
 
 
+def rollup_lock_key(tenant_id: int) -> int:
+    """The advisory lock key of a tenant's rollup writers (as pg_locks shows it in objid)."""
+    return zlib.crc32(f"costboard-rollup-{tenant_id}".encode())
+
+
 def _lock_tenant(tenant_id: int) -> None:
     """Serialise rollup writers of one tenant (a transaction-scoped advisory lock)."""
     with connection.cursor() as cursor:
-        key = zlib.crc32(f"costboard-rollup-{tenant_id}".encode())
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [rollup_lock_key(tenant_id)])
 
 
 def roll_up_pending(tenant_id: int, max_batches: int = MAX_BATCHES_PER_RUN) -> int:

@@ -15,6 +15,8 @@ from django.db import connection
 from costboard.celery import app as celery_app
 from tests.server import ROOT, through_pooler
 
+WORKER_APP_PREFIX = "costboard-worker-"
+
 
 def test_database_url() -> str:
     s = connection.settings_dict
@@ -24,7 +26,13 @@ def test_database_url() -> str:
 def start_worker(concurrency: int = 1, name: str = "celery") -> subprocess.Popen[bytes]:
     """A worker named `name@<host>` (two on one machine need two names, as on two nodes)."""
     env = through_pooler(
-        {**os.environ, "DATABASE_URL": test_database_url(), "SECRET_KEY": "test-only-secret-key"}
+        {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "SECRET_KEY": "test-only-secret-key",
+            # libpq's application name: pg_stat_activity then tells which worker a backend is.
+            "PGAPPNAME": f"{WORKER_APP_PREFIX}{name}",
+        }
     )
     cmd = [
         sys.executable, "-m", "celery", "-A", "costboard", "worker", "--loglevel=WARNING",

@@ -9,13 +9,46 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import redis
 from django.conf import settings
+from django.db import connection
 
-from tests.server import ROOT, through_pooler
+from tests.server import POOLER_HOST, POOLER_PORT, ROOT, through_pooler
 from tests.worker import test_database_url
 
 QUEUE = "celery"  # Celery's default queue: a Redis list of JSON messages
+HOLDERS_SQL = """
+SELECT l.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s
+"""
+
+
+def rollup_lock_holders(key: int) -> list[str]:
+    """The application names (libpq's PGAPPNAME) of the clients holding advisory lock `key`.
+
+    Through PgBouncer a backend serves whichever client has it for the transaction, and its
+    own application_name is stale, so the client is found from the pooler's admin console:
+    the server whose backend pid holds the lock, and the client it is linked to now."""
+    with connection.cursor() as cursor:
+        cursor.execute(HOLDERS_SQL, [key])
+        held = dict(cursor.fetchall())
+    if not held or not POOLER_PORT:
+        return list(held.values())
+    with psycopg.connect(
+        host=POOLER_HOST, port=POOLER_PORT, dbname="pgbouncer", user="postgres",
+        autocommit=True, cursor_factory=psycopg.ClientCursor,
+    ) as admin:  # fmt: skip
+        servers = _show(admin, "SERVERS")
+        clients = {c["ptr"]: c["application_name"] for c in _show(admin, "CLIENTS")}
+    return [clients.get(s["link"], "") for s in servers if s["remote_pid"] in held]
+
+
+def _show(admin: psycopg.Connection[Any], what: str) -> list[dict[str, Any]]:
+    """A SHOW of PgBouncer's admin console (simple query protocol only) as dicts."""
+    cursor = admin.execute(f"SHOW {what}")
+    names = [d.name for d in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def start_beat(workdir: Path, name: str, lock_seconds: int = 30) -> subprocess.Popen[bytes]:

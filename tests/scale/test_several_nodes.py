@@ -23,17 +23,17 @@ from billing import months
 from billing.selectors import basis, month_lines
 from budgets.models import BudgetAlert, BudgetStatus
 from budgets.services import set_budget
-from costboard.celery import app as celery_app
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import ingest_events
+from rollups.services import rollup_lock_key
 from tests import worker
 from tests.conftest import World, event
 from tests.httpcapture import capture_server
 from tests.metrics.helpers import parse, pick
 from tests.rollups.helpers import assert_rollups_match_raw
-from tests.scale.nodes import start_beat
+from tests.scale.nodes import rollup_lock_holders, start_beat
 from tests.server import web_server
-from tests.worker import kill, start_worker, wait_ready, wait_until
+from tests.worker import WORKER_APP_PREFIX, kill, start_worker, wait_ready, wait_until
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True), pytest.mark.slow]
 BACKLOG = 120  # batches of 20 stored before the workers start: a rollup long enough to kill
@@ -50,22 +50,23 @@ def _events(prefix: str, count: int, at: str) -> list[dict[str, Any]]:
     ]
 
 
-def _rolling_up() -> str | None:
-    """The worker running a rollup now, while it holds the tenant's lock (mid-transaction)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
-        if not cursor.fetchone()[0]:
-            return None
-    active = celery_app.control.inspect(timeout=0.5).active() or {}
-    return next((name for name, tasks in active.items() if tasks), None)
+def _rolling_up(tenant_id: int) -> str | None:
+    """The name of the worker rolling the tenant up now (its connection holds the tenant's
+    rollup lock, inside the transaction), or None. One query, so even a rollup of a few
+    milliseconds is seen."""
+    holders = rollup_lock_holders(rollup_lock_key(tenant_id))
+    return next(
+        (n.removeprefix(WORKER_APP_PREFIX) for n in holders if n.startswith(WORKER_APP_PREFIX)),
+        None,
+    )
 
 
-def _kill_mid_rollup(processes: dict[str, subprocess.Popen[bytes]]) -> str:
+def _kill_mid_rollup(processes: dict[str, subprocess.Popen[bytes]], tenant_id: int) -> str:
     """SIGKILL the worker that is rolling up, while it holds the tenant's lock; its name."""
     try:
         for name in WORKERS:
             wait_ready(processes[name])
-        victim = wait_until(_rolling_up, timeout=90, every=0.01).split("@")[0]
+        victim = wait_until(lambda: _rolling_up(tenant_id), timeout=90, every=0.005)
         kill(processes[victim], signal.SIGKILL)
         return victim
     finally:
@@ -134,7 +135,7 @@ def test_it_counts_every_event_once_on_two_web_nodes_two_workers_and_one_beat(
         try:
             # The workers boot while the web servers do; the first to roll up the backlog
             # (its rollup was scheduled by its ingest) is killed mid-transaction.
-            victim = killer.submit(_kill_mid_rollup, processes)
+            victim = killer.submit(_kill_mid_rollup, processes, world.tenant.pk)
             with web_server(env, workers=1) as a, web_server(env, workers=1) as b:
                 assert victim.result(timeout=120) in WORKERS
                 answers = _storm([a, b], world.ingest.token, at)
