@@ -14,17 +14,30 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from rollups.services import rollup_lock_key
 from tests.server import POOLER_HOST, POOLER_PORT, ROOT, through_pooler
-from tests.worker import test_database_url
+from tests.worker import WORKER_APP_PREFIX, test_database_url
 
 QUEUE = "celery"  # Celery's default queue: a Redis list of JSON messages
+# The clients holding a single-key advisory lock (pg_locks splits the key: objsubid 1 marks
+# the one-bigint form, objid its low 32 bits, which is all of a crc32 key).
 HOLDERS_SQL = """
 SELECT l.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.granted AND l.objid = %s
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.objid = %s
 """
 
 
-def rollup_lock_holders(key: int) -> list[str]:
+def worker_rolling_up(tenant_id: int) -> str | None:
+    """The name of the test worker (`tests.worker.start_worker`) rolling the tenant up now:
+    its connection holds the tenant's rollup lock, inside the transaction. One query, so even
+    a rollup of a few milliseconds is seen."""
+    for name in _lock_holders(rollup_lock_key(tenant_id)):
+        if name.startswith(WORKER_APP_PREFIX):
+            return name.removeprefix(WORKER_APP_PREFIX)
+    return None
+
+
+def _lock_holders(key: int) -> list[str]:
     """The application names (libpq's PGAPPNAME) of the clients holding advisory lock `key`.
 
     Through PgBouncer a backend serves whichever client has it for the transaction, and its
@@ -36,8 +49,8 @@ def rollup_lock_holders(key: int) -> list[str]:
     if not held or not POOLER_PORT:
         return list(held.values())
     with psycopg.connect(
-        host=POOLER_HOST, port=POOLER_PORT, dbname="pgbouncer", user="postgres",
-        autocommit=True, cursor_factory=psycopg.ClientCursor,
+        host=POOLER_HOST, port=POOLER_PORT, dbname="pgbouncer",
+        user=connection.settings_dict["USER"], autocommit=True, cursor_factory=psycopg.ClientCursor,
     ) as admin:  # fmt: skip
         servers = _show(admin, "SERVERS")
         clients = {c["ptr"]: c["application_name"] for c in _show(admin, "CLIENTS")}

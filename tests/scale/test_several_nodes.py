@@ -25,15 +25,14 @@ from budgets.models import BudgetAlert, BudgetStatus
 from budgets.services import set_budget
 from ingest.models import PendingBatch, UsageEvent
 from ingest.services import ingest_events
-from rollups.services import rollup_lock_key
 from tests import worker
 from tests.conftest import World, event
 from tests.httpcapture import capture_server
 from tests.metrics.helpers import parse, pick
 from tests.rollups.helpers import assert_rollups_match_raw
-from tests.scale.nodes import rollup_lock_holders, start_beat
+from tests.scale.nodes import start_beat, worker_rolling_up
 from tests.server import web_server
-from tests.worker import WORKER_APP_PREFIX, kill, start_worker, wait_ready, wait_until
+from tests.worker import kill, start_worker, wait_ready, wait_until
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True), pytest.mark.slow]
 BACKLOG = 120  # batches of 20 stored before the workers start: a rollup long enough to kill
@@ -50,23 +49,16 @@ def _events(prefix: str, count: int, at: str) -> list[dict[str, Any]]:
     ]
 
 
-def _rolling_up(tenant_id: int) -> str | None:
-    """The name of the worker rolling the tenant up now (its connection holds the tenant's
-    rollup lock, inside the transaction), or None. One query, so even a rollup of a few
-    milliseconds is seen."""
-    holders = rollup_lock_holders(rollup_lock_key(tenant_id))
-    return next(
-        (n.removeprefix(WORKER_APP_PREFIX) for n in holders if n.startswith(WORKER_APP_PREFIX)),
-        None,
-    )
-
-
 def _kill_mid_rollup(processes: dict[str, subprocess.Popen[bytes]], tenant_id: int) -> str:
     """SIGKILL the worker that is rolling up, while it holds the tenant's lock; its name."""
     try:
         for name in WORKERS:
             wait_ready(processes[name])
-        victim = wait_until(lambda: _rolling_up(tenant_id), timeout=90, every=0.005)
+
+        def rolling_up() -> str | None:
+            return worker_rolling_up(tenant_id)
+
+        victim = wait_until(rolling_up, timeout=90, every=0.005)
         kill(processes[victim], signal.SIGKILL)
         return victim
     finally:
