@@ -25,6 +25,32 @@ HOLDERS_SQL = """
 SELECT l.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.objid = %s
 """
+WAITERS_SQL = """
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 AND objid = %s
+"""
+
+
+class RollupGate:
+    """The test holding a tenant's rollup lock (a session lock, on a direct connection of its
+    own): a worker's rollup then waits at its start, inside its transaction, until the test
+    opens the gate, so the test is already looking when the rollup runs, however fast it is."""
+
+    def __init__(self, tenant_id: int) -> None:
+        s = connection.settings_dict
+        self.key = rollup_lock_key(tenant_id)
+        self._conn = psycopg.connect(
+            host=s["HOST"], port=s["PORT"], dbname=s["NAME"], user=s["USER"], autocommit=True
+        )
+        self._conn.execute("SELECT pg_advisory_lock(%s)", [self.key])
+
+    def waiting(self) -> bool:
+        """A rollup is waiting at the gate."""
+        row = self._conn.execute(WAITERS_SQL, [self.key]).fetchone()
+        return bool(row and row[0])
+
+    def open(self) -> None:
+        self._conn.close()  # the session lock goes with the session
 
 
 def worker_rolling_up(tenant_id: int) -> str | None:

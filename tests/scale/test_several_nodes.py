@@ -30,9 +30,9 @@ from tests.conftest import World, event
 from tests.httpcapture import capture_server
 from tests.metrics.helpers import parse, pick
 from tests.rollups.helpers import assert_rollups_match_raw
-from tests.scale.nodes import start_beat, worker_rolling_up
+from tests.scale.nodes import RollupGate, start_beat, worker_rolling_up
 from tests.server import web_server
-from tests.worker import kill, start_worker, wait_ready, wait_until
+from tests.worker import kill, start_worker, wait_until
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True), pytest.mark.slow]
 BACKLOG = 120  # batches of 20 stored before the workers start: a rollup long enough to kill
@@ -49,16 +49,18 @@ def _events(prefix: str, count: int, at: str) -> list[dict[str, Any]]:
     ]
 
 
-def _kill_mid_rollup(processes: dict[str, subprocess.Popen[bytes]], tenant_id: int) -> str:
+def _kill_mid_rollup(
+    processes: dict[str, subprocess.Popen[bytes]], tenant_id: int, gate: RollupGate
+) -> str:
     """SIGKILL the worker that is rolling up, while it holds the tenant's lock; its name."""
     try:
-        for name in WORKERS:
-            wait_ready(processes[name])
+        wait_until(gate.waiting, timeout=120, every=0.05)
+        gate.open()
 
         def rolling_up() -> str | None:
             return worker_rolling_up(tenant_id)
 
-        victim = wait_until(rolling_up, timeout=90, every=0.005)
+        victim = wait_until(rolling_up, timeout=30, every=0.005)
         kill(processes[victim], signal.SIGKILL)
         return victim
     finally:
@@ -122,12 +124,13 @@ def test_it_counts_every_event_once_on_two_web_nodes_two_workers_and_one_beat(
         )
         budget, _ = set_budget(world.tenant, amount=Decimal("20"), team=world.team)
         budget.channels.add(channel)
+        # The workers boot while the web servers do; the first to roll up the backlog (its
+        # rollup was scheduled by its ingest) waits at the gate, then is killed mid-transaction.
+        gate = RollupGate(world.tenant.pk)
         processes = {name: start_worker(name=name) for name in WORKERS}
         processes["beat"] = start_beat(tmp_path, "beat")
         try:
-            # The workers boot while the web servers do; the first to roll up the backlog
-            # (its rollup was scheduled by its ingest) is killed mid-transaction.
-            victim = killer.submit(_kill_mid_rollup, processes, world.tenant.pk)
+            victim = killer.submit(_kill_mid_rollup, processes, world.tenant.pk, gate)
             with web_server(env, workers=1) as a, web_server(env, workers=1) as b:
                 assert victim.result(timeout=120) in WORKERS
                 answers = _storm([a, b], world.ingest.token, at)
@@ -137,6 +140,7 @@ def test_it_counts_every_event_once_on_two_web_nodes_two_workers_and_one_beat(
                 wait_until(lambda: len(hook.requests) >= _fired(world), timeout=30)
                 metrics = [_metrics_cost(a), _metrics_cost(b)]
         finally:
+            gate.open()  # a no-op once opened
             for proc in processes.values():
                 kill(proc)
     # Nothing lost, nothing doubled: each storm event accepted once, by one node or the other.
