@@ -3,12 +3,15 @@
     .venv/bin/python bench/pages.py [--runs 20] [--keep]
 
 Builds a scratch PostgreSQL database holding the rollups of 10M events over 90 days for one
-tenant: 50 teams, 200 features (each owned by a team, using 3 of 30 models), two
-environments, 100k end users and 60 API keys, with hour-of-day and weekday seasonality. The
-rows are written server-side with generate_series in the shapes rollups.services produces
-(hourly, daily, per-consumer daily, lifetime, slices, consumer windows), then every page is requested through Django's
-test client with a signed-in viewer, under several filter sets. Prints p50/p95/max per page
-and the number of SQL queries. Target: p95 <= 150 ms per page.
+tenant: 50 teams, 200 features (each owned by a team, using 3 of 30 catalog models and 2 of
+100 endpoints), two environments, four status classes (2xx, 4xx, 429, 5xx), 100k end users,
+60 API keys, and two chosen tag keys (`segment`, 50 values; `customer`, 1,000 values, of
+which each day admits the TAG_VALUES_PER_DAY default of 200 and sums the rest under
+"(other)"), with hour-of-day and weekday seasonality. The rows are written server-side with
+generate_series in the shapes rollups.services produces (hourly, daily, per-consumer daily,
+lifetime, slices, tag rollups and slices, consumer windows), then every page is requested
+through Django's test client with a signed-in viewer, under several filter sets. Prints
+p50/p95/max per page and the number of SQL queries. Target: p95 <= 150 ms per page.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +37,21 @@ os.environ.update(
 sys.path.insert(0, str(ROOT))
 TARGET_EVENTS = 10_000_000
 TEAMS, FEATURES, MODELS, USERS, KEYS, DAYS = 50, 200, 30, 100_000, 60, 90
+# Catalog models, so model families and the what-if's prices are real: 15 OpenAI, 8 Anthropic,
+# 7 Google (the last one is left unpriced).
+MODEL_NAMES = (
+    "gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano",
+    "o3-mini", "o1", "gpt-4-turbo", "gpt-3.5-turbo", "o4-mini", "gpt-4o-mini-2024-07-18",
+    "gpt-4.1-2025-04-14", "o3", "gpt-4",
+    "claude-3-5-sonnet-20241022", "claude-3-5-haiku-20241022", "claude-3-opus-20240229",
+    "claude-3-haiku-20240307", "claude-3-7-sonnet-20250219", "claude-sonnet-4-20250514",
+    "claude-opus-4-20250514", "claude-3-5-sonnet-20240620",
+    "gemini-1.5-pro", "gemini-1.5-flash", "gemini-2.0-flash", "gemini-2.5-pro",
+    "gemini-2.5-flash", "gemini-2.0-flash-lite", "gemini-1.5-flash-8b",
+)  # fmt: skip
+ENDPOINTS = 100
+# Each tag key's values per rollup row: a row of n calls carries up to this many values.
+SEGMENTS, CUSTOMERS, CUSTOMERS_ADMITTED = 50, 1000, 200
 
 # One row per (hour, feature, model, environment): requests follow the seasonality and add up
 # to about TARGET_EVENTS; every other measure is derived from requests.
@@ -43,24 +62,30 @@ WITH hours AS (
     FROM generate_series(date_trunc('hour', now()) - interval '%(days)s days',
                          date_trunc('hour', now()), interval '1 hour') h
 ), combos AS (
-    SELECT f, m, env, t.id AS team_pk,
-           (1.0 / (1 + f)) * (CASE WHEN env = 'production' THEN 0.9 ELSE 0.1 END) AS share
+    SELECT f, m, env, t.id AS team_pk, '/v1/route-' || lpad(e::text, 2, '0') AS endpoint, status,
+           (1.0 / (1 + f)) * (CASE WHEN env = 'production' THEN 0.9 ELSE 0.1 END)
+           * eshare * sshare AS share
     FROM generate_series(0, %(features)s - 1) f
     CROSS JOIN generate_series(0, 2) k
     CROSS JOIN LATERAL (SELECT (f * 7 + k * 11) %% %(models)s AS m) mm
     CROSS JOIN unnest(ARRAY['production', 'staging']) env
+    CROSS JOIN LATERAL (VALUES (f %% %(endpoints)s, 0.8),
+                               ((f * 37 + 11) %% %(endpoints)s, 0.2)) ep(e, eshare)
+    CROSS JOIN (VALUES ('2xx', 0.955), ('4xx', 0.02), ('429', 0.015), ('5xx', 0.01)) st(status, sshare)
     JOIN bench_teams t ON t.n = f %% %(teams)s
 ), scale AS (
     SELECT %(events)s / (SELECT sum(w) FROM hours) / (SELECT sum(share) FROM combos) AS s
 )
 INSERT INTO rollups_hourlyrollup (
-    tenant_id, hour, team_pk, feature, provider, model, environment, requests, errors,
+    tenant_id, hour, team_pk, feature, provider, model, environment, endpoint, status, requests, errors,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_override,
     cost_catalog, cost_client, unpriced_requests, unpriced_tokens, latency_sum_ms, latency_count,
     lat_0, lat_1, lat_2, lat_3, lat_4, lat_5, lat_6, lat_7, lat_8, lat_9, lat_10, lat_11,
     tok_0, tok_1, tok_2, tok_3, tok_4, tok_5, tok_6, tok_7)
-SELECT %(tenant)s, h, team_pk, 'feature-' || f, CASE WHEN m < 20 THEN 'openai' ELSE 'anthropic' END,
-    'model-' || m, env, n, n / 50, n * 1500, n * 300, n * 500, 0,
+SELECT %(tenant)s, h, team_pk, 'feature-' || f,
+    CASE WHEN m < 15 THEN 'openai' WHEN m < 23 THEN 'anthropic' ELSE 'google' END,
+    (%(model_names)s::text[])[m + 1], env, endpoint, status, n,
+    CASE WHEN status = '2xx' THEN 0 ELSE n END, n * 1500, n * 300, n * 500, 0,
     round(n * (0.0004 + m * 0.0003), 12), 0, round(n * (0.0004 + m * 0.0003), 12), 0,
     CASE WHEN m = 29 THEN n ELSE 0 END, CASE WHEN m = 29 THEN n * 1800 ELSE 0 END,
     n * 900.0, n, 0, n / 10, n / 5, n / 5, n / 5, n / 10, n - 8 * n / 10, 0, 0, 0, 0, 0,
@@ -70,15 +95,46 @@ CROSS JOIN LATERAL (SELECT floor(w * share * s * (0.8 + 0.4 * random()))::bigint
 WHERE n > 0
 """
 
-DAILY_SQL = """
-INSERT INTO rollups_dailyrollup (tenant_id, day, team_pk, feature, provider, model, environment, {m})
-SELECT tenant_id, (hour AT TIME ZONE 'UTC')::date, team_pk, feature, provider, model, environment, {s}
-FROM rollups_hourlyrollup GROUP BY 1, 2, 3, 4, 5, 6, 7
+DIMS = "team_pk, feature, provider, model, environment, endpoint, status"
+DAILY_SQL = f"""
+INSERT INTO rollups_dailyrollup (tenant_id, day, {DIMS}, {{m}})
+SELECT tenant_id, (hour AT TIME ZONE 'UTC')::date, {DIMS}, {{s}}
+FROM rollups_hourlyrollup GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """
-LIFETIME_SQL = """
-INSERT INTO rollups_lifetimerollup (tenant_id, team_pk, feature, provider, model, environment, {m})
-SELECT tenant_id, team_pk, feature, provider, model, environment, {s}
-FROM rollups_dailyrollup GROUP BY 1, 2, 3, 4, 5, 6
+LIFETIME_SQL = f"""
+INSERT INTO rollups_lifetimerollup (tenant_id, {DIMS}, {{m}})
+SELECT tenant_id, {DIMS}, {{s}}
+FROM rollups_dailyrollup GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+"""
+# Each hourly row's calls spread over up to 3 segments (fixed per feature and endpoint, so a
+# segment is a customer group using some routes) and up to 4 customers drawn with a long tail;
+# customers outside the day's first 200 are summed under "(other)", as the merge does.
+TAG_HOURLY_SQL = f"""
+INSERT INTO rollups_taghourlyrollup (tenant_id, hour, tag_key, tag_value, {DIMS}, {{m}})
+SELECT tenant_id, hour, tag_key, tag_value, {DIMS}, {{s}}
+FROM (
+    SELECT r.*, 'segment' AS tag_key, k,
+        'segment-' || lpad(((abs(hashtext(r.feature || r.endpoint)) + i * 17) %% %(segments)s)::text, 2, '0')
+        AS tag_value
+    FROM rollups_hourlyrollup r CROSS JOIN LATERAL (SELECT least(r.requests, 3) AS k) kk
+    CROSS JOIN LATERAL generate_series(1, k) i
+    UNION ALL
+    SELECT r.*, 'customer', k,
+        CASE WHEN c < %(admitted)s THEN 'customer-' || lpad(c::text, 4, '0') ELSE '(other)' END
+    FROM rollups_hourlyrollup r CROSS JOIN LATERAL (SELECT least(r.requests, 4) AS k) kk
+    CROSS JOIN LATERAL generate_series(1, k) i
+    CROSS JOIN LATERAL (SELECT floor(%(customers)s * random() ^ 4 + 0 * i)::int AS c) cc
+) parts GROUP BY tenant_id, hour, tag_key, tag_value, {DIMS}
+"""
+TAG_DAILY_SQL = f"""
+INSERT INTO rollups_tagdailyrollup (tenant_id, day, tag_key, tag_value, {DIMS}, {{m}})
+SELECT tenant_id, (hour AT TIME ZONE 'UTC')::date, tag_key, tag_value, {DIMS}, {{s}}
+FROM rollups_taghourlyrollup GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+"""
+TAG_VALUES_SQL = """
+INSERT INTO rollups_tagvalue (tenant_id, day, tag_key, tag_value)
+SELECT DISTINCT tenant_id, day, tag_key, tag_value FROM rollups_tagdailyrollup
+WHERE tag_value NOT IN ('(other)', '')
 """
 # Each day about a fifth of the end users are active; keys carry all the day's traffic.
 CONSUMER_SQL = """
@@ -106,7 +162,10 @@ PAGES = [
     "/?range=mtd&stack=feature",
     "/?range=last_month&stack=model",
     "/?range=30d&team=team-07",
-    "/?range=30d&environment=staging&model=model-3",
+    "/?range=30d&environment=staging&model=gpt-4o-mini",
+    "/?range=30d&endpoint=/v1/route-07",
+    "/?range=7d&status=429",
+    "/?range=30d&model_family=GPT-4o",
     "/teams/",
     "/teams/team-07/",
     "/teams/team-07/?range=7d",
@@ -125,18 +184,22 @@ PAGES = [
 ]
 
 
-def measures() -> tuple[str, str]:
+def measures() -> tuple[str, str, str]:
+    """The measure columns, their sums, and their sums split over k parts (tag values)."""
     from rollups.services import MEASURES
 
-    return ", ".join(MEASURES), ", ".join(f"sum({m})" for m in MEASURES)
+    split = ", ".join(f"sum({m} / k)" for m in MEASURES)
+    return ", ".join(MEASURES), ", ".join(f"sum({m})" for m in MEASURES), split
 
 
 def build() -> None:
     from django.core.management import call_command
     from django.db import connection
+    from django.utils import timezone
 
+    from rollups.models import TagDimension
     from rollups.services import refresh_consumer_windows
-    from rollups.sql import rebuild_slices
+    from rollups.sql import rebuild_slices, rebuild_tag_slices
     from tenants.models import Role, Scope
     from tenants.services import add_member, create_api_key, create_team, create_tenant
 
@@ -148,16 +211,27 @@ def build() -> None:
     ]
     for i in range(KEYS):
         create_api_key(tenant, team=teams[i % TEAMS], name=f"service-{i}", scope=Scope.INGEST)
-    m, s = measures()
+    m, s, split = measures()
     params = {"tenant": tenant.pk, "days": DAYS, "features": FEATURES, "models": MODELS, "teams": TEAMS,
-              "events": TARGET_EVENTS, "users": USERS, "keys": KEYS}  # fmt: skip
+              "events": TARGET_EVENTS, "users": USERS, "keys": KEYS, "endpoints": ENDPOINTS,
+              "model_names": list(MODEL_NAMES), "segments": SEGMENTS, "customers": CUSTOMERS,
+              "admitted": CUSTOMERS_ADMITTED}  # fmt: skip
+    first_day = (timezone.now() - timedelta(days=DAYS)).date()
+    for position, key in enumerate(("segment", "customer")):
+        TagDimension(
+            tenant=tenant, key=key, position=position, history_from=first_day,
+            chosen_at=timezone.now(),
+        ).save()  # fmt: skip
     with connection.cursor() as cur:
         cur.execute("CREATE TEMP TABLE bench_teams (n int, id bigint)")
         cur.executemany(
             "INSERT INTO bench_teams VALUES (%s, %s)", [(i, t.pk) for i, t in enumerate(teams)]
         )
         for name, sql in (("hourly", HOURLY_SQL), ("daily", DAILY_SQL.format(m=m, s=s)),
-                          ("lifetime", LIFETIME_SQL.format(m=m, s=s)), ("consumers", CONSUMER_SQL)):  # fmt: skip
+                          ("lifetime", LIFETIME_SQL.format(m=m, s=s)), ("consumers", CONSUMER_SQL),
+                          ("tag hourly", TAG_HOURLY_SQL.format(m=m, s=split)),
+                          ("tag daily", TAG_DAILY_SQL.format(m=m, s=s)),
+                          ("tag values", TAG_VALUES_SQL)):  # fmt: skip
             started = time.monotonic()
             cur.execute(sql, params if "%(" in sql else None)
             print(
@@ -165,6 +239,7 @@ def build() -> None:
             )
         started = time.monotonic()
         rebuild_slices()
+        rebuild_tag_slices()
         print(f"  slices in {time.monotonic() - started:.1f}s", flush=True)
         started = time.monotonic()
         refresh_consumer_windows(tenant.pk)

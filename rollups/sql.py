@@ -32,6 +32,10 @@ from rollups.models import (
     HourlySlice,
     IngestCount,
     LifetimeRollup,
+    TagDailyRollup,
+    TagDailySlice,
+    TagHourlyRollup,
+    TagHourlySlice,
 )
 from rollups.statuses import status_class_sql
 
@@ -311,33 +315,45 @@ def add_ingest_counts(tenant_id: int, rows: list[tuple[date, int, int, int]]) ->
         cursor.executemany(ADD_INGEST_COUNTS_SQL, params)
 
 
-def slices_from_rollups(source: str, target: str, time_col: str) -> list[str]:
-    """Build a slice table from its full rollup table, for every tenant.
+def slices_from_rollups(source: str, target: str, time_col: str, tagged: bool = False) -> list[str]:
+    """Build a slice table from its full rollup table, for every tenant (`tagged`: the tag
+    rollups to the tag slices, per key and value).
 
     For installations that have rollups from before the slices existed, and for benchmarks
     that write the full rollups directly.
     """
     sums = ", ".join(f"SUM({m})" for m in MEASURES)
+    tag = ["tag_key", "tag_value"] if tagged else []
     statements = []
     for name, kept in SLICES.items():
         dims = [n if n in kept else blank for n, _, blank in SLICE_DIMS]
         for env, env_group in (("environment", ["environment"]), (f"'{ALL_ENVIRONMENTS}'", [])):
-            group = ", ".join(["tenant_id", time_col, *env_group, *kept])
+            group = ", ".join(["tenant_id", time_col, *tag, *env_group, *kept])
             statements.append(
-                f"INSERT INTO {target} (tenant_id, {time_col}, grouping, "  # noqa: S608
-                f"{', '.join(n for n, _, _ in SLICE_DIMS)}, environment, {', '.join(MEASURES)}) "
-                f"SELECT tenant_id, {time_col}, '{name}', {', '.join(dims)}, {env}, {sums} "
-                f"FROM {source} GROUP BY {group}"
+                f"INSERT INTO {target} (tenant_id, {time_col}, {''.join(t + ', ' for t in tag)}"  # noqa: S608
+                f"grouping, {', '.join(n for n, _, _ in SLICE_DIMS)}, environment, "
+                f"{', '.join(MEASURES)}) "
+                f"SELECT tenant_id, {time_col}, {''.join(t + ', ' for t in tag)}'{name}', "
+                f"{', '.join(dims)}, {env}, {sums} FROM {source} GROUP BY {group}"
             )
     return statements
 
 
 def rebuild_slices() -> None:
-    """Every tenant's slices again from the full rollups (the tables must be empty)."""
+    """Every tenant's slices again from the full rollups (the slice tables must be empty)."""
+    _rebuild(((HourlyRollup, HourlySlice, "hour"), (DailyRollup, DailySlice, "day")), False)
+
+
+def rebuild_tag_slices() -> None:
+    """Every tenant's tag slices again from the tag rollups (the tables must be empty)."""
+    tables = ((TagHourlyRollup, TagHourlySlice, "hour"), (TagDailyRollup, TagDailySlice, "day"))
+    _rebuild(tables, True)
+
+
+def _rebuild(tables: tuple[tuple[Any, Any, str], ...], tagged: bool) -> None:
     with connection.cursor() as cursor:
-        for source, target, time_col in (
-            (HourlyRollup._meta.db_table, HourlySlice._meta.db_table, "hour"),
-            (DailyRollup._meta.db_table, DailySlice._meta.db_table, "day"),
-        ):
-            for statement in slices_from_rollups(source, target, time_col):
+        for source, target, time_col in tables:
+            for statement in slices_from_rollups(
+                source._meta.db_table, target._meta.db_table, time_col, tagged
+            ):
                 cursor.execute(statement)
