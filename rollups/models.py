@@ -98,6 +98,12 @@ class HourlyRollup(TenantOwned, Dimensions, Measures):
         indexes = [models.Index(fields=["tenant", "hour"], name="hourly_tenant_hour")]
 
 
+FILTERED_INDEXES = (
+    ("team_pk", "team"), ("feature", "feature"), ("model", "model"), ("endpoint", "endpoint"),
+    ("status", "status"),
+)  # fmt: skip
+
+
 class DailyRollup(TenantOwned, Dimensions, Measures):
     day = models.DateField()
 
@@ -107,7 +113,15 @@ class DailyRollup(TenantOwned, Dimensions, Measures):
                 fields=["tenant", "day", *DIMENSIONS], name="daily_rollup_unique_key"
             )
         ]
-        indexes = [models.Index(fields=["tenant", "day"], name="daily_tenant_day")]
+        # A page filtered by one dimension (team, feature, model or model family, endpoint,
+        # status class) reads that value's rows of the period, not every row of every day.
+        indexes = [
+            models.Index(fields=["tenant", "day"], name="daily_tenant_day"),
+            *(
+                models.Index(fields=["tenant", dim, "day"], name=f"daily_{name}_day")
+                for dim, name in FILTERED_INDEXES
+            ),
+        ]
 
 
 # Slices: the same measures summed over all but one dimension, each once per environment and
