@@ -8,14 +8,18 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-# Label name -> the rollup column it comes from.
-LABEL_COLUMNS = {
-    "tenant": "tenant_id",
-    "team": "team_pk",
-    "provider": "provider",
-    "model": "model",
-    "feature": "feature",
-    "environment": "environment",
+# Label name -> the rollup columns its value is derived from (model_family: the tenant's
+# family rules over the canonical model of provider and model).
+LABEL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "tenant": ("tenant_id",),
+    "team": ("team_pk",),
+    "provider": ("provider",),
+    "model": ("model",),
+    "feature": ("feature",),
+    "environment": ("environment",),
+    "endpoint": ("endpoint",),
+    "status": ("status",),  # the HTTP status class (rollups.statuses)
+    "model_family": ("tenant_id", "provider", "model"),
 }
 
 

@@ -20,6 +20,7 @@ from django.db.models import Sum
 
 from budgets.models import BudgetStatus
 from metrics.conf import LABEL_COLUMNS
+from pricing.families import ModelNames
 from rollups import health as rollup_health
 from rollups.models import LATENCY_FIELDS, TOKENS_FIELDS, IngestCount, LifetimeRollup
 from tenants.labels import TeamLabels
@@ -96,10 +97,25 @@ def _rows(model: Any, tenant: int | None) -> Any:
     return model.unscoped_all_tenants.all() if tenant is None else model.objects.for_tenant(tenant)
 
 
-def _namers(labels: Sequence[str], tenant: int | None) -> list[Callable[[Any], str]]:
-    """Per label, a function turning the rollup column's value into the label value."""
+def _families() -> Callable[[Any, Any, Any], str]:
+    """(tenant id, provider, model) -> model family, by each tenant's own family rules."""
+    names: dict[int, ModelNames] = {}
+
+    def family(tenant_id: Any, provider: Any, model: Any) -> str:
+        if tenant_id not in names:
+            names[tenant_id] = ModelNames.of(tenant_id)
+        return names[tenant_id].family(provider, model)
+
+    return family
+
+
+def _namers(labels: Sequence[str], tenant: int | None) -> list[Callable[..., str]]:
+    """Per label, a function turning its rollup columns' values into the label value."""
     tenants = _tenant_slugs(tenant) if "tenant" in labels else {}
-    lookups = {"tenant": lambda pk: tenants.get(pk, f"deleted:{pk}")}
+    lookups: dict[str, Callable[..., str]] = {
+        "tenant": lambda pk: tenants.get(pk, f"deleted:{pk}"),
+        "model_family": _families(),
+    }
     if "team" in labels:
         # The teams labelled as their own pages label them: a team deleted after its usage
         # was rolled up keeps its own series (see tenants.labels).
@@ -131,8 +147,12 @@ def _room_to_hash() -> None:
 def _grouped(
     model: type, labels: Sequence[str], sums: Sequence[str], tenant: int | None
 ) -> Iterable[tuple[Labels, tuple[Any, ...]]]:
-    """One GROUP BY over every tenant's rows, or one tenant's: (label values, sums) per group."""
-    columns = [LABEL_COLUMNS[label] for label in labels]
+    """One GROUP BY over every tenant's rows, or one tenant's: (label values, sums) per group.
+
+    Groups whose labels come out equal (two models of one family) are yielded apart: callers
+    `_merge` them."""
+    sources = [LABEL_COLUMNS[label] for label in labels]
+    columns = list(dict.fromkeys(column for source in sources for column in source))
     rows = _rows(model, tenant)
     aggregates = {f"sum_{name}": Sum(name) for name in sums}
     if not columns:
@@ -144,9 +164,13 @@ def _grouped(
         _room_to_hash()
         grouped = list(rows.values_list(*columns).annotate(**aggregates).order_by())
     namers = _namers(labels, tenant)  # read after the rows, so every group's tenant and team exist
+    at = {column: i for i, column in enumerate(columns)}
     for row in grouped:
-        labels_part, sums_part = row[: len(columns)], row[len(columns) :]
-        yield tuple(name(value) for name, value in zip(namers, labels_part, strict=True)), sums_part
+        key = tuple(
+            name(*(row[at[column]] for column in source))
+            for name, source in zip(namers, sources, strict=True)
+        )
+        yield key, row[len(columns) :]
 
 
 def usage_by_labels(labels: Sequence[str], tenant: int | None = None) -> dict[Labels, Usage]:
