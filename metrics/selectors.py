@@ -19,10 +19,19 @@ from django.db import connection, transaction
 from django.db.models import Sum
 
 from budgets.models import BudgetStatus
-from metrics.conf import LABEL_COLUMNS
+from metrics.conf import TAG_LABEL_PREFIX, label_columns, tag_key
 from pricing.families import ModelNames
 from rollups import health as rollup_health
-from rollups.models import LATENCY_FIELDS, TOKENS_FIELDS, IngestCount, LifetimeRollup
+from rollups.models import (
+    LATENCY_FIELDS,
+    NO_TAG_LABEL,
+    NO_TAG_VALUE,
+    TOKENS_FIELDS,
+    IngestCount,
+    LifetimeRollup,
+    TagDailyRollup,
+    TagDimension,
+)
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
 
@@ -121,7 +130,15 @@ def _namers(labels: Sequence[str], tenant: int | None) -> list[Callable[..., str
         # was rolled up keeps its own series (see tenants.labels).
         teams = TeamLabels.of_every_tenant() if tenant is None else TeamLabels.of(tenant)
         lookups["team"] = teams.label
-    return [lookups.get(label, str) for label in labels]
+    return [
+        _tag_value if label.startswith(TAG_LABEL_PREFIX) else lookups.get(label, str)
+        for label in labels
+    ]
+
+
+def _tag_value(stored: str) -> str:
+    # "" would read as "no such label" in PromQL: calls without the tag show as the pages do.
+    return NO_TAG_LABEL if stored == NO_TAG_VALUE else stored
 
 
 def _merge(out: dict[Labels, Any], key: Labels, value: Any) -> None:
@@ -145,15 +162,14 @@ def _room_to_hash() -> None:
 
 
 def _grouped(
-    model: type, labels: Sequence[str], sums: Sequence[str], tenant: int | None
+    rows: Any, labels: Sequence[str], sums: Sequence[str], tenant: int | None
 ) -> Iterable[tuple[Labels, tuple[Any, ...]]]:
     """One GROUP BY over every tenant's rows, or one tenant's: (label values, sums) per group.
 
     Groups whose labels come out equal (two models of one family) are yielded apart: callers
     `_merge` them."""
-    sources = [LABEL_COLUMNS[label] for label in labels]
+    sources = [label_columns(label) for label in labels]
     columns = list(dict.fromkeys(column for source in sources for column in source))
-    rows = _rows(model, tenant)
     aggregates = {f"sum_{name}": Sum(name) for name in sums}
     if not columns:
         total = rows.aggregate(**aggregates)
@@ -178,9 +194,21 @@ def usage_by_labels(labels: Sequence[str], tenant: int | None = None) -> dict[La
     # LifetimeRollup holds HourlyRollup's all-time sums (written in the same transaction by
     # rollups.services): one row per label set, however long the history.
     out: dict[Labels, Usage] = {}
-    for key, sums in _grouped(LifetimeRollup, labels, USAGE_SUMS, tenant):
-        _merge(out, key, Usage.from_sums(sums))
+    key = tag_key(labels)
+    rows = _rows(LifetimeRollup, tenant) if key is None else _tagged(key, tenant)
+    for label_values, sums in _grouped(rows, labels, USAGE_SUMS, tenant):
+        _merge(out, label_values, Usage.from_sums(sums))
     return out
+
+
+def _tagged(key: str, tenant: int | None) -> Any:
+    """The all-time tag rollups of `key` of the tenants that chose it (others have none).
+
+    All time is the daily tag rollups' sum: they hold the key's history since it was chosen
+    (`TagDimension.history_from`), and are rebuilt when it is chosen again, which Prometheus
+    sees as a counter reset."""
+    chosen = _rows(TagDimension, tenant).filter(key=key).values("tenant_id")
+    return _rows(TagDailyRollup, tenant).filter(tag_key=key, tenant_id__in=chosen)
 
 
 def ingest_by_labels(by_tenant: bool, tenant: int | None = None) -> dict[Labels, IngestTotals]:
@@ -188,7 +216,7 @@ def ingest_by_labels(by_tenant: bool, tenant: int | None = None) -> dict[Labels,
     tenant, or of `tenant`)."""
     out: dict[Labels, IngestTotals] = {}
     labels = ["tenant"] if by_tenant else []
-    for key, sums in _grouped(IngestCount, labels, INGEST_SUMS, tenant):
+    for key, sums in _grouped(_rows(IngestCount, tenant), labels, INGEST_SUMS, tenant):
         _merge(out, key, IngestTotals(*sums))
     return out
 

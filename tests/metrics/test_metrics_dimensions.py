@@ -10,13 +10,16 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from ingest.models import UsageEvent
 from ingest.services import ingest_events
+from metrics.conf import metrics_settings
 from pricing.families import ModelNames
 from pricing.services import set_family_rule
 from rollups.services import roll_up_all_pending
 from rollups.statuses import status_class
+from rollups.tags import set_tag_dimensions
 from tests.conftest import World, event
 from tests.metrics.helpers import assert_money, parse, pick, requires_promtool, scrape, value
 
@@ -111,8 +114,11 @@ def test_it_caps_the_new_labels_series_with_exact_totals(world: World, settings:
 
 @requires_promtool
 def test_it_passes_promtool_with_the_new_labels(world: World, settings: Any) -> None:
+    set_tag_dimensions(world.tenant, ["customer_tier"])  # before the calls: no re-roll needed
     _seed(world)
-    settings.METRICS_LABELS = ["tenant", "endpoint", "status", "model_family"]
+    ingest_events(world.ingest.key, [event("q", tags={"customer_tier": 'a "b"\\c'})])
+    roll_up_all_pending(world.tenant.pk)
+    settings.METRICS_LABELS = ["tenant", "endpoint", "status", "model_family", "tag_customer_tier"]
     body = scrape()
     proc = subprocess.run(
         ["promtool", "check", "metrics"], input=body, capture_output=True, text=True
@@ -122,3 +128,72 @@ def test_it_passes_promtool_with_the_new_labels(world: World, settings: Any) -> 
     assert 'endpoint="/v1/say \\"hi\\"\\\\now\\n"' in body  # escaped as the format asks
     series = parse(body)
     assert pick(series, "costboard_cost_usd_total", endpoint=ODD_ENDPOINT, status="4xx")
+    assert pick(series, "costboard_cost_usd_total", tag_customer_tier='a "b"\\c')
+
+
+def _seed_tags(world: World) -> None:
+    set_tag_dimensions(world.tenant, ["customer_tier"])
+    set_tag_dimensions(world.other_tenant, ["customer_tier"])
+    tiers = ["free", "pro", "pro", None, "enterprise"]
+    calls = [
+        event(f"t{i}", tags={"customer_tier": t} if t else {}, output_tokens=1000 * (i + 1))
+        for i, t in enumerate(tiers)
+    ]
+    ingest_events(world.ingest.key, calls)
+    ingest_events(world.other_ingest.key, [event("g", tags={"customer_tier": "globex-secret"})])
+    roll_up_all_pending(world.tenant.pk)
+    roll_up_all_pending(world.other_tenant.pk)
+
+
+def test_it_labels_spend_by_a_chosen_tag_key_as_the_raw_events_sum(
+    world: World, settings: Any
+) -> None:
+    _seed_tags(world)
+    raw = _raw(lambda e: e.tags.get("customer_tier") or "(none)")
+    assert raw[("acme", "(none)")] > 0
+    _assert_costs(settings, "tag_customer_tier", raw)
+    settings.METRICS_LABELS = ["tag_customer_tier"]
+    series = parse(scrape())
+    assert (
+        value(series, "costboard_requests_total", tag_customer_tier="pro", status_class="ok") == 2
+    )
+
+
+def test_it_never_shows_another_tenants_tag_values(world: World, settings: Any) -> None:
+    _seed_tags(world)
+    settings.METRICS_LABELS = ["tag_customer_tier"]
+    mine = scrape(token=world.read.token)
+    assert 'tag_customer_tier="pro"' in mine and "globex-secret" not in mine
+    theirs = scrape(token=world.other_read.token)
+    assert "globex-secret" in theirs and 'tag_customer_tier="pro"' not in theirs
+
+
+def test_it_leaves_out_tenants_that_did_not_choose_the_tag_key(world: World, settings: Any) -> None:
+    _seed_tags(world)
+    set_tag_dimensions(world.other_tenant, [])
+    settings.METRICS_LABELS = ["tenant", "tag_customer_tier"]
+    series = parse(scrape())
+    assert {dict(k)["tenant"] for k in pick(series, "costboard_cost_usd_total")} == {"acme"}
+
+
+def test_it_caps_tag_series_with_exact_totals(world: World, settings: Any) -> None:
+    _seed_tags(world)
+    settings.METRICS_LABELS = ["tag_customer_tier"]
+    full = parse(scrape())
+    settings.METRICS_MAX_SERIES = 2
+    capped = parse(scrape())
+    assert len(pick(full, "costboard_cost_usd_total")) == 5  # 3 tiers, (none), globex-secret
+    assert len(pick(capped, "costboard_cost_usd_total")) == 3
+    assert pick(capped, "costboard_cost_usd_total", tag_customer_tier="other")
+    assert sum(pick(capped, "costboard_cost_usd_total").values()) == pytest.approx(
+        sum(pick(full, "costboard_cost_usd_total").values())
+    )
+
+
+@pytest.mark.parametrize(
+    "labels", [["tag_a", "tag_b"], ["tag_customer-tier"], ["tag_"], ["colour"]]
+)
+def test_it_refuses_labels_it_cannot_serve(labels: list[str], settings: Any) -> None:
+    settings.METRICS_LABELS = labels
+    with pytest.raises(ImproperlyConfigured, match="METRICS_LABELS"):
+        metrics_settings()
