@@ -34,21 +34,28 @@ def set_budget(
     amount: Decimal,
     team: Team | None = None,
     feature: str = "",
+    endpoint: str = "",
+    tag: tuple[str, str] | None = None,
     period: str = Budget.Period.MONTH,
     name: str = "",
     actor: Actor = None,
 ) -> tuple[Budget, bool]:
-    """Create or update the budget of a scope and period (what `set_budget` does)."""
-    scope = Budget.Scope.TEAM if team else Budget.Scope.FEATURE if feature else Budget.Scope.TENANT
+    """Create or update the budget of a scope and period (what `set_budget` does); `tag` is
+    (key, value) of a chosen tag key, checked by the caller."""
+    scope = _scope(team, feature, endpoint, tag)
+    tag_key, tag_value = tag or ("", "")
     budget, created = Budget.objects.for_tenant(tenant).update_or_create(
         scope=scope,
         team=team,
         feature=feature,
+        endpoint=endpoint,
+        tag_key=tag_key,
+        tag_value=tag_value,
         period=period,
         defaults={"amount_usd": amount, "tenant": tenant},
     )
     if created or name:
-        budget.name = name or _default_name(scope, team, feature, period)
+        budget.name = name or _default_name(budget)
         budget.save(update_fields=["name"])
     record_budget(budget, created, actor=actor)
     return budget, created
@@ -89,9 +96,19 @@ def scope_subject(budget: Budget) -> str:
     return budget.team.slug if budget.team else budget.feature
 
 
-def _default_name(scope: str, team: Team | None, feature: str, period: str) -> str:
-    subject = team.name if team else feature if feature else "Whole tenant"
-    return f"{subject} ({'monthly' if period == Budget.Period.MONTH else 'daily'})"
+def _scope(team: Team | None, feature: str, endpoint: str, tag: tuple[str, str] | None) -> str:
+    if team:
+        return Budget.Scope.TEAM
+    if feature:
+        return Budget.Scope.FEATURE
+    if endpoint:
+        return Budget.Scope.ENDPOINT
+    return Budget.Scope.TAG if tag else Budget.Scope.TENANT
+
+
+def _default_name(budget: Budget) -> str:
+    subject = budget.team.name if budget.team else scope_subject(budget) or "Whole tenant"
+    return f"{subject} ({'monthly' if budget.period == Budget.Period.MONTH else 'daily'})"
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,12 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from io import StringIO
 from typing import Any
 
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db.models import Sum
 from django.test import Client
 
@@ -193,3 +197,34 @@ def test_it_keeps_another_tenants_scoped_budget_out_of_reach(world: World) -> No
     assert login("owner").post(f"/budgets/{other.pk}/delete/").status_code == 404
     assert "Globex chat" not in login("owner").get("/budgets/").content.decode()
     assert Client().get("/api/v1/budgets/status", **world.read.auth).json() == {"budgets": []}
+
+
+def test_it_sets_endpoint_and_tag_budgets_from_the_command_line(world: World) -> None:
+    set_tag_dimensions(world.tenant, ["customer_tier"])
+    out = StringIO()
+    call_command("set_budget", "acme", "--endpoint", "/v1/chat", "--amount", "30", stdout=out)
+    call_command("set_budget", "acme", "--tag", "customer_tier=pro", "--amount", "40", stdout=out)
+    call_command("set_budget", "acme", "--tag", "customer_tier=pro", "--amount", "45", stdout=out)
+    rows = Budget.objects.for_tenant(world.tenant).order_by("scope")
+    assert [(b.name, b.endpoint, b.tag_key, b.tag_value, b.amount_usd) for b in rows] == [
+        ("/v1/chat (monthly)", "/v1/chat", "", "", Decimal("30.00")),
+        ("customer_tier=pro (monthly)", "", "customer_tier", "pro", Decimal("45.00")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--tag", "region=eu"), "not one of the tenant's chosen tag keys"),
+        (("--tag", "customer_tier"), "KEY=VALUE"),
+        (("--tag", "customer_tier=" + "v" * 257), "over 256 characters"),
+        (("--endpoint", "/" * 129), "at most 128 characters"),
+    ],
+)
+def test_it_refuses_bad_scoped_budget_arguments(
+    world: World, args: tuple[str, ...], message: str
+) -> None:
+    set_tag_dimensions(world.tenant, ["customer_tier"])
+    with pytest.raises(CommandError, match=message):
+        call_command("set_budget", "acme", "--amount", "5", *args, stdout=StringIO())
+    assert not Budget.objects.for_tenant(world.tenant).exists()
