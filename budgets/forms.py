@@ -6,7 +6,20 @@ from django import forms
 
 from alerts.models import AlertChannel
 from budgets.models import Budget
+from rollups.models import NO_TAG_LABEL
+from rollups.tags import chosen
 from tenants.models import Team, Tenant
+
+# Per scope, the field naming what it counts (the tenant scope counts everything).
+SCOPE_FIELDS: dict[str, str] = {
+    Budget.Scope.TEAM: "team",
+    Budget.Scope.FEATURE: "feature",
+    Budget.Scope.ENDPOINT: "endpoint",
+    Budget.Scope.TAG: "tag_value",
+}
+BLANKS: dict[str, Any] = {
+    "team": None, "feature": "", "endpoint": "", "tag_key": "", "tag_value": ""
+}  # fmt: skip
 
 
 class BudgetForm(forms.ModelForm):
@@ -17,6 +30,9 @@ class BudgetForm(forms.ModelForm):
         queryset=AlertChannel.unscoped_all_tenants.none(),
         required=False,
         widget=forms.CheckboxSelectMultiple,
+    )
+    tag_key = forms.ChoiceField(
+        choices=[], required=False, help_text="One of the tag keys chosen as tag dimensions."
     )
     thresholds = forms.CharField(
         initial="50, 75, 90, 100", help_text="Percent of the amount, comma-separated."
@@ -29,6 +45,9 @@ class BudgetForm(forms.ModelForm):
             "scope",
             "team",
             "feature",
+            "endpoint",
+            "tag_key",
+            "tag_value",
             "period",
             "amount_usd",
             "thresholds",
@@ -36,6 +55,7 @@ class BudgetForm(forms.ModelForm):
             "channels",
         ]
         labels = {"amount_usd": "Amount (USD)", "forecast_alert": "Alert when projected to exceed"}
+        help_texts = {"tag_value": f"The tag's value; {NO_TAG_LABEL} for calls without the tag."}
 
     def __init__(self, tenant: Tenant, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -45,6 +65,14 @@ class BudgetForm(forms.ModelForm):
         team.queryset = Team.objects.for_tenant(tenant)
         channels = cast(forms.ModelMultipleChoiceField, self.fields["channels"])
         channels.queryset = AlertChannel.objects.for_tenant(tenant)
+        keys = [d.key for d in chosen(tenant)]
+        if self.instance.tag_key and self.instance.tag_key not in keys:
+            keys.append(self.instance.tag_key)  # shown, so the form says why it is refused
+        cast(forms.ChoiceField, self.fields["tag_key"]).choices = [("", "---------")] + [
+            (key, key) for key in keys
+        ]
+        if self.instance.scope == Budget.Scope.TAG and self.instance.tag_value == "":
+            self.initial["tag_value"] = NO_TAG_LABEL
         if self.instance.pk:
             self.initial["thresholds"] = ", ".join(str(t) for t in self.instance.thresholds)
 
@@ -71,11 +99,23 @@ class BudgetForm(forms.ModelForm):
             self.add_error("team", "Choose the team this budget is for.")
         if scope == Budget.Scope.FEATURE and not data.get("feature"):
             self.add_error("feature", "Name the feature this budget is for.")
-        if scope != Budget.Scope.TEAM:
-            data["team"] = None
-        if scope != Budget.Scope.FEATURE:
-            data["feature"] = ""
+        if scope == Budget.Scope.ENDPOINT and not data.get("endpoint"):
+            self.add_error("endpoint", "Name the endpoint this budget is for.")
+        if scope == Budget.Scope.TAG:
+            self._clean_tag(data)
+        kept = {SCOPE_FIELDS.get(scope or ""), "tag_key" if scope == Budget.Scope.TAG else None}
+        data.update({name: blank for name, blank in BLANKS.items() if name not in kept})
         return data
+
+    def _clean_tag(self, data: dict[str, Any]) -> None:
+        key = data.get("tag_key")
+        if key not in {d.key for d in chosen(self.tenant)}:
+            self.add_error("tag_key", "Choose one of the tag keys chosen as tag dimensions.")
+        value = data.get("tag_value")
+        if not value and "tag_value" not in self.errors:
+            self.add_error("tag_value", f"Name the tag value (or {NO_TAG_LABEL}).")
+        elif value == NO_TAG_LABEL:
+            data["tag_value"] = ""
 
     def save(self, commit: bool = True) -> Budget:
         self.instance.tenant = self.tenant

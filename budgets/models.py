@@ -4,10 +4,12 @@ from django.db import models
 
 from alerts.models import AlertChannel
 from core.money import money_field
+from rollups.models import TAG_KEY_LENGTH, TAG_VALUE_LENGTH
 from tenants.scoping import TenantOwned
 
 DEFAULT_THRESHOLDS = [50, 75, 90, 100]
 FORECAST_THRESHOLD = 0  # the "projected to exceed" alert, stored as threshold 0
+ENDPOINT_LENGTH = 128  # as the rollups' endpoint column
 
 
 def default_thresholds() -> list[int]:
@@ -19,6 +21,8 @@ class Budget(TenantOwned):
         TENANT = "tenant", "Whole tenant"
         TEAM = "team", "Team"
         FEATURE = "feature", "Feature"
+        ENDPOINT = "endpoint", "Endpoint"
+        TAG = "tag", "Tag value"
 
     class Period(models.TextChoices):
         MONTH = "month", "Month"
@@ -28,6 +32,11 @@ class Budget(TenantOwned):
     scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.TEAM)
     team = models.ForeignKey("tenants.Team", null=True, blank=True, on_delete=models.CASCADE)
     feature = models.CharField(max_length=128, blank=True, default="")
+    endpoint = models.CharField(max_length=ENDPOINT_LENGTH, blank=True, default="")
+    # A tag scope counts the tag rollups of `tag_key` (one of the tenant's chosen tag
+    # dimensions) whose value is `tag_value`.
+    tag_key = models.CharField(max_length=TAG_KEY_LENGTH, blank=True, default="")
+    tag_value = models.CharField(max_length=TAG_VALUE_LENGTH, blank=True, default="")
     period = models.CharField(max_length=8, choices=Period.choices, default=Period.MONTH)
     amount_usd = models.DecimalField(max_digits=20, decimal_places=2)
     thresholds = models.JSONField(default=default_thresholds)  # percent of the amount
@@ -52,6 +61,9 @@ class BudgetStatus(TenantOwned):
     forecast_usd = money_field()
     exceed_on = models.DateField(null=True)  # first day the forecast crosses the amount
     evaluated_at = models.DateTimeField()
+    # Why the budget is not evaluated (its tag key is no longer a tag dimension): spend and
+    # forecast then say nothing and no threshold fires. Empty while it is evaluated.
+    suspended = models.CharField(max_length=300, blank=True, default="")
 
 
 class BudgetAlert(TenantOwned):

@@ -18,6 +18,9 @@ BUDGET: dict[str, Any] = {
         "scope": {"type": "string"},
         "team": _NULLABLE_TEXT,
         "feature": _NULLABLE_TEXT,
+        "endpoint": _NULLABLE_TEXT,
+        "tag_key": _NULLABLE_TEXT,
+        "tag_value": {**_NULLABLE_TEXT, "description": '"" counts calls without the tag.'},
         "period": {"type": "string"},
         "period_start": {"type": "string", "format": "date-time"},
         "period_end": {"type": "string", "format": "date-time"},
@@ -28,6 +31,11 @@ BUDGET: dict[str, Any] = {
         "exceed_on": {**_NULLABLE_TEXT, "description": "The day the forecast crosses the limit."},
         "over_budget": {"type": "boolean"},
         "evaluated_at": {"type": "string", "format": "date-time"},
+        "suspended": {
+            **_NULLABLE_TEXT,
+            "description": "Why the budget is not evaluated (its tag key is no longer a tag "
+            "dimension): spend and forecast are then 0 and no alert fires.",
+        },
     },
     "required": ["id", "period", "limit_usd", "spend_usd", "ratio", "forecast_usd"],
 }

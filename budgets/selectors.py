@@ -12,7 +12,7 @@ from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from budgets.models import Budget, BudgetAlert, BudgetStatus
-from budgets.services import evaluate_and_alert, scoped_rollups
+from budgets.services import evaluate_and_alert, scope_subject, scoped_rollups
 from core.money import decimal_text
 from tenants.models import Tenant
 
@@ -40,7 +40,13 @@ class BudgetView:
         return self.status.forecast_usd / amount if amount else Decimal(0)
 
     @property
+    def subject(self) -> str:
+        return scope_subject(self.budget)
+
+    @property
     def state(self) -> str:
+        if self.status.suspended:
+            return "suspended"
         if self.ratio >= 1:
             return "over"
         if self.forecast_ratio > 1:
@@ -55,6 +61,9 @@ class BudgetView:
             "scope": b.scope,
             "team": b.team.slug if b.team else None,
             "feature": b.feature or None,
+            "endpoint": b.endpoint or None,
+            "tag_key": b.tag_key or None,
+            "tag_value": b.tag_value if b.scope == Budget.Scope.TAG else None,
             "period": b.period,
             "period_start": s.period_start.isoformat(),
             "period_end": s.period_end.isoformat(),
@@ -65,6 +74,7 @@ class BudgetView:
             "exceed_on": s.exceed_on.isoformat() if s.exceed_on else None,
             "over_budget": self.ratio >= 1,
             "evaluated_at": s.evaluated_at.isoformat(),
+            "suspended": s.suspended or None,
         }
 
 

@@ -20,7 +20,7 @@ from audit.models import Action
 from audit.services import Actor, record
 from budgets.models import FORECAST_THRESHOLD, Budget, BudgetAlert, BudgetStatus
 from rollups.forecast import exceed_date, forecast_day_end, forecast_period_end
-from rollups.models import HourlyRollup
+from rollups.models import HourlyRollup, TagDimension, TagHourlyRollup
 from tenants.models import Team, Tenant
 
 ZERO = Decimal(0)
@@ -34,21 +34,28 @@ def set_budget(
     amount: Decimal,
     team: Team | None = None,
     feature: str = "",
+    endpoint: str = "",
+    tag: tuple[str, str] | None = None,
     period: str = Budget.Period.MONTH,
     name: str = "",
     actor: Actor = None,
 ) -> tuple[Budget, bool]:
-    """Create or update the budget of a scope and period (what `set_budget` does)."""
-    scope = Budget.Scope.TEAM if team else Budget.Scope.FEATURE if feature else Budget.Scope.TENANT
+    """Create or update the budget of a scope and period (what `set_budget` does); `tag` is
+    (key, value) of a chosen tag key, checked by the caller."""
+    scope = _scope(team, feature, endpoint, tag)
+    tag_key, tag_value = tag or ("", "")
     budget, created = Budget.objects.for_tenant(tenant).update_or_create(
         scope=scope,
         team=team,
         feature=feature,
+        endpoint=endpoint,
+        tag_key=tag_key,
+        tag_value=tag_value,
         period=period,
         defaults={"amount_usd": amount, "tenant": tenant},
     )
     if created or name:
-        budget.name = name or _default_name(scope, team, feature, period)
+        budget.name = name or _default_name(budget)
         budget.save(update_fields=["name"])
     record_budget(budget, created, actor=actor)
     return budget, created
@@ -80,9 +87,28 @@ def delete_budget(budget: Budget, *, actor: Actor = None) -> None:
     record(budget.tenant, actor, Action.BUDGET_DELETED, budget.name, details)
 
 
-def _default_name(scope: str, team: Team | None, feature: str, period: str) -> str:
-    subject = team.name if team else feature if feature else "Whole tenant"
-    return f"{subject} ({'monthly' if period == Budget.Period.MONTH else 'daily'})"
+def scope_subject(budget: Budget) -> str:
+    """What the budget counts, as its page and alerts name it."""
+    if budget.scope == Budget.Scope.TAG:
+        return f"{budget.tag_key}={budget.tag_value or '(none)'}"
+    if budget.scope == Budget.Scope.ENDPOINT:
+        return budget.endpoint
+    return budget.team.slug if budget.team else budget.feature
+
+
+def _scope(team: Team | None, feature: str, endpoint: str, tag: tuple[str, str] | None) -> str:
+    if team:
+        return Budget.Scope.TEAM
+    if feature:
+        return Budget.Scope.FEATURE
+    if endpoint:
+        return Budget.Scope.ENDPOINT
+    return Budget.Scope.TAG if tag else Budget.Scope.TENANT
+
+
+def _default_name(budget: Budget) -> str:
+    subject = budget.team.name if budget.team else scope_subject(budget) or "Whole tenant"
+    return f"{subject} ({'monthly' if budget.period == Budget.Period.MONTH else 'daily'})"
 
 
 @dataclass(frozen=True)
@@ -105,14 +131,36 @@ def period_window(budget: Budget, now: datetime) -> Window:
     return Window(start.astimezone(UTC), end.astimezone(UTC), tz)
 
 
-def scoped_rollups(budget: Budget) -> QuerySet[HourlyRollup]:
-    """The hourly rollups a budget counts: its tenant's, narrowed to its team or feature."""
+def scoped_rollups(budget: Budget) -> QuerySet[Any]:
+    """The hourly rollups a budget counts: its tenant's, narrowed to its team, feature or
+    endpoint, or its tag key's tag rollups narrowed to its tag value."""
+    if budget.scope == Budget.Scope.TAG:
+        tagged = TagHourlyRollup.objects.for_tenant(budget.tenant_id)
+        return tagged.filter(tag_key=budget.tag_key, tag_value=budget.tag_value)
     rows = HourlyRollup.objects.for_tenant(budget.tenant_id)
     if budget.scope == Budget.Scope.TEAM:
         return rows.filter(team_pk=budget.team_id)
     if budget.scope == Budget.Scope.FEATURE:
         return rows.filter(feature=budget.feature)
+    if budget.scope == Budget.Scope.ENDPOINT:
+        return rows.filter(endpoint=budget.endpoint)
     return rows
+
+
+def suspended_reason(budget: Budget) -> str:
+    """Why the budget cannot be evaluated now ("" when it can).
+
+    A tag key that is no longer chosen stops getting tag rollups: its budget would read $0
+    and never alert, so it is suspended (and says so) until the key is chosen again."""
+    if budget.scope != Budget.Scope.TAG:
+        return ""
+    keys = TagDimension.objects.for_tenant(budget.tenant_id).filter(key=budget.tag_key)
+    if keys.exists():
+        return ""
+    return (
+        f"Not evaluated: tag key {budget.tag_key!r} is no longer a tag dimension. "
+        "Choose it again in the settings, or change this budget's scope."
+    )
 
 
 def _scoped_hours(budget: Budget, since: datetime) -> dict[datetime, Decimal]:
@@ -126,11 +174,15 @@ class Evaluation:
     forecast: Decimal
     exceed_on: date | None
     window: Window
+    suspended: str = ""  # why nothing was evaluated (`suspended_reason`)
 
 
 def evaluate(budget: Budget, now: datetime) -> Evaluation:
     """Spend so far in the period and the forecast to its end, from the hourly rollups."""
     window = period_window(budget, now)
+    suspended = suspended_reason(budget)
+    if suspended:
+        return Evaluation(ZERO, ZERO, None, window, suspended)
     hours = _scoped_hours(budget, window.start - timedelta(days=HISTORY_DAYS))
     spend = sum((c for h, c in hours.items() if h >= window.start), ZERO)
     local_now = now.astimezone(window.tz)
@@ -177,6 +229,7 @@ def evaluate_and_alert(
             "forecast_usd": result.forecast,
             "exceed_on": result.exceed_on,
             "evaluated_at": now,
+            "suspended": result.suspended,
         },
     )
     for threshold in crossed(budget, result) if fire else []:
@@ -185,6 +238,8 @@ def evaluate_and_alert(
 
 
 def crossed(budget: Budget, result: Evaluation) -> list[int]:
+    if result.suspended:
+        return []
     thresholds = [t for t in budget.thresholds if result.spend * 100 >= budget.amount_usd * t]
     if budget.forecast_alert and result.exceed_on is not None and result.spend < budget.amount_usd:
         thresholds.append(FORECAST_THRESHOLD)
@@ -250,6 +305,9 @@ def _message(budget: Budget, result: Evaluation, threshold: int) -> _Message:
     )
     details = {
         "budget": budget.name,
+        "scope": f"{budget.scope}: {scope_subject(budget)}"
+        if scope_subject(budget)
+        else budget.scope,
         "threshold": f"{threshold}%" if threshold else "forecast",
         "spend_usd": str(spend),
         "limit_usd": str(amount),

@@ -19,9 +19,19 @@ from django.db import connection, transaction
 from django.db.models import Sum
 
 from budgets.models import BudgetStatus
-from metrics.conf import LABEL_COLUMNS
+from metrics.conf import TAG_LABEL_PREFIX, label_columns, tag_key
+from pricing.families import ModelNames
 from rollups import health as rollup_health
-from rollups.models import LATENCY_FIELDS, TOKENS_FIELDS, IngestCount, LifetimeRollup
+from rollups.models import (
+    LATENCY_FIELDS,
+    NO_TAG_LABEL,
+    NO_TAG_VALUE,
+    TOKENS_FIELDS,
+    IngestCount,
+    LifetimeRollup,
+    TagDailyRollup,
+    TagDimension,
+)
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
 
@@ -96,16 +106,39 @@ def _rows(model: Any, tenant: int | None) -> Any:
     return model.unscoped_all_tenants.all() if tenant is None else model.objects.for_tenant(tenant)
 
 
-def _namers(labels: Sequence[str], tenant: int | None) -> list[Callable[[Any], str]]:
-    """Per label, a function turning the rollup column's value into the label value."""
+def _families() -> Callable[[Any, Any, Any], str]:
+    """(tenant id, provider, model) -> model family, by each tenant's own family rules."""
+    names: dict[int, ModelNames] = {}
+
+    def family(tenant_id: Any, provider: Any, model: Any) -> str:
+        if tenant_id not in names:
+            names[tenant_id] = ModelNames.of(tenant_id)
+        return names[tenant_id].family(provider, model)
+
+    return family
+
+
+def _namers(labels: Sequence[str], tenant: int | None) -> list[Callable[..., str]]:
+    """Per label, a function turning its rollup columns' values into the label value."""
     tenants = _tenant_slugs(tenant) if "tenant" in labels else {}
-    lookups = {"tenant": lambda pk: tenants.get(pk, f"deleted:{pk}")}
+    lookups: dict[str, Callable[..., str]] = {
+        "tenant": lambda pk: tenants.get(pk, f"deleted:{pk}"),
+        "model_family": _families(),
+    }
     if "team" in labels:
         # The teams labelled as their own pages label them: a team deleted after its usage
         # was rolled up keeps its own series (see tenants.labels).
         teams = TeamLabels.of_every_tenant() if tenant is None else TeamLabels.of(tenant)
         lookups["team"] = teams.label
-    return [lookups.get(label, str) for label in labels]
+    return [
+        _tag_value if label.startswith(TAG_LABEL_PREFIX) else lookups.get(label, str)
+        for label in labels
+    ]
+
+
+def _tag_value(stored: str) -> str:
+    # "" would read as "no such label" in PromQL: calls without the tag show as the pages do.
+    return NO_TAG_LABEL if stored == NO_TAG_VALUE else stored
 
 
 def _merge(out: dict[Labels, Any], key: Labels, value: Any) -> None:
@@ -129,11 +162,14 @@ def _room_to_hash() -> None:
 
 
 def _grouped(
-    model: type, labels: Sequence[str], sums: Sequence[str], tenant: int | None
+    rows: Any, labels: Sequence[str], sums: Sequence[str], tenant: int | None
 ) -> Iterable[tuple[Labels, tuple[Any, ...]]]:
-    """One GROUP BY over every tenant's rows, or one tenant's: (label values, sums) per group."""
-    columns = [LABEL_COLUMNS[label] for label in labels]
-    rows = _rows(model, tenant)
+    """One GROUP BY over every tenant's rows, or one tenant's: (label values, sums) per group.
+
+    Groups whose labels come out equal (two models of one family) are yielded apart: callers
+    `_merge` them."""
+    sources = [label_columns(label) for label in labels]
+    columns = list(dict.fromkeys(column for source in sources for column in source))
     aggregates = {f"sum_{name}": Sum(name) for name in sums}
     if not columns:
         total = rows.aggregate(**aggregates)
@@ -144,9 +180,13 @@ def _grouped(
         _room_to_hash()
         grouped = list(rows.values_list(*columns).annotate(**aggregates).order_by())
     namers = _namers(labels, tenant)  # read after the rows, so every group's tenant and team exist
+    at = {column: i for i, column in enumerate(columns)}
     for row in grouped:
-        labels_part, sums_part = row[: len(columns)], row[len(columns) :]
-        yield tuple(name(value) for name, value in zip(namers, labels_part, strict=True)), sums_part
+        key = tuple(
+            name(*(row[at[column]] for column in source))
+            for name, source in zip(namers, sources, strict=True)
+        )
+        yield key, row[len(columns) :]
 
 
 def usage_by_labels(labels: Sequence[str], tenant: int | None = None) -> dict[Labels, Usage]:
@@ -154,9 +194,21 @@ def usage_by_labels(labels: Sequence[str], tenant: int | None = None) -> dict[La
     # LifetimeRollup holds HourlyRollup's all-time sums (written in the same transaction by
     # rollups.services): one row per label set, however long the history.
     out: dict[Labels, Usage] = {}
-    for key, sums in _grouped(LifetimeRollup, labels, USAGE_SUMS, tenant):
-        _merge(out, key, Usage.from_sums(sums))
+    key = tag_key(labels)
+    rows = _rows(LifetimeRollup, tenant) if key is None else _tagged(key, tenant)
+    for label_values, sums in _grouped(rows, labels, USAGE_SUMS, tenant):
+        _merge(out, label_values, Usage.from_sums(sums))
     return out
+
+
+def _tagged(key: str, tenant: int | None) -> Any:
+    """The all-time tag rollups of `key` of the tenants that chose it (others have none).
+
+    All time is the daily tag rollups' sum: they hold the key's history since it was chosen
+    (`TagDimension.history_from`), and are rebuilt when it is chosen again, which Prometheus
+    sees as a counter reset."""
+    chosen = _rows(TagDimension, tenant).filter(key=key).values("tenant_id")
+    return _rows(TagDailyRollup, tenant).filter(tag_key=key, tenant_id__in=chosen)
 
 
 def ingest_by_labels(by_tenant: bool, tenant: int | None = None) -> dict[Labels, IngestTotals]:
@@ -164,7 +216,7 @@ def ingest_by_labels(by_tenant: bool, tenant: int | None = None) -> dict[Labels,
     tenant, or of `tenant`)."""
     out: dict[Labels, IngestTotals] = {}
     labels = ["tenant"] if by_tenant else []
-    for key, sums in _grouped(IngestCount, labels, INGEST_SUMS, tenant):
+    for key, sums in _grouped(_rows(IngestCount, tenant), labels, INGEST_SUMS, tenant):
         _merge(out, key, IngestTotals(*sums))
     return out
 

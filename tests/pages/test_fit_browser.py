@@ -22,6 +22,7 @@ from django.utils import timezone
 from anomalies.models import Anomaly, Kind
 from billing.models import Invoice
 from budgets.models import Budget
+from budgets.services import evaluate_and_alert
 from demo import seeding as demo
 from ingest.services import ingest_events
 from members.services import invitation_link, invite
@@ -104,6 +105,16 @@ def _seed(base_url: str) -> dict[str, str]:
         opened_at=now, first_hour=hour, last_hour=hour, observed=Decimal("0.0421"),
         baseline=Decimal("0.0102"), z_score=7.5, summary=f"Cost per request of {LONG_FEATURE} is 4.1x its baseline",
     )  # fmt: skip
+    # Budgets of the new scopes with the longest subjects: an endpoint, and a tag value whose
+    # key is not chosen (the card then says why it is not evaluated).
+    for scope, fields in [
+        (Budget.Scope.ENDPOINT, {"endpoint": "/v1/" + "organisations-projects-completions" * 3}),
+        (Budget.Scope.TAG, {"tag_key": "retired_customer_segment", "tag_value": LONG_FEATURE}),
+    ]:
+        budget = Budget.objects.create(
+            tenant=tenant, name=f"Long {scope}", amount_usd=Decimal(100), scope=scope, **fields
+        )
+        evaluate_and_alert(budget, fire=False)
     membership = invite(tenant, "new.analyst.with.a.long.address@finance.example.com", "viewer")
     since = (now - timedelta(days=3)).date()
     tenant.refresh_from_db()
