@@ -23,6 +23,8 @@ from tenants.labels import TeamLabels
 from tenants.models import Tenant
 
 Grouping = str | tuple[str, ...]
+# A grouping no slice holds (several dimensions together): always the full rollups.
+FULL = "full"
 # Filters that narrow to one value of a rollup column, as the slice that keeps it is named.
 COLUMN_FILTERS = ("feature", "model", "endpoint", "status")
 # Each filter and the slice that holds what it keeps (a family is some (provider, model) pairs).
@@ -74,6 +76,8 @@ def slices_for(f: Filters, grouping: Grouping) -> list[str] | None:
     rollups. Unfiltered, each grouping's own slice; filtered by one dimension (team,
     feature, model, endpoint, status, or a model family), that dimension's slice when the
     query groups by nothing else (a team page's totals and trends read one row per day)."""
+    if grouping == FULL:
+        return None
     names = [g if g in SLICES else "all" for g in _names(grouping)]
     filtered = [d for d in FILTER_SLICE if getattr(f, d)]
     if not filtered:

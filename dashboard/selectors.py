@@ -169,7 +169,7 @@ def _fields(dim: str) -> list[str]:
 def _row(r: dict[str, Any], fields: list[str], dim: str, teams: TeamLabels, total: Decimal) -> Row:
     key = tuple(r[k] for k in fields)
     cost = r["c"] or ZERO
-    label = teams.label(key[0]) if dim == "team" else "/".join(str(k) for k in key) or "(none)"
+    label = _label(dim, key[0], teams) if len(key) == 1 else "/".join(str(k) for k in key)
     extra = {"team": teams.team(key[0])} if dim == "team" else {}
     return Row(
         key=label,
@@ -207,6 +207,8 @@ def stacked_spend(tenant: Tenant, f: Filters, teams: TeamLabels, stack: str, kee
 def _label(stack: str, value: Any, teams: TeamLabels) -> str:
     if stack == "team":
         return teams.label(value)
+    if stack == "status":
+        return statuses.label(value)
     return str(value) if value else "(none)"
 
 

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from core import replica
 from core.pages import member_view
-from dashboard import charts, selectors
+from dashboard import charts, selectors, status_selectors
 from dashboard.filters import RANGES, STACKS, Filters, parse_filters
 from rollups.models import ConsumerDailyRollup
 from tenants.context import TenantContext, switch_tenant
@@ -71,12 +71,21 @@ def overview(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 
 def _breakdown(
-    request: HttpRequest, ctx: TenantContext, dim: str, title: str, f: Filters | None = None
+    request: HttpRequest,
+    ctx: TenantContext,
+    dim: str,
+    title: str,
+    f: Filters | None = None,
+    outcomes: bool = False,
 ) -> HttpResponse:
     f, teams = f or parse_filters(request.GET), TeamLabels.of(ctx.tenant)
     page = _base(request, ctx, f, teams)
     rows = selectors.top(ctx.tenant, f, teams, dim, limit=None)
+    if outcomes:
+        found = status_selectors.outcomes(ctx.tenant, f, teams, dim)
+        rows = status_selectors.with_outcomes(rows, found)
     page.update(
+        outcomes=outcomes,
         title=title,
         dim=dim,
         rows=rows,
@@ -105,6 +114,19 @@ def features(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 @replica.read_view
 def models(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     return _breakdown(request, ctx, "model", "Models")
+
+
+@member_view()
+@replica.read_view
+def endpoints(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    return _breakdown(request, ctx, "endpoint", "Endpoints", outcomes=True)
+
+
+@member_view()
+@replica.read_view
+def statuses(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    """Calls and spend per status class, so retries and rate limiting show."""
+    return _breakdown(request, ctx, "status", "Status classes")
 
 
 @member_view()

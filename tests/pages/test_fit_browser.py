@@ -141,6 +141,8 @@ SIGNED_IN = [
     "/teams/{team}/?range=30d",
     "/features/?range=30d",
     "/models/?range=30d",
+    "/endpoints/?range=30d",
+    "/statuses/?range=30d",
     "/consumers/?range=30d",
     "/whatif/",
     "/budgets/",
