@@ -17,6 +17,10 @@ from rollups.models import (
     DailySlice,
     HourlyRollup,
     HourlySlice,
+    TagDailyRollup,
+    TagDailySlice,
+    TagHourlyRollup,
+    TagHourlySlice,
 )
 from rollups.selectors import model_pairs
 from tenants.labels import TeamLabels
@@ -69,6 +73,21 @@ def daily(
     model: type[Any] = DailyRollup if slices is None else DailySlice
     rows = model.objects.for_tenant(tenant).filter(day__gte=first, day__lte=last)
     return _narrow(tenant, rows, f, teams, slices)
+
+
+def tag_rows(
+    tenant: Tenant, f: Filters, teams: TeamLabels, key: str, grouping: Grouping = "all"
+) -> QuerySet[Any]:
+    """As `rollups`, from one chosen tag key's rollups (or its slices, which keep the same
+    groupings as the slices of the plain rollups)."""
+    slices = slices_for(f, grouping)
+    if f.hourly:
+        model: type[Any] = TagHourlyRollup if slices is None else TagHourlySlice
+        rows = model.objects.for_tenant(tenant).filter(hour__gte=f.start, hour__lt=f.end)
+    else:
+        model = TagDailyRollup if slices is None else TagDailySlice
+        rows = model.objects.for_tenant(tenant).filter(day__gte=f.first_day, day__lte=f.last_day)
+    return _narrow(tenant, rows.filter(tag_key=key), f, teams, slices)
 
 
 def slices_for(f: Filters, grouping: Grouping) -> list[str] | None:

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from dashboard.filters import Filters
-from dashboard.rows import FULL, rollups
+from dashboard.rows import FULL, rollups, tag_rows
 from dashboard.selectors import DIM_FIELD, Row
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
@@ -33,16 +34,20 @@ def outcomes(tenant: Tenant, f: Filters, teams: TeamLabels, dim: str) -> dict[st
     Grouping by `dim` while counting status classes needs both columns together, which only
     the full rollups hold (each slice keeps one dimension).
     """
-    key = DIM_FIELD[dim]
-    rows = (
-        rollups(tenant, f, teams, FULL)
-        .values(key)
-        .annotate(
-            n=Sum("requests"),
-            e=Sum("errors"),
-            r=Sum("requests", filter=Q(status="429")),
-            s=Sum("requests", filter=Q(status="5xx")),
-        )
+    return outcomes_of(rollups(tenant, f, teams, FULL), DIM_FIELD[dim])
+
+
+def tag_outcomes(tenant: Tenant, f: Filters, teams: TeamLabels, key: str) -> dict[str, Outcomes]:
+    """`outcomes` per value of one chosen tag key, from its full tag rollups."""
+    return outcomes_of(tag_rows(tenant, f, teams, key, FULL), "tag_value")
+
+
+def outcomes_of(rows: QuerySet[Any], key: str) -> dict[str, Outcomes]:
+    rows = rows.values(key).annotate(
+        n=Sum("requests"),
+        e=Sum("errors"),
+        r=Sum("requests", filter=Q(status="429")),
+        s=Sum("requests", filter=Q(status="5xx")),
     )
     return {
         (r[key] or "(none)"): Outcomes(
