@@ -57,7 +57,8 @@ def _has_usage(page: dict[str, Any]) -> bool:
 def overview(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     f, teams = parse_filters(request.GET), TeamLabels.of(ctx.tenant)
     page = _base(request, ctx, f, teams)
-    tops = selectors.tops(ctx.tenant, f, teams, ("team", "feature", "model"), 5)
+    dims = ("team", "feature", "model", "endpoint", "status")
+    tops = selectors.tops(ctx.tenant, f, teams, dims, 5)
     users = selectors.consumers(ctx.tenant, f, teams, ConsumerDailyRollup.Kind.USER, 5)
     page.update(
         outlook=selectors.month_outlook(ctx.tenant, f, teams),

@@ -112,3 +112,17 @@ def test_it_stacks_the_overview_by_endpoint_and_status(world: World) -> None:
 
 
 _STATUS_SERIES = {"2xx success", "429 rate limited", "5xx server error"}
+
+
+@pytest.mark.parametrize("query", ["range=7d", "range=24h", "range=7d&endpoint=/chat"])
+def test_it_lists_the_top_endpoints_and_status_classes_on_the_overview(
+    world: World, query: str
+) -> None:
+    _seed(world)
+    html = login("member").get(f"/?{query}").content.decode()
+    endpoints = html[html.index("<caption>Top endpoints</caption>") :]
+    assert _row(endpoints, "/chat")[0] == usd(_spend(world, endpoint="/chat"))
+    statuses = html[html.index("<caption>Status classes</caption>") :]
+    chat = {"endpoint": "/chat"} if "endpoint" in query else {}
+    assert _row(statuses, "429 rate limited")[0] == usd(_spend(world, status_code=429, **chat))
+    assert "/secret-route" not in html
