@@ -25,7 +25,7 @@ DEFAULT_RANGE = "30d"
 DIMENSION_FILTERS = (
     "environment", "team", "feature", "model", "endpoint", "status", "model_family",
 )  # fmt: skip
-STACKS = ("team", "feature", "model", "provider", "environment")
+STACKS = ("team", "feature", "model", "provider", "environment", "endpoint", "status")
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,18 @@ from rollups.models import (
     DailySlice,
     HourlyRollup,
     HourlySlice,
+    TagDailyRollup,
+    TagDailySlice,
+    TagHourlyRollup,
+    TagHourlySlice,
 )
 from rollups.selectors import model_pairs
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
 
 Grouping = str | tuple[str, ...]
+# A grouping no slice holds (several dimensions together): always the full rollups.
+FULL = "full"
 # Filters that narrow to one value of a rollup column, as the slice that keeps it is named.
 COLUMN_FILTERS = ("feature", "model", "endpoint", "status")
 # Each filter and the slice that holds what it keeps (a family is some (provider, model) pairs).
@@ -69,11 +75,28 @@ def daily(
     return _narrow(tenant, rows, f, teams, slices)
 
 
+def tag_rows(
+    tenant: Tenant, f: Filters, teams: TeamLabels, key: str, grouping: Grouping = "all"
+) -> QuerySet[Any]:
+    """As `rollups`, from one chosen tag key's rollups (or its slices, which keep the same
+    groupings as the slices of the plain rollups)."""
+    slices = slices_for(f, grouping)
+    if f.hourly:
+        model: type[Any] = TagHourlyRollup if slices is None else TagHourlySlice
+        rows = model.objects.for_tenant(tenant).filter(hour__gte=f.start, hour__lt=f.end)
+    else:
+        model = TagDailyRollup if slices is None else TagDailySlice
+        rows = model.objects.for_tenant(tenant).filter(day__gte=f.first_day, day__lte=f.last_day)
+    return _narrow(tenant, rows.filter(tag_key=key), f, teams, slices)
+
+
 def slices_for(f: Filters, grouping: Grouping) -> list[str] | None:
     """The slices that hold what a query grouped by `grouping` needs, or None for the full
     rollups. Unfiltered, each grouping's own slice; filtered by one dimension (team,
     feature, model, endpoint, status, or a model family), that dimension's slice when the
     query groups by nothing else (a team page's totals and trends read one row per day)."""
+    if grouping == FULL:
+        return None
     names = [g if g in SLICES else "all" for g in _names(grouping)]
     filtered = [d for d in FILTER_SLICE if getattr(f, d)]
     if not filtered:

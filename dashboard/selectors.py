@@ -37,6 +37,7 @@ DIM_FIELD = {
     "environment": "environment",
     "endpoint": "endpoint",
     "status": "status",
+    "tag": "tag_value",  # a chosen tag key's values, in its tag rollups
 }
 
 
@@ -77,10 +78,10 @@ def totals_now_and_before(tenant: Tenant, f: Filters, teams: TeamLabels) -> tupl
 
 
 def _is_now(f: Filters) -> Case:
-    return Case(When(_in_period(f), then=True), default=False, output_field=BooleanField())
+    return Case(When(in_period(f), then=True), default=False, output_field=BooleanField())
 
 
-def _in_period(f: Filters) -> Q:
+def in_period(f: Filters) -> Q:
     """Rows of the period itself, in a query that also reads the period before."""
     return Q(**{f"{period_field(f)}__gte": f.start if f.hourly else f.first_day})
 
@@ -113,7 +114,7 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _change(now: Decimal, before: Decimal | None) -> float | None:
+def change(now: Decimal, before: Decimal | None) -> float | None:
     if not before:
         return None
     return float((now - before) / before)
@@ -137,13 +138,7 @@ def tops(
     several = len(dims) > 1
     if several and slices_for(f, dims) is None:
         return {dim: top(tenant, f, teams, dim, limit) for dim in dims}
-    now = _in_period(f)
-    sums = {
-        "c": Sum("cost_usd", filter=now),
-        "n": Sum("requests", filter=now),
-        "t": Sum(F("input_tokens") + F("output_tokens"), filter=now),
-        "p": Sum("cost_usd", filter=~now),
-    }
+    sums = top_sums(f)
     fields = list(dict.fromkeys(name for dim in dims for name in _fields(dim)))
     span = replace(f, start=f.previous().start)
     rows = rollups(tenant, span, teams, dims).values(*(["grouping"] if several else []), *fields)
@@ -151,10 +146,22 @@ def tops(
     for r in rows.annotate(**sums).order_by(F("c").desc(nulls_last=True)):
         if r["c"] is not None:  # spent only in the period before
             found[r["grouping"] if several else dims[0]].append(r)
-    return {dim: _ranked(found[dim], dim, teams, limit) for dim in dims}
+    return {dim: ranked(found[dim], dim, teams, limit) for dim in dims}
 
 
-def _ranked(
+def top_sums(f: Filters) -> dict[str, Sum]:
+    """What a top list sums, over a query reading this period and the one before: spend,
+    calls and tokens of the period, and spend before it ("p", for the change)."""
+    now = in_period(f)
+    return {
+        "c": Sum("cost_usd", filter=now),
+        "n": Sum("requests", filter=now),
+        "t": Sum(F("input_tokens") + F("output_tokens"), filter=now),
+        "p": Sum("cost_usd", filter=~now),
+    }
+
+
+def ranked(
     current: list[dict[str, Any]], dim: str, teams: TeamLabels, limit: int | None
 ) -> list[Row]:
     total = sum((r["c"] for r in current), ZERO)
@@ -169,7 +176,7 @@ def _fields(dim: str) -> list[str]:
 def _row(r: dict[str, Any], fields: list[str], dim: str, teams: TeamLabels, total: Decimal) -> Row:
     key = tuple(r[k] for k in fields)
     cost = r["c"] or ZERO
-    label = teams.label(key[0]) if dim == "team" else "/".join(str(k) for k in key) or "(none)"
+    label = _label(dim, key[0], teams) if len(key) == 1 else "/".join(str(k) for k in key)
     extra = {"team": teams.team(key[0])} if dim == "team" else {}
     return Row(
         key=label,
@@ -178,7 +185,7 @@ def _row(r: dict[str, Any], fields: list[str], dim: str, teams: TeamLabels, tota
         requests=r["n"] or 0,
         tokens=r["t"] or 0,
         share=float(cost / total) if total else 0.0,
-        change=_change(cost, r["p"]),
+        change=change(cost, r["p"]),
         extra=extra,
     )
 
@@ -207,6 +214,8 @@ def stacked_spend(tenant: Tenant, f: Filters, teams: TeamLabels, stack: str, kee
 def _label(stack: str, value: Any, teams: TeamLabels) -> str:
     if stack == "team":
         return teams.label(value)
+    if stack == "status":
+        return statuses.label(value)
     return str(value) if value else "(none)"
 
 
@@ -291,7 +300,7 @@ def consumers(
             requests=r["n"] or 0,
             tokens=r["t"] or 0,
             share=float((r["c"] or ZERO) / total) if total else 0.0,
-            change=_change(r["c"] or ZERO, before.get(r["consumer"])),
+            change=change(r["c"] or ZERO, before.get(r["consumer"])),
         )
         for r in chosen
     ]

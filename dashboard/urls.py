@@ -8,6 +8,9 @@ urlpatterns = [
     path("teams/<slug:slug>/", views.team_detail, name="team"),
     path("features/", views.features, name="features"),
     path("models/", views.models, name="models"),
+    path("endpoints/", views.endpoints, name="endpoints"),
+    path("statuses/", views.statuses, name="statuses"),
+    path("tags/<str:key>/", views.tag, name="tag"),
     path("consumers/", views.consumers, name="consumers"),
     path("tenant/switch/", views.switch, name="switch-tenant"),
 ]

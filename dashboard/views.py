@@ -10,9 +10,10 @@ from django.views.decorators.http import require_POST
 
 from core import replica
 from core.pages import member_view
-from dashboard import charts, selectors
+from dashboard import charts, family_selectors, selectors, status_selectors, tag_pages
 from dashboard.filters import RANGES, STACKS, Filters, parse_filters
 from rollups.models import ConsumerDailyRollup
+from rollups.tags import chosen
 from tenants.context import TenantContext, switch_tenant
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
@@ -32,6 +33,7 @@ def _base(
         "totals": totals,
         "previous": previous,
         "unpriced": selectors.unpriced_models(ctx.tenant, f, teams),
+        "tag_keys": [d.key for d in chosen(ctx.tenant)],  # the navigation's tag pages
     }
 
 
@@ -55,7 +57,8 @@ def _has_usage(page: dict[str, Any]) -> bool:
 def overview(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     f, teams = parse_filters(request.GET), TeamLabels.of(ctx.tenant)
     page = _base(request, ctx, f, teams)
-    tops = selectors.tops(ctx.tenant, f, teams, ("team", "feature", "model"), 5)
+    dims = ("team", "feature", "model", "endpoint", "status")
+    tops = selectors.tops(ctx.tenant, f, teams, dims, 5)
     users = selectors.consumers(ctx.tenant, f, teams, ConsumerDailyRollup.Kind.USER, 5)
     page.update(
         outlook=selectors.month_outlook(ctx.tenant, f, teams),
@@ -71,12 +74,21 @@ def overview(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 
 def _breakdown(
-    request: HttpRequest, ctx: TenantContext, dim: str, title: str, f: Filters | None = None
+    request: HttpRequest,
+    ctx: TenantContext,
+    dim: str,
+    title: str,
+    f: Filters | None = None,
+    outcomes: bool = False,
 ) -> HttpResponse:
     f, teams = f or parse_filters(request.GET), TeamLabels.of(ctx.tenant)
     page = _base(request, ctx, f, teams)
     rows = selectors.top(ctx.tenant, f, teams, dim, limit=None)
+    if outcomes:
+        found = status_selectors.outcomes(ctx.tenant, f, teams, dim)
+        rows = status_selectors.with_outcomes(rows, found)
     page.update(
+        outcomes=outcomes,
         title=title,
         dim=dim,
         rows=rows,
@@ -109,6 +121,40 @@ def models(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 
 @member_view()
 @replica.read_view
+def endpoints(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    return _breakdown(request, ctx, "endpoint", "Endpoints", outcomes=True)
+
+
+@member_view()
+@replica.read_view
+def statuses(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
+    """Calls and spend per status class, so retries and rate limiting show."""
+    return _breakdown(request, ctx, "status", "Status classes")
+
+
+@member_view()
+@replica.read_view
+def tag(request: HttpRequest, ctx: TenantContext, key: str) -> HttpResponse:
+    """Spend per value of one chosen tag key; another tenant's keys are 404 here."""
+    dimension = tag_pages.dimension(ctx.tenant, key)
+    if dimension is None:
+        raise Http404("no such tag key")
+    f, teams = parse_filters(request.GET), TeamLabels.of(ctx.tenant)
+    page = _base(request, ctx, f, teams)
+    rows = tag_pages.tag_top(ctx.tenant, f, teams, key)
+    page.update(
+        title=f"Tag: {key}",
+        dimension=dimension,
+        rows=rows,
+        outcomes=True,
+        figures={"share": charts.share_bars(f"Top values of {key}", rows[:15])},
+        has_usage=_has_usage(page),
+    )
+    return render(request, "dashboard/tag.html", page)
+
+
+@member_view()
+@replica.read_view
 def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResponse:
     labels = TeamLabels.of(ctx.tenant)
     team_pk = labels.pk(slug)
@@ -127,7 +173,8 @@ def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResp
     page.update(
         team=team,
         outlook=selectors.month_outlook(ctx.tenant, f, labels),
-        tops=selectors.tops(ctx.tenant, f, labels, ("feature", "model"), 8),
+        tops=selectors.tops(ctx.tenant, f, labels, ("feature", "model", "endpoint", "status"), 8),
+        families=family_selectors.top_families(ctx.tenant, f, labels),
         users=selectors.consumers(ctx.tenant, f, labels, ConsumerDailyRollup.Kind.USER, 8),
         figures={
             "spend": _spend_chart(ctx.tenant, f, labels, f.stack),

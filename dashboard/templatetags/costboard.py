@@ -104,6 +104,10 @@ def _cells(r: Any, dim: str, compact_view: bool, query: str) -> str:
     if not compact_view:
         cells.append(f'<td class="num">{compact(r.requests)}</td>')
         cells.append(f'<td class="num">{compact(r.tokens)}</td>')
+    if "outcomes" in r.extra:
+        o = r.extra["outcomes"]
+        shares = (o.errors, o.rate_limited, o.server_errors)
+        cells += [f'<td class="num">{pct(s)}</td>' for s in shares]
     return f"<tr>{''.join(cells)}</tr>"
 
 

@@ -28,6 +28,7 @@ from ingest.services import ingest_events
 from members.services import invitation_link, invite
 from prices.services import request_preview, request_reprice, run_preview
 from rollups.services import roll_up_all_pending
+from rollups.tags import set_tag_dimensions
 from tenants.models import Scope, Tenant
 from tenants.services import create_api_key, create_team
 from tests.conftest import event
@@ -84,6 +85,7 @@ def _seed(base_url: str) -> dict[str, str]:
         tenant, "platform-reliability-and-developer-experience", LONG_TEAM, "CC-9999"
     )
     key, _ = create_api_key(tenant, team=team, scope=Scope.INGEST)
+    set_tag_dimensions(tenant, ["customer-tier"])
     now = timezone.now()
     calls = [
         event(
@@ -93,6 +95,9 @@ def _seed(base_url: str) -> dict[str, str]:
             model=LONG_MODEL if i % 2 else "gpt-4o",
             user_id=f"{i % 5}.{LONG_USER}",
             environment="staging-eu-west-1-canary-deployment",
+            endpoint=f"/v1/organisations/{LONG_FEATURE[:40]}/completions",
+            status_code=(200, 429, 503)[i % 3],
+            tags={"customer-tier": f"{i % 4}-enterprise-annual-contract-with-priority-support-sla"},
         )
         for i in range(120)
     ]
@@ -152,6 +157,9 @@ SIGNED_IN = [
     "/teams/{team}/?range=30d",
     "/features/?range=30d",
     "/models/?range=30d",
+    "/endpoints/?range=30d",
+    "/statuses/?range=30d",
+    "/tags/customer-tier/?range=30d",
     "/consumers/?range=30d",
     "/whatif/",
     "/budgets/",
