@@ -22,16 +22,20 @@ from tenants.models import Tenant
 
 @dataclass(frozen=True)
 class Split:
-    """[first_day, last_day] whole UTC days (none when first_day > last_day), and the hours
-    outside them as [start, end) windows."""
+    """[first_day, last_day] UTC days read from the daily rollups (none when first_day >
+    last_day), hours [start, end) added from the hourly rollups, and hours subtracted."""
 
     first_day: date
     last_day: date
     edges: tuple[tuple[datetime, datetime], ...]
+    minus: tuple[tuple[datetime, datetime], ...] = ()
 
     @property
     def has_days(self) -> bool:
         return self.first_day <= self.last_day
+
+
+HALF_DAY = timedelta(hours=12)
 
 
 def _midnight(day: date) -> datetime:
@@ -39,14 +43,29 @@ def _midnight(day: date) -> datetime:
 
 
 def split(start: datetime, end: datetime) -> Split:
-    """The UTC days wholly inside [start, end), and the hours left over at either end."""
+    """How to read [start, end): the UTC days wholly inside it from the daily rollups; a day
+    cut by either end as its hours inside the window when they are at most half the day, else
+    as the whole day minus the hours outside it (fewer hourly rows either way)."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     first = start.date() if start == _midnight(start.date()) else start.date() + timedelta(1)
     after = end.date()  # the first day not wholly inside
     if first >= after:
         return Split(first, first - timedelta(1), ((start, end),) if start < end else ())
-    edges = ((start, _midnight(first)), (_midnight(after), end))
-    return Split(first, after - timedelta(1), tuple((a, b) for a, b in edges if a < b))
+    edges, minus = [], []
+    if start < _midnight(first):  # the start cuts the day before `first`
+        if _midnight(first) - start <= HALF_DAY:
+            edges.append((start, _midnight(first)))
+        else:
+            first -= timedelta(1)
+            minus.append((_midnight(first), start))
+    last = after - timedelta(1)
+    if end > _midnight(after):  # the end cuts day `after`
+        if end - _midnight(after) <= HALF_DAY:
+            edges.append((_midnight(after), end))
+        else:
+            last = after
+            minus.append((end, _midnight(after + timedelta(1))))
+    return Split(first, last, tuple(edges), tuple(minus))
 
 
 def _hours_q(edges: Iterable[tuple[datetime, datetime]]) -> Q:
@@ -61,17 +80,19 @@ def rows_of(
     models: tuple[type[Model], type[Model]],
     window: tuple[datetime, datetime],
     filters: Mapping[str, Any],
-) -> list[Any]:
-    """The (daily, hourly) querysets covering `window` under `filters`; empty parts left out."""
+) -> list[tuple[int, Any]]:
+    """(sign, queryset) pairs covering `window` under `filters`: daily and added hours count
+    +1, subtracted hours -1; empty parts left out."""
     daily, hourly = models
     part = split(*window)
     out = []
     if part.has_days:
         days = {"day__gte": part.first_day, "day__lte": part.last_day}
-        out.append(daily.objects.for_tenant(tenant).filter(**days, **filters))  # type: ignore[attr-defined]
-    if part.edges:
-        hours = hourly.objects.for_tenant(tenant).filter(_hours_q(part.edges), **filters)  # type: ignore[attr-defined]
-        out.append(hours)
+        out.append((1, daily.objects.for_tenant(tenant).filter(**days, **filters)))  # type: ignore[attr-defined]
+    for sign, hours in ((1, part.edges), (-1, part.minus)):
+        if hours:
+            rows = hourly.objects.for_tenant(tenant).filter(_hours_q(hours), **filters)  # type: ignore[attr-defined]
+            out.append((sign, rows))
     return out
 
 
@@ -83,9 +104,11 @@ def summed(
     measures: tuple[str, ...],
     filters: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per `group` values over `window`: the sums of `measures`, ordered by `group`."""
+    """Per `group` values over `window`: the sums of `measures`, ordered by `group`. A group
+    whose measures are all zero (its usage lay wholly in subtracted hours) is left out: every
+    call counts one request, so a group with usage in the window never sums to all zeros."""
     out: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for rows in rows_of(tenant, models, window, filters or {}):
+    for sign, rows in rows_of(tenant, models, window, filters or {}):
         sums = {f"s_{name}": Sum(name) for name in measures}
         for row in rows.values(*group).annotate(**sums).order_by():
             key = tuple(row[g] for g in group)
@@ -93,8 +116,9 @@ def summed(
             for name in measures:
                 value = row[f"s_{name}"]
                 if value is not None:
+                    value = value * sign
                     found[name] = value if found[name] is None else found[name] + value
-    return [out[key] for key in sorted(out)]
+    return [out[k] for k in sorted(out) if any(out[k][m] for m in measures)]
 
 
 def distinct(
@@ -103,8 +127,5 @@ def distinct(
     window: tuple[datetime, datetime],
     name: str,
 ) -> set[Any]:
-    """The distinct values of `name` over `window`."""
-    found: set[Any] = set()
-    for rows in rows_of(tenant, models, window, {}):
-        found.update(rows.values_list(name, flat=True).distinct().order_by())
-    return found
+    """The distinct values of `name` with calls in `window`."""
+    return {row[name] for row in summed(tenant, models, window, (name,), ("requests",))}

@@ -25,13 +25,21 @@ MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
 
 
 def test_it_splits_a_month_into_whole_utc_days_and_edge_hours() -> None:
-    # Asia/Kolkata (+05:30): March 2026 is 2026-02-28 18:30 UTC to 2026-03-31 18:30 UTC.
+    # Asia/Kolkata (+05:30): March 2026 is 2026-02-28 18:30 UTC to 2026-03-31 18:30 UTC: the
+    # 5.5 hours of February 28 are added, and March 31 is its day minus its last 5.5 hours.
     part = month_reads.split(*months.window(date(2026, 3, 1), "Asia/Kolkata"))
-    assert (part.first_day, part.last_day) == (date(2026, 3, 1), date(2026, 3, 30))
+    assert (part.first_day, part.last_day) == (date(2026, 3, 1), date(2026, 3, 31))
     assert part.edges == (
         (datetime(2026, 2, 28, 18, 30, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)),
-        (datetime(2026, 3, 31, tzinfo=UTC), datetime(2026, 3, 31, 18, 30, tzinfo=UTC)),
     )
+    assert part.minus == (
+        (datetime(2026, 3, 31, 18, 30, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)),
+    )
+    # America/New_York (-05:00 in March): starts 05:00 UTC on March 1, ends 04:00 on April 1.
+    ny = month_reads.split(*months.window(date(2026, 3, 1), "America/New_York"))
+    assert (ny.first_day, ny.last_day) == (date(2026, 3, 1), date(2026, 3, 31))
+    assert ny.minus == ((datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC)),)
+    assert ny.edges == ((datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 4, 1, 4, tzinfo=UTC)),)
     utc = month_reads.split(*months.window(date(2026, 3, 1), "UTC"))
     assert (utc.first_day, utc.last_day, utc.edges) == (date(2026, 3, 1), date(2026, 3, 31), ())
 
@@ -68,7 +76,7 @@ events = st.fixed_dictionaries(
     {
         "month": st.sampled_from([months.previous_month(MONTH), MONTH, months.next_month(MONTH)]),
         "day": st.sampled_from([1, 2, 27, 28]),
-        "hour": st.sampled_from([0, 1, 4, 5, 12, 13, 14, 18, 19, 22, 23]),
+        "hour": st.sampled_from([0, 1, 4, 5, 9, 10, 12, 13, 14, 18, 19, 22, 23]),
         "model": st.sampled_from(["gpt-4o", "gpt-4o-mini"]),
         "feature": st.sampled_from(["", "chat"]),
         "input_tokens": st.integers(0, 90_000),
@@ -94,7 +102,7 @@ def _event(n: int, raw: dict[str, Any], tz: str) -> dict[str, Any]:
 
 @pytest.mark.django_db
 @settings(
-    max_examples=25,
+    max_examples=30,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

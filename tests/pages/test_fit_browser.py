@@ -27,6 +27,7 @@ from ingest.services import ingest_events
 from members.services import invitation_link, invite
 from prices.services import request_preview, request_reprice, run_preview
 from rollups.services import roll_up_all_pending
+from rollups.tags import reroll, set_tag_dimensions
 from tenants.models import Scope, Tenant
 from tenants.services import create_api_key, create_team
 from tests.conftest import event
@@ -92,11 +93,14 @@ def _seed(base_url: str) -> dict[str, str]:
             model=LONG_MODEL if i % 2 else "gpt-4o",
             user_id=f"{i % 5}.{LONG_USER}",
             environment="staging-eu-west-1-canary-deployment",
+            tags={"customer_tier": f"{LONG_FEATURE}-{i % 4}"},
         )
         for i in range(120)
     ]
     ingest_events(key, calls)
     roll_up_all_pending(tenant.pk)
+    # Chargeback by a cost allocation tag with long values (the reroll is what the worker does).
+    reroll(tenant.pk, set_tag_dimensions(tenant, ["customer_tier"]))
     hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     # An open anomaly of the long feature, however many the demo's detector found.
     Anomaly.objects.for_tenant(tenant).create(
@@ -150,6 +154,7 @@ SIGNED_IN = [
     "/anomalies/{anomaly}/",
     "/anomalies/thresholds/",
     "/chargeback/",
+    "/chargeback/?by=tag:customer_tier",
     "/invoices/",
     "/invoices/{invoice}/",
     "/prices/",
