@@ -13,17 +13,19 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from billing import months
+from billing import month_reads, months
 from billing.lines import BASE_TYPE, COUNTS, ByTeam, Key, LineDraft, allocate, usage_line
 from billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceStatus, LineType
 from billing.money import ZERO
 from core.teams import NO_TEAM, UNALLOCATED
-from rollups.models import HourlyRollup
+from rollups.models import DailyRollup, HourlyRollup
 from tenants.labels import TeamLabels
 from tenants.models import Team, Tenant
 
 GROUP = ("team_pk", "provider", "model", "feature")
 FILTERABLE = ("environment", "feature", "model")
+MEASURES = (*COUNTS, "cost_usd")
+ROLLUPS = (DailyRollup, HourlyRollup)  # month-wide reads: whole UTC days, then edge hours
 
 
 def billing_settings(tenant: Tenant) -> BillingSettings:
@@ -57,15 +59,10 @@ def month_usage(
     tenant: Tenant, month: date, tz_name: str, filters: Mapping[str, str] | None = None
 ) -> ByTeam:
     """Usage lines per team for the month: one per provider, model and feature."""
-    start, end = months.window(month, tz_name)
-    rows = HourlyRollup.objects.for_tenant(tenant).filter(hour__gte=start, hour__lt=end)
-    for name, value in (filters or {}).items():
-        rows = rows.filter(**{name: value})
-    sums = {f"s_{name}": Sum(name) for name in (*COUNTS, "cost_usd")}
+    window = months.window(month, tz_name)
     out: ByTeam = {}
-    for row in rows.values(*GROUP).annotate(**sums).order_by(*GROUP):
-        values = {k.removeprefix("s_"): v for k, v in row.items()}
-        out.setdefault(row["team_pk"], []).append(usage_line(month, values))
+    for row in month_reads.summed(tenant, ROLLUPS, window, GROUP, MEASURES, filters):
+        out.setdefault(row["team_pk"], []).append(usage_line(month, row))
     return out
 
 
@@ -367,9 +364,8 @@ def _group(lines: list[LineDraft], name: Any) -> dict[str, list[LineDraft]]:
 
 def filter_choices(tenant: Tenant, month: date, tz_name: str) -> dict[str, list[str]]:
     """Environments, features and models used in the month, for the filter bar."""
-    start, end = months.window(month, tz_name)
-    rows = HourlyRollup.objects.for_tenant(tenant).filter(hour__gte=start, hour__lt=end)
+    window = months.window(month, tz_name)
     return {
-        name: sorted({v for v in rows.values_list(name, flat=True).distinct() if v})
+        name: sorted(v for v in month_reads.distinct(tenant, ROLLUPS, window, name) if v)
         for name in FILTERABLE
     }

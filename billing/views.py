@@ -13,12 +13,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from billing import charts, csv_export, months, selectors, services
+from billing import charts, csv_export, months, selectors, services, tag_chargeback
 from billing.models import Invoice
 from billing.money import ZERO
 from core import replica
 from core.pages import member_view
 from core.query import text_param
+from rollups.tag_selectors import TAG_GROUP_PREFIX
 from tenants.context import TenantContext
 from tenants.labels import TeamLabels
 from tenants.models import Role, Team
@@ -61,20 +62,44 @@ def chargeback(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     teams = TeamLabels.of(ctx.tenant)
     team = _team_or_404(teams, slug)
     filters = {k: v for k in selectors.FILTERABLE if (v := text_param(request.GET, k))}
+    tag_key, by_error = _by(ctx, text_param(request.GET, "by", 200))
     page = selectors.chargeback(ctx.tenant, month, slug, filters, teams)
     invoices = selectors.invoices_of_month(ctx.tenant, month)
+    by = {"by": f"{TAG_GROUP_PREFIX}{tag_key}"} if tag_key else {}
     context = {
-        "ctx": ctx, "page": page, "month": month, "error": error, "slug": slug, "team": team,
-        "filters": filters, "change": page.change, "invoices": invoices,
+        "ctx": ctx, "page": page, "month": month, "error": error or by_error, "slug": slug,
+        "team": team, "filters": filters, "change": page.change, "invoices": invoices,
         "drafts": sum(1 for i in invoices if i.is_draft),
         "finalized": sum(1 for i in invoices if not i.is_draft),
         "choices": selectors.filter_choices(ctx.tenant, month, page.basis.timezone),
-        "keep": urlencode({"month": months.label(month), **filters}),
-        "nav": _month_nav(month, current, {"team": slug, **filters}),
+        "keep": urlencode({"month": months.label(month), **filters, **by}),
+        "nav": _month_nav(month, current, {"team": slug, **filters, **by}),
         "settings": selectors.billing_settings(ctx.tenant),
         "figures": charts.chargeback_figures(page),
+        "tag_keys": tag_chargeback.chosen_keys(ctx.tenant), "by": by.get("by", ""),
+        "tags": _tag_spend(ctx, page, tag_key, filters) if tag_key else None,
     }  # fmt: skip
     return render(request, "billing/chargeback.html", context)
+
+
+def _by(ctx: TenantContext, raw: str) -> tuple[str | None, str | None]:
+    """The tag key to allocate by (None: by team), or None and a message saying why not."""
+    try:
+        return tag_chargeback.parse_by(ctx.tenant, raw), None
+    except tag_chargeback.UnknownTagKey as exc:
+        return None, f"{exc}; showing spend by team."
+
+
+def _tag_spend(
+    ctx: TenantContext, page: selectors.Chargeback, key: str, filters: dict[str, str]
+) -> tag_chargeback.TagSpend:
+    # A drilled team's rows are its own tagged usage; the whole tenant's need no team filter.
+    scope = {"team_pk": page.team.team_pk} if page.team else {}
+    totals = (page.total, page.previous_total)
+    tz_name = page.basis.timezone
+    return tag_chargeback.tag_spend(
+        ctx.tenant, key, page.month, tz_name, totals, {**filters, **scope}
+    )
 
 
 def _month_nav(month: date, current: date, keep: dict[str, str]) -> dict[str, Any]:

@@ -85,7 +85,8 @@ def _seed(base_url: str) -> dict[str, str]:
         tenant, "platform-reliability-and-developer-experience", LONG_TEAM, "CC-9999"
     )
     key, _ = create_api_key(tenant, team=team, scope=Scope.INGEST)
-    set_tag_dimensions(tenant, ["customer-tier"])
+    # A tag key with long values: its page, chargeback by it, a budget on it.
+    set_tag_dimensions(tenant, ["customer_tier"])
     now = timezone.now()
     calls = [
         event(
@@ -97,7 +98,7 @@ def _seed(base_url: str) -> dict[str, str]:
             environment="staging-eu-west-1-canary-deployment",
             endpoint=f"/v1/organisations/{LONG_FEATURE[:40]}/completions",
             status_code=(200, 429, 503)[i % 3],
-            tags={"customer-tier": f"{i % 4}-enterprise-annual-contract-with-priority-support-sla"},
+            tags={"customer_tier": f"{LONG_FEATURE}-{i % 4}"},
         )
         for i in range(120)
     ]
@@ -159,7 +160,7 @@ SIGNED_IN = [
     "/models/?range=30d",
     "/endpoints/?range=30d",
     "/statuses/?range=30d",
-    "/tags/customer-tier/?range=30d",
+    "/tags/customer_tier/?range=30d",
     "/consumers/?range=30d",
     "/whatif/",
     "/budgets/",
@@ -169,6 +170,7 @@ SIGNED_IN = [
     "/anomalies/{anomaly}/",
     "/anomalies/thresholds/",
     "/chargeback/",
+    "/chargeback/?by=tag:customer_tier",
     "/invoices/",
     "/invoices/{invoice}/",
     "/prices/",
