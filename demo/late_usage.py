@@ -10,7 +10,7 @@ from django.db import transaction
 
 from billing import months
 from billing import services as billing
-from demo.seeding import MODELS
+from demo.story import MODELS
 from ingest.services import store_events
 from ingest.validation import ValidEvent
 from rollups.services import roll_up_all_pending

@@ -8,11 +8,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from demo import seeding as demo
+from demo import story
 
 
 class Command(BaseCommand):
     help = (
-        f"Seed the demo tenant {demo.TENANT_SLUG!r} with {demo.DAYS} days of usage. "
+        f"Seed the demo tenant {demo.TENANT_SLUG!r} with {story.DAYS} days of usage. "
         "Does nothing when it already has events, unless --reset."
     )
 
@@ -37,12 +38,12 @@ class Command(BaseCommand):
             )
             return
         started = time.monotonic()
-        self.stdout.write(f"seeding {opts['events']:,} events over {demo.DAYS} days ...")
+        self.stdout.write(f"seeding {opts['events']:,} events over {story.DAYS} days ...")
         summary = demo.seed(opts["events"], opts["seed"], self._progress(started))
         self.stdout.write(
             f"seeded {demo.TENANT_SLUG}: {summary.events:,} events over {summary.days} days, "
             f"total cost ${summary.cost_usd:,.2f}, {summary.unpriced_requests:,} unpriced calls "
-            f"({'/'.join(demo.UNPRICED_MODEL)}), in {time.monotonic() - started:.1f}s"
+            f"({'/'.join(story.UNPRICED_MODEL)}), in {time.monotonic() - started:.1f}s"
         )
         for name, token in summary.tokens.items():
             self.stdout.write(f"  {name} key: {token}")
