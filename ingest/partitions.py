@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 
 from django.db import connection, transaction
 
+from core.locks import xact_lock
+
 log = logging.getLogger(__name__)
 
 TABLE = "ingest_usageevent"
@@ -91,7 +93,7 @@ def ensure_months(months: set[Month]) -> None:
     missing = sorted(months - existing)
     if missing:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+            xact_lock(LOCK_KEY)
             for month in missing:
                 cursor.execute(create_sql(month))
                 log.info("raw events: partition %s created", name_of(month))

@@ -10,11 +10,12 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.models import Action
 from audit.services import record
+from core.locks import try_xact_lock_pair, xact_lock_pair
 from prices.models import COMMAND_LINE, RepricePreview, RepriceRun, RepriceStatus, cell_data
 from rollups import repricing
 from rollups.services import error_text
@@ -68,7 +69,9 @@ def request_preview(
     `again`: a new one unless one is being computed (calls may have arrived since)."""
     check_since(since)
     with transaction.atomic():
-        _lock(PREVIEW_LOCK_SPACE, tenant.pk)  # until commit: two requests at once see each other
+        xact_lock_pair(
+            PREVIEW_LOCK_SPACE, tenant.pk
+        )  # until commit: two requests at once see each other
         tenant.refresh_from_db(fields=["pricing_version"])
         recent = timezone.now() - timedelta(seconds=PREVIEW_REUSE_SECONDS)
         same = RepricePreview.objects.for_tenant(tenant).filter(
@@ -252,15 +255,7 @@ def _take(tenant_id: int, run_id: int) -> RepriceRun | None:
 
 def _lock_run(run_id: int) -> bool:
     """This run's lock, until the transaction ends; False when another worker holds it."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [RUN_LOCK_SPACE, run_id % 2**31])
-        row = cursor.fetchone()
-    return bool(row and row[0])
-
-
-def _lock(space: int, key: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [space, key % 2**31])
+    return try_xact_lock_pair(RUN_LOCK_SPACE, run_id)
 
 
 def _status(run: RepriceRun) -> str:

@@ -21,10 +21,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from core.locks import xact_lock
 from ingest import partitions
 from ingest.models import PendingBatch, UsageEvent
 from rollups import health, sql, tag_sql, windows
@@ -58,10 +59,9 @@ def rollup_lock_key(tenant_id: int) -> int:
     return zlib.crc32(f"costboard-rollup-{tenant_id}".encode())
 
 
-def _lock_tenant(tenant_id: int) -> None:
+def lock_tenant(tenant_id: int) -> None:
     """Serialise rollup writers of one tenant (a transaction-scoped advisory lock)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [rollup_lock_key(tenant_id)])
+    xact_lock(rollup_lock_key(tenant_id))
 
 
 def roll_up_pending(tenant_id: int, max_batches: int = MAX_BATCHES_PER_RUN) -> int:
@@ -88,7 +88,7 @@ def _roll_up(tenant_id: int, max_batches: int, skip: set[int]) -> RunResult:
     rejected events holds no events but is merged (deleted) like the others.
     """
     with transaction.atomic():
-        _lock_tenant(tenant_id)
+        lock_tenant(tenant_id)
         pending = _mergeable(tenant_id).exclude(pk__in=skip).select_for_update(skip_locked=True)
         batches = list(
             pending.order_by("pk").values("pk", "created_at", "offered", "rejected")[:max_batches]
@@ -277,7 +277,7 @@ def retry_quarantined(batch_id: int, tenant_id: int | None = None) -> PendingBat
     times again. Raises `NotQuarantined` for any other id."""
     with transaction.atomic():
         batch = _quarantined(batch_id, tenant_id)
-        _lock_tenant(batch.tenant_id)
+        lock_tenant(batch.tenant_id)
         batch.failures, batch.last_error, batch.failed_at, batch.quarantined_at = 0, "", None, None
         batch.save(update_fields=["failures", "last_error", "failed_at", "quarantined_at"])
     return batch
@@ -289,7 +289,7 @@ def drop_quarantined(batch_id: int, tenant_id: int | None = None) -> int:
     again: a client that resends them is accepted. Raises `NotQuarantined` for any other id."""
     with transaction.atomic():
         batch = _quarantined(batch_id, tenant_id)
-        _lock_tenant(batch.tenant_id)
+        lock_tenant(batch.tenant_id)
         events = UsageEvent.objects.for_tenant(batch.tenant_id).filter(batch_id=batch.pk)
         deleted = events.delete()[0]
         batch.delete()
@@ -331,7 +331,7 @@ def recompute(tenant: Tenant, since: date | datetime) -> int:
     """
     start = _day_start(since)
     with transaction.atomic():
-        _lock_tenant(tenant.pk)
+        lock_tenant(tenant.pk)
         for hourly in (HourlyRollup, HourlySlice):
             hourly.objects.for_tenant(tenant).filter(hour__gte=start).delete()
         for daily in (DailyRollup, DailySlice):
@@ -350,7 +350,7 @@ def recompute(tenant: Tenant, since: date | datetime) -> int:
 def refresh_consumer_windows(tenant_id: int) -> None:
     """Move a tenant's consumer windows to today's standard ranges, even with no new events."""
     with transaction.atomic():
-        _lock_tenant(tenant_id)
+        lock_tenant(tenant_id)
         windows.ensure_windows(tenant_id, timezone.now())
 
 

@@ -64,7 +64,7 @@ def set_tag_dimensions(tenant: Tenant, keys: list[str], actor: Actor = None) -> 
     caller re-rolls (`reroll`, in the worker or inline). Raises `BadTagKeys`."""
     keys = clean_keys(keys)
     with transaction.atomic():
-        services._lock_tenant(tenant.pk)
+        services.lock_tenant(tenant.pk)
         before = {d.key: d for d in chosen(tenant)}
         removed = [k for k in before if k not in keys]
         TagDimension.objects.for_tenant(tenant).filter(key__in=removed).delete()
@@ -110,7 +110,7 @@ def _reroll_day(tenant_id: int, keys: list[str], day: date, progress: Progress |
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     end = start + timedelta(days=1)
     with transaction.atomic():
-        services._lock_tenant(tenant_id)
+        services.lock_tenant(tenant_id)
         tag_sql.delete_rows(tenant_id, keys, start, end)
         count = tag_sql.add_settled(tenant_id, keys, start, end)
     if progress is not None:
