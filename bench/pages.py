@@ -181,6 +181,15 @@ PAGES = [
     "/whatif/?range=7d&feature=feature-10&models=openai/gpt-4o,google/gemini-1.5-pro",
     "/whatif/?range=mtd&team=team-07",
     "/whatif/?range=last_month",
+    "/?range=30d&stack=endpoint",
+    "/?range=7d&stack=status",
+    "/endpoints/",
+    "/endpoints/?range=7d&team=team-07",
+    "/statuses/",
+    "/tags/customer/",
+    "/tags/segment/?range=7d",
+    "/chargeback/",
+    "/chargeback/?by=tag:customer",
 ]
 
 
