@@ -91,7 +91,8 @@ SELECT %(tenant)s, h, team_pk, 'feature-' || f,
     n * 900.0, n, 0, n / 10, n / 5, n / 5, n / 5, n / 10, n - 8 * n / 10, 0, 0, 0, 0, 0,
     0, 0, n / 10, n / 5, n / 2, n - 8 * n / 10, 0, 0
 FROM hours CROSS JOIN combos CROSS JOIN scale
-CROSS JOIN LATERAL (SELECT floor(w * share * s * (0.8 + 0.4 * random()))::bigint AS n) x
+-- Rounded up with the probability of the fraction, so the rows add up to TARGET_EVENTS.
+CROSS JOIN LATERAL (SELECT floor(w * share * s * (0.8 + 0.4 * random()) + random())::bigint AS n) x
 WHERE n > 0
 """
 
@@ -214,7 +215,7 @@ def build() -> None:
 
     call_command("migrate", verbosity=0)
     tenant = create_tenant("bench", "Bench Corp")
-    add_member(tenant, "viewer", Role.VIEWER, "bench-password")
+    add_member(tenant, "viewer", Role.FINANCE, "bench-password")  # chargeback needs Finance
     teams = [
         create_team(tenant, f"team-{i:02d}", f"Team {i}", f"CC-{1000 + i}") for i in range(TEAMS)
     ]

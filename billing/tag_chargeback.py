@@ -16,11 +16,21 @@ from typing import Any
 
 from billing import month_reads, months
 from billing.money import ZERO, cents, from_cents, largest_remainder
-from rollups.models import TagDailyRollup, TagDimension, TagHourlyRollup
+from rollups.models import (
+    ALL_ENVIRONMENTS,
+    TagDailyRollup,
+    TagDailySlice,
+    TagDimension,
+    TagHourlyRollup,
+    TagHourlySlice,
+)
 from rollups.tag_selectors import TAG_GROUP_PREFIX, shown_value
 from tenants.models import Tenant
 
 ROLLUPS = (TagDailyRollup, TagHourlyRollup)
+SLICES = (TagDailySlice, TagHourlySlice)
+# The tag slice that keeps each filter's column (a tag slice keeps the value as well).
+SLICE_OF_FILTER = {"team_pk": "team", "feature": "feature", "model": "model"}
 MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
 TEAM = "team"  # by=team: the team view (the default)
 
@@ -75,10 +85,23 @@ def _exact(
 ) -> dict[str, dict[str, Any]]:
     """Per shown value: the month's summed measures of the key's tag rollups."""
     window = months.window(month, tz_name)
+    models, where = _source(filters)
     rows = month_reads.summed(
-        tenant, ROLLUPS, window, ("tag_value",), MEASURES, {**filters, "tag_key": key}
+        tenant, models, window, ("tag_value",), MEASURES, {**where, "tag_key": key}
     )
     return {shown_value(r["tag_value"]): r for r in rows}
+
+
+def _source(filters: Mapping[str, Any]) -> tuple[tuple[Any, Any], dict[str, Any]]:
+    """The tag slices and their rows when one slice holds the filters (at most one of team,
+    feature and model, and any environment): one row per value and day instead of one per
+    value, team, feature, model, endpoint and status. Otherwise the full tag rollups."""
+    columns = [name for name in filters if name != "environment"]
+    if len(columns) > 1 or not set(columns) <= set(SLICE_OF_FILTER):
+        return ROLLUPS, dict(filters)
+    grouping = SLICE_OF_FILTER[columns[0]] if columns else "all"
+    environment = filters.get("environment") or ALL_ENVIRONMENTS
+    return SLICES, {**filters, "grouping": grouping, "environment": environment}
 
 
 def split_cents(total: Decimal, weights: dict[str, Decimal]) -> dict[str, Decimal]:

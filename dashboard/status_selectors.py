@@ -38,8 +38,10 @@ def outcomes(tenant: Tenant, f: Filters, teams: TeamLabels, dim: str) -> dict[st
 
 
 def tag_outcomes(tenant: Tenant, f: Filters, teams: TeamLabels, key: str) -> dict[str, Outcomes]:
-    """`outcomes` per value of one chosen tag key, from its full tag rollups."""
-    return outcomes_of(tag_rows(tenant, f, teams, key, FULL), "tag_value")
+    """`outcomes` per value of one chosen tag key: the tag slice that keeps status classes
+    holds each value's calls per class (a tag slice keeps its value too), so an unfiltered
+    page reads one row per value, day and class, not the full tag rollups."""
+    return outcomes_of(tag_rows(tenant, f, teams, key, "status"), "tag_value")
 
 
 def outcomes_of(rows: QuerySet[Any], key: str) -> dict[str, Outcomes]:
