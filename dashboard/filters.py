@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from django.http import QueryDict
 from core.dates import MAX_RANGE, MAX_RANGE_DAYS, BadDate, parse_day
 from core.query import text_param
 from rollups import statuses
+from rollups.tag_selectors import TAG_FILTER_PREFIX, TAG_GROUP_PREFIX
 
 RANGES = {
     "24h": "Last 24 hours",
@@ -25,7 +27,26 @@ DEFAULT_RANGE = "30d"
 DIMENSION_FILTERS = (
     "environment", "team", "feature", "model", "endpoint", "status", "model_family",
 )  # fmt: skip
-STACKS = ("team", "feature", "model", "provider", "environment", "endpoint", "status")
+STACKS = (
+    "team", "feature", "model", "model_family", "provider", "environment", "endpoint", "status",
+)  # fmt: skip
+
+
+def stacks(tag_keys: Collection[str]) -> list[str]:
+    """What a chart can be stacked by: the dimensions, then each chosen tag key."""
+    return [*STACKS, *(f"{TAG_GROUP_PREFIX}{key}" for key in tag_keys)]
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    """`tag.<key>=<value>`: calls whose chosen tag `key` had `value` ("(none)": no value)."""
+
+    key: str
+    value: str  # as shown and linked; `rollups.tag_selectors.stored_value` for queries
+
+    @property
+    def param(self) -> str:
+        return f"{TAG_FILTER_PREFIX}{self.key}"
 
 
 @dataclass(frozen=True)
@@ -42,6 +63,29 @@ class Filters:
     model_family: str = ""  # pricing.families
     stack: str = "team"
     errors: tuple[str, ...] = ()
+    tag: TagFilter | None = None
+
+    @property
+    def more_set(self) -> bool:
+        """Whether a filter of the bar's "More filters" is set (it opens then)."""
+        return bool(self.endpoint or self.status or self.model_family or self.tag)
+
+    @property
+    def not_per_consumer(self) -> list[str]:
+        """The filters set that per-user and per-key figures cannot apply: those are kept per
+        day, team and environment only."""
+        names = ("feature", "model", "endpoint", "status", "model_family")
+        found = [name.replace("_", " ") for name in names if getattr(self, name)]
+        return found + ([self.tag.param] if self.tag else [])
+
+    @property
+    def stack_tag(self) -> str | None:
+        """The tag key the chart is stacked by, if any."""
+        return self.stack.removeprefix(TAG_GROUP_PREFIX) if self.stack_is_tag else None
+
+    @property
+    def stack_is_tag(self) -> bool:
+        return self.stack.startswith(TAG_GROUP_PREFIX)
 
     @property
     def hourly(self) -> bool:
@@ -67,6 +111,8 @@ class Filters:
         if self.range == "custom":
             params |= {"from": self.first_day.isoformat(), "to": self.last_day.isoformat()}
         params |= {name: getattr(self, name) for name in DIMENSION_FILTERS}
+        if self.tag:
+            params[self.tag.param] = self.tag.value
         params |= changes
         return urlencode({k: v for k, v in params.items() if v})
 
@@ -124,7 +170,11 @@ def _capped(
     return start, end, [f"A range spans at most {MAX_RANGE_DAYS} days; showing {shown}."]
 
 
-def parse_filters(params: QueryDict, now: datetime | None = None) -> Filters:
+def parse_filters(
+    params: QueryDict, now: datetime | None = None, tag_keys: Collection[str] = ()
+) -> Filters:
+    """The page's filters; `tag_keys` are the tenant's chosen tag keys, the only ones a
+    `tag.<key>=` filter or a `tag:<key>` stack may name. A bad value is left out and said."""
     now = now or datetime.now(UTC)
     key = params.get("range", DEFAULT_RANGE)
     key = key if key in RANGES else DEFAULT_RANGE
@@ -132,13 +182,47 @@ def parse_filters(params: QueryDict, now: datetime | None = None) -> Filters:
     stack = params.get("stack", "team")
     values: dict[str, Any] = {name: text_param(params, name) for name in DIMENSION_FILTERS}
     if values["status"] and values["status"] not in statuses.NAMES:
-        errors.append(f"No status class {values['status']!r}; showing every status.")
+        errors.append(f"status: No status class {values['status']!r}; showing every status.")
         values["status"] = ""
+    tag, tag_errors = _tag_filter(params, tag_keys)
+    stack = stack if stack in stacks(tag_keys) else "team"
+    if tag and stack.startswith(TAG_GROUP_PREFIX) and stack != f"{TAG_GROUP_PREFIX}{tag.key}":
+        tag_errors.append(f"stack: {stack} cannot be drawn under a {tag.param} filter; by team.")
+        stack = "team"
     return Filters(
         range=key,
         start=start,
         end=end,
-        stack=stack if stack in STACKS else "team",
-        errors=tuple(errors),
+        stack=stack,
+        errors=(*errors, *tag_errors),
+        tag=tag,
         **values,
     )
+
+
+def _tag_filter(params: QueryDict, tag_keys: Collection[str]) -> tuple[TagFilter | None, list[str]]:
+    """The one `tag.<key>=<value>` filter of the query string, if any. Each chosen key's
+    rollups count every call once, so two keys' rows cannot be narrowed together: a second
+    key is left out, as is a key the tenant does not roll up. An empty value means "all"
+    (what the filter bar sends for a key left at All)."""
+    found: TagFilter | None = None
+    errors: list[str] = []
+    for name in sorted(n for n in params if n.startswith(TAG_FILTER_PREFIX)):
+        key, value = name.removeprefix(TAG_FILTER_PREFIX), text_param(params, name)
+        if not value:
+            continue
+        shown = text_param({"n": name}, "n", 80)
+        if key not in tag_keys:
+            chosen = ", ".join(sorted(tag_keys)) or "none chosen in settings"
+            errors.append(
+                f"{shown}: not a tag dimension of this tenant (chosen: {chosen}); "
+                "showing every value."
+            )
+        elif found is not None:
+            errors.append(
+                f"{shown}: one tag filter at a time (each tag key's figures count every call "
+                f"once, so two keys cannot be combined); keeping {found.param}."
+            )
+        else:
+            found = TagFilter(key, value)
+    return found, errors

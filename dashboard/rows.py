@@ -23,6 +23,7 @@ from rollups.models import (
     TagHourlySlice,
 )
 from rollups.selectors import model_pairs
+from rollups.tag_selectors import stored_value
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
 
@@ -33,6 +34,18 @@ FULL = "full"
 COLUMN_FILTERS = ("feature", "model", "endpoint", "status")
 # Each filter and the slice that holds what it keeps (a family is some (provider, model) pairs).
 FILTER_SLICE = {"team": "team", **{n: n for n in COLUMN_FILTERS}, "model_family": "model"}
+# The table a read takes, by (hourly, sliced, tagged). A tag filter reads its key's tag
+# rollups, which hold every dimension and slice the plain ones do, per tag value.
+TABLES: dict[tuple[bool, bool, bool], type[Any]] = {
+    (True, False, False): HourlyRollup,
+    (True, True, False): HourlySlice,
+    (False, False, False): DailyRollup,
+    (False, True, False): DailySlice,
+    (True, False, True): TagHourlyRollup,
+    (True, True, True): TagHourlySlice,
+    (False, False, True): TagDailyRollup,
+    (False, True, True): TagDailySlice,
+}
 
 
 def rollups(
@@ -55,9 +68,9 @@ def hourly(
     """Hourly rows of the page's range under its filters, whatever the range's length: for
     what needs each hour (a price that changes within a day)."""
     slices = slices_for(f, grouping)
-    model: type[Any] = HourlyRollup if slices is None else HourlySlice
+    model = TABLES[True, slices is not None, f.tag is not None]
     rows = model.objects.for_tenant(tenant).filter(hour__gte=f.start, hour__lt=f.end)
-    return _narrow(tenant, rows, f, teams, slices)
+    return _narrow(tenant, _tagged(rows, f), f, teams, slices)
 
 
 def daily(
@@ -70,24 +83,35 @@ def daily(
 ) -> QuerySet[Any]:
     """Daily rows of [first, last] under the page's filters (see `rollups`)."""
     slices = slices_for(f, grouping)
-    model: type[Any] = DailyRollup if slices is None else DailySlice
+    model = TABLES[False, slices is not None, f.tag is not None]
     rows = model.objects.for_tenant(tenant).filter(day__gte=first, day__lte=last)
-    return _narrow(tenant, rows, f, teams, slices)
+    return _narrow(tenant, _tagged(rows, f), f, teams, slices)
+
+
+def _tagged(rows: QuerySet[Any], f: Filters) -> QuerySet[Any]:
+    """A tag rollup's rows of the filter's key and value."""
+    if f.tag is None:
+        return rows
+    return rows.filter(tag_key=f.tag.key, tag_value=stored_value(f.tag.value))
 
 
 def tag_rows(
     tenant: Tenant, f: Filters, teams: TeamLabels, key: str, grouping: Grouping = "all"
 ) -> QuerySet[Any]:
     """As `rollups`, from one chosen tag key's rollups (or its slices, which keep the same
-    groupings as the slices of the plain rollups)."""
+    groupings as the slices of the plain rollups), for grouping by the key's values. A tag
+    filter on the same key keeps its value; one on another key cannot apply (the caller
+    drops it, see `Filters.tag`)."""
     slices = slices_for(f, grouping)
+    model = TABLES[f.hourly, slices is not None, True]
     if f.hourly:
-        model: type[Any] = TagHourlyRollup if slices is None else TagHourlySlice
         rows = model.objects.for_tenant(tenant).filter(hour__gte=f.start, hour__lt=f.end)
     else:
-        model = TagDailyRollup if slices is None else TagDailySlice
         rows = model.objects.for_tenant(tenant).filter(day__gte=f.first_day, day__lte=f.last_day)
-    return _narrow(tenant, rows.filter(tag_key=key), f, teams, slices)
+    rows = rows.filter(tag_key=key)
+    if f.tag is not None and f.tag.key == key:
+        rows = rows.filter(tag_value=stored_value(f.tag.value))
+    return _narrow(tenant, rows, f, teams, slices)
 
 
 def slices_for(f: Filters, grouping: Grouping) -> list[str] | None:

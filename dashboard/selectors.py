@@ -176,11 +176,11 @@ def _fields(dim: str) -> list[str]:
 def _row(r: dict[str, Any], fields: list[str], dim: str, teams: TeamLabels, total: Decimal) -> Row:
     key = tuple(r[k] for k in fields)
     cost = r["c"] or ZERO
-    label = _label(dim, key[0], teams) if len(key) == 1 else "/".join(str(k) for k in key)
+    shown = label(dim, key[0], teams) if len(key) == 1 else "/".join(str(k) for k in key)
     extra = {"team": teams.team(key[0])} if dim == "team" else {}
     return Row(
-        key=label,
-        label=label,
+        key=shown,
+        label=shown,
         cost=cost,
         requests=r["n"] or 0,
         tokens=r["t"] or 0,
@@ -190,31 +190,11 @@ def _row(r: dict[str, Any], fields: list[str], dim: str, teams: TeamLabels, tota
     )
 
 
-def stacked_spend(tenant: Tenant, f: Filters, teams: TeamLabels, stack: str, keep: int = 8):
-    """Spend per period, one series per top-`keep` value of `stack`, the rest as 'other'.
-
-    The ranking and the folding into 'other' happen in the database, so a page never pulls
-    one row per feature per day into Python.
-    """
-    period = period_field(f)
-    key = DIM_FIELD[stack]
-    rows = rollups(tenant, f, teams, stack)
-    ranked = rows.values(key).annotate(c=Sum("cost_usd")).order_by("-c", key)
-    kept = ranked.values(key)[:keep]  # a subquery: one round trip for the whole chart
-    field = rows.model._meta.get_field(key)
-    bucket = Case(When(**{f"{key}__in": kept}, then=F(key)), default=None, output_field=field)
-    sums = rows.values(period, b=bucket).annotate(c=Sum("cost_usd")).order_by(period)
-    series: dict[str, dict[Any, Decimal]] = {}
-    for r in sums:
-        name = _label(stack, r["b"], teams) if r["b"] is not None else "other"
-        series.setdefault(name, {})[r[period]] = r["c"] or ZERO
-    return periods(f), series
-
-
-def _label(stack: str, value: Any, teams: TeamLabels) -> str:
-    if stack == "team":
+def label(dim: str, value: Any, teams: TeamLabels) -> str:
+    """A dimension's value as pages show it."""
+    if dim == "team":
         return teams.label(value)
-    if stack == "status":
+    if dim == "status":
         return statuses.label(value)
     return str(value) if value else "(none)"
 

@@ -3,15 +3,15 @@ under the page's filters. Keys are the tenant's own (`rollups.tags.chosen`)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from django.db.models import F
 
-from dashboard.filters import Filters
+from dashboard.filters import Filters, TagFilter
 from dashboard.rows import tag_rows
 from dashboard.selectors import Row, ranked, top_sums
 from dashboard.status_selectors import tag_outcomes, with_outcomes
-from rollups.models import TagDimension
+from rollups.models import NO_TAG_LABEL, OTHER_TAG_VALUE, TagDimension, TagValue
 from rollups.tags import chosen
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
@@ -29,3 +29,51 @@ def tag_top(tenant: Tenant, f: Filters, teams: TeamLabels, key: str) -> list[Row
     rows = tag_rows(tenant, span, teams, key).values("tag_value").annotate(**top_sums(f))
     current = [r for r in rows.order_by(F("c").desc(nulls_last=True)) if r["c"] is not None]
     return with_outcomes(ranked(current, "tag", teams, None), tag_outcomes(tenant, f, teams, key))
+
+
+def for_key(f: Filters, key: str) -> Filters:
+    """A key's page under a tag filter on another key: each key's rows count every call
+    once, so the other key's filter cannot narrow them; it is left out, and said."""
+    if f.tag is None or f.tag.key == key:
+        return f
+    note = f"{f.tag.param}: a filter on another tag key cannot narrow the values of {key}."
+    return replace(f, tag=None, errors=(*f.errors, note))
+
+
+# A key with more values than this gets a text box with suggestions, not a select.
+SELECT_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class TagChoice:
+    """The filter bar's control for one chosen key: the values seen in the period."""
+
+    key: str
+    param: str
+    values: list[str]
+    selected: str
+
+    @property
+    def as_select(self) -> bool:
+        return len(self.values) <= SELECT_LIMIT
+
+
+def tag_choices(tenant: Tenant, f: Filters, keys: list[str]) -> list[TagChoice]:
+    """Per chosen key, the values admitted on the period's days (`TagValue`: at most the
+    per-day cap each, so this stays small), then "(none)" and "(other)"; the filtered
+    value stays offered even where the period never saw it."""
+    if not keys:
+        return []
+    seen: dict[str, set[str]] = {key: set() for key in keys}
+    rows = TagValue.objects.for_tenant(tenant).filter(
+        tag_key__in=keys, day__gte=f.first_day, day__lte=f.last_day
+    )
+    for key, value in rows.values_list("tag_key", "tag_value").distinct():
+        seen[key].add(value)
+    out = []
+    for key in keys:
+        selected = f.tag.value if f.tag and f.tag.key == key else ""
+        values = sorted(seen[key] | ({selected} if selected else set()))
+        values += [v for v in (NO_TAG_LABEL, OTHER_TAG_VALUE) if v not in values]
+        out.append(TagChoice(key, TagFilter(key, "").param, values, selected))
+    return out

@@ -10,10 +10,11 @@ from django.views.decorators.http import require_POST
 
 from core import replica
 from core.pages import member_view
-from dashboard import charts, family_selectors, selectors, status_selectors, tag_pages
-from dashboard.filters import RANGES, STACKS, Filters, parse_filters
+from dashboard import charts, family_selectors, selectors, stacks, status_selectors, tag_pages
+from dashboard.filters import RANGES, Filters, parse_filters
+from dashboard.filters import stacks as stack_choices
 from rollups.models import ConsumerDailyRollup
-from rollups.tags import chosen
+from rollups.tag_sql import chosen_keys
 from tenants.context import TenantContext, switch_tenant
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
@@ -24,21 +25,28 @@ def _base(
 ) -> dict[str, Any]:
     """What every page shows: the filter bar, the totals and the unpriced-usage banner."""
     totals, previous = selectors.totals_now_and_before(ctx.tenant, f, teams)
+    keys = chosen_keys(ctx.tenant.pk)
     return {
         "ctx": ctx,
         "f": f,
         "ranges": RANGES,
-        "stacks": STACKS,
+        "stacks": stack_choices(keys),
         "choices": selectors.filter_choices(ctx.tenant, teams),
+        "tag_choices": tag_pages.tag_choices(ctx.tenant, f, keys),
         "totals": totals,
         "previous": previous,
         "unpriced": selectors.unpriced_models(ctx.tenant, f, teams),
-        "tag_keys": [d.key for d in chosen(ctx.tenant)],  # the navigation's tag pages
+        "tag_keys": keys,  # the navigation's tag pages
     }
 
 
+def page_filters(request: HttpRequest, ctx: TenantContext) -> Filters:
+    """The query string's filters; a tag filter or stack may name the tenant's own keys."""
+    return parse_filters(request.GET, tag_keys=chosen_keys(ctx.tenant.pk))
+
+
 def _spend_chart(tenant: Tenant, f: Filters, teams: TeamLabels, stack: str) -> dict[str, Any]:
-    periods, series = selectors.stacked_spend(tenant, f, teams, stack)
+    periods, series = stacks.stacked_spend(tenant, f, teams, stack)
     return charts.stacked_spend(periods, series, stack)
 
 
@@ -55,7 +63,7 @@ def _has_usage(page: dict[str, Any]) -> bool:
 @member_view()
 @replica.read_view
 def overview(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    f, teams = parse_filters(request.GET), TeamLabels.of(ctx.tenant)
+    f, teams = page_filters(request, ctx), TeamLabels.of(ctx.tenant)
     page = _base(request, ctx, f, teams)
     dims = ("team", "feature", "model", "endpoint", "status")
     tops = selectors.tops(ctx.tenant, f, teams, dims, 5)
@@ -81,7 +89,7 @@ def _breakdown(
     f: Filters | None = None,
     outcomes: bool = False,
 ) -> HttpResponse:
-    f, teams = f or parse_filters(request.GET), TeamLabels.of(ctx.tenant)
+    f, teams = f or page_filters(request, ctx), TeamLabels.of(ctx.tenant)
     page = _base(request, ctx, f, teams)
     rows = selectors.top(ctx.tenant, f, teams, dim, limit=None)
     if outcomes:
@@ -139,7 +147,7 @@ def tag(request: HttpRequest, ctx: TenantContext, key: str) -> HttpResponse:
     dimension = tag_pages.dimension(ctx.tenant, key)
     if dimension is None:
         raise Http404("no such tag key")
-    f, teams = parse_filters(request.GET), TeamLabels.of(ctx.tenant)
+    f, teams = tag_pages.for_key(page_filters(request, ctx), key), TeamLabels.of(ctx.tenant)
     page = _base(request, ctx, f, teams)
     rows = tag_pages.tag_top(ctx.tenant, f, teams, key)
     page.update(
@@ -161,7 +169,7 @@ def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResp
     team = labels.team(team_pk) if team_pk is not None else None
     if team is None:
         raise Http404("no such team")
-    f = parse_filters(request.GET)
+    f = page_filters(request, ctx)
     f = Filters(
         **{
             **f.__dict__,
@@ -188,7 +196,7 @@ def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResp
 @member_view()
 @replica.read_view
 def consumers(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    f, labels = parse_filters(request.GET), TeamLabels.of(ctx.tenant)
+    f, labels = page_filters(request, ctx), TeamLabels.of(ctx.tenant)
     page = _base(request, ctx, f, labels)
     users = selectors.consumers(ctx.tenant, f, labels, ConsumerDailyRollup.Kind.USER, 25)
     keys = selectors.consumers(ctx.tenant, f, labels, ConsumerDailyRollup.Kind.KEY, 25)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,19 +19,16 @@ from core.dates import BadDate, parse_day
 from core.openapi import PARAMETER_ERRORS, RESPONSE_HEADERS, access_errors, error
 from core.pages import member_view
 from dashboard import selectors as pages
-from dashboard.filters import RANGES, Filters, parse_filters
+from dashboard.filters import DIMENSION_FILTERS, RANGES, Filters, parse_filters
 from pricing.catalog_updates import catalog_data_date
+from rollups.tag_selectors import TAG_FILTER_PREFIX
+from rollups.tag_sql import chosen_keys
 from tenants.context import TenantContext
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
 from whatif import present
 from whatif.defaults import BadModels, default_models, parse_models
 from whatif.selectors import Comparison, compare
-
-NO_ENDPOINT = (
-    "the comparison reads rollups, which are kept per team, feature, model and environment, "
-    "not per endpoint"
-)
 
 
 def _compare(tenant: Tenant, f: Filters, models: str) -> tuple[Comparison, str]:
@@ -42,7 +40,8 @@ def _compare(tenant: Tenant, f: Filters, models: str) -> tuple[Comparison, str]:
 @member_view()
 @replica.read_view
 def whatif(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
-    f, teams = parse_filters(request.GET), TeamLabels.of(ctx.tenant)
+    f = parse_filters(request.GET, tag_keys=chosen_keys(ctx.tenant.pk))
+    teams = TeamLabels.of(ctx.tenant)
     page: dict[str, Any] = {
         "ctx": ctx,
         "f": f,
@@ -64,10 +63,9 @@ def whatif(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
     return render(request, "whatif/whatif.html", page)
 
 
-def api_filters(params: QueryDict) -> Filters:
-    """The API's from/to (days) and page filters; a bad value is a 400 naming it."""
-    if params.get("endpoint"):
-        raise ValidationError({"endpoint": [NO_ENDPOINT]})
+def api_filters(params: QueryDict, tag_keys: Collection[str] = ()) -> Filters:
+    """The API's from/to (days) and page filters (a `tag.<key>=` of `tag_keys` too); a bad
+    value is a 400 naming it."""
     query = params.copy()
     if "from" in params or "to" in params:
         # One end alone: from that day to today, or the 30 days up to that day.
@@ -75,10 +73,18 @@ def api_filters(params: QueryDict) -> Filters:
         query.setdefault("to", today.isoformat())
         query.setdefault("from", _days_before(params.get("to", ""), 29))
         query["range"] = "custom"
-    f = parse_filters(query)
+    f = parse_filters(query, tag_keys=tag_keys)
     for message in f.errors:
-        raise ValidationError({"to" if "'to'" in message else "from": [message]})
+        raise ValidationError({_field_of(message): [message]})
     return f
+
+
+def _field_of(message: str) -> str:
+    """The parameter a filter's message is about (they name it first, or quote it)."""
+    head = message.split(":", 1)[0]
+    if head == "status" or head.startswith(TAG_FILTER_PREFIX):
+        return head
+    return "to" if "'to'" in message else "from"
 
 
 def _days_before(day: str, days: int) -> str:
@@ -93,7 +99,8 @@ WHATIF_PARAMS = [
     OpenApiParameter("from", str, description="first day, YYYY-MM-DD (default: 30 days ago)"),
     OpenApiParameter("to", str, description="last day, YYYY-MM-DD, included"),
     OpenApiParameter("models", str, description="provider/model,… (default: the page's)"),
-    *(OpenApiParameter(n, str) for n in ("team", "feature", "model", "environment")),
+    *(OpenApiParameter(n, str) for n in DIMENSION_FILTERS),
+    OpenApiParameter("tag.<key>", str, description="one value of a chosen tag key"),
 ]
 
 
@@ -108,12 +115,11 @@ class WhatIfView(ReadView):
         summary="Model what-if",
     )
     def get(self, request: Request) -> Response:
-        f = api_filters(request.query_params)
+        tenant = self.tenant(request)
+        f = api_filters(request.query_params, chosen_keys(tenant.pk))
         try:
             with replica.reads():  # figures only: the replica while it is fresh enough
-                comparison, _ = _compare(
-                    self.tenant(request), f, request.query_params.get("models", "")
-                )
+                comparison, _ = _compare(tenant, f, request.query_params.get("models", ""))
         except BadModels as exc:
             raise ValidationError({"models": [str(exc)]}) from None
         return Response(present.answer(comparison))

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.http import QueryDict
 
-from dashboard import selectors
+from dashboard import selectors, stacks
 from dashboard.filters import parse_filters
 from ingest.services import ingest_events
 from rollups.services import roll_up_all_pending
@@ -114,7 +114,7 @@ def test_it_stacks_the_top_features_and_folds_the_rest_into_other(world: World) 
     roll_up_all_pending(world.tenant.pk)
     f = parse_filters(QueryDict("range=7d&stack=feature"))
     teams = TeamLabels.of(world.tenant)
-    _, series = selectors.stacked_spend(world.tenant, f, teams, "feature")
+    _, series = stacks.stacked_spend(world.tenant, f, teams, "feature")
     assert set(series) == {f"f{n}" for n in range(2, 10)} | {"other"}
     day = (NOW - timedelta(days=1)).date()
     assert series["f9"] == {day: 10 * CALL}

@@ -153,6 +153,8 @@ ANONYMOUS = [
 SIGNED_IN = [
     "/?range=30d",
     "/?range=30d&stack=model",
+    "/?range=30d&stack=tag:customer_tier&status=2xx",
+    "/teams/search/?range=30d&tag.customer_tier=(other)&stack=model_family",
     "/teams/?range=30d",
     "/teams/search/?range=30d",
     "/teams/{team}/?range=30d",

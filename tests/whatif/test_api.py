@@ -189,7 +189,8 @@ def test_it_needs_a_read_key_or_a_session(world: World) -> None:
         ("from=2026-10-01&to=someday", "to"),
         ("to=2026-13-01", "to"),
         ("to=0001-01-01", "to"),
-        ("endpoint=/chat", "endpoint"),
+        ("status=7xx", "status"),
+        ("tag.nope=x", "tag.nope"),
     ],
 )
 def test_it_names_the_bad_parameter(world: World, query: str, field: str) -> None:
