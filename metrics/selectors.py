@@ -30,8 +30,10 @@ from rollups.models import (
     IngestCount,
     LifetimeRollup,
     TagDailyRollup,
+    TagDailySlice,
     TagDimension,
 )
+from rollups.tag_selectors import in_slice, slice_for
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
 
@@ -195,20 +197,32 @@ def usage_by_labels(labels: Sequence[str], tenant: int | None = None) -> dict[La
     # rollups.services): one row per label set, however long the history.
     out: dict[Labels, Usage] = {}
     key = tag_key(labels)
-    rows = _rows(LifetimeRollup, tenant) if key is None else _tagged(key, tenant)
+    rows = _rows(LifetimeRollup, tenant) if key is None else _tagged(key, labels, tenant)
     for label_values, sums in _grouped(rows, labels, USAGE_SUMS, tenant):
         _merge(out, label_values, Usage.from_sums(sums))
     return out
 
 
-def _tagged(key: str, tenant: int | None) -> Any:
+# Columns every tag slice row has: the tenant and the tag's own (environment: see in_slice).
+SLICE_FREE = ("tenant_id", "tag_value")
+
+
+def _tagged(key: str, labels: Sequence[str], tenant: int | None) -> Any:
     """The all-time tag rollups of `key` of the tenants that chose it (others have none).
 
     All time is the daily tag rollups' sum: they hold the key's history since it was chosen
     (`TagDimension.history_from`), and are rebuilt when it is chosen again, which Prometheus
-    sees as a counter reset."""
+    sees as a counter reset. Where a tag slice holds every labelled column (the key's value
+    with at most one of team, feature, model, provider, endpoint or status), its rows are
+    summed instead: one per value and day rather than one per every dimension's combination
+    (at 10M events over 90 days, 1.6 s to a few ms per scrape)."""
     chosen = _rows(TagDimension, tenant).filter(key=key).values("tenant_id")
-    return _rows(TagDailyRollup, tenant).filter(tag_key=key, tenant_id__in=chosen)
+    fields = [c for label in labels for c in label_columns(label) if c not in SLICE_FREE]
+    name = slice_for(fields)
+    if name is None:
+        return _rows(TagDailyRollup, tenant).filter(tag_key=key, tenant_id__in=chosen)
+    rows = _rows(TagDailySlice, tenant).filter(tag_key=key, tenant_id__in=chosen)
+    return in_slice(rows, name, "environment" in labels)
 
 
 def ingest_by_labels(by_tenant: bool, tenant: int | None = None) -> dict[Labels, IngestTotals]:

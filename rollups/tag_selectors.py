@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from django.db.models import QuerySet
+
 from rollups.models import (
     ALL_ENVIRONMENTS,
     NO_TAG_LABEL,
@@ -47,11 +49,19 @@ def shown_value(stored: str) -> str:
     return NO_TAG_LABEL if stored == NO_TAG_VALUE else stored
 
 
-def _slice(fields: list[str]) -> str | None:
+def slice_for(fields: list[str]) -> str | None:
     """The smallest slice holding every grouped field (environment aside), if any."""
     wanted = set(fields) - {"environment"}
     fits = [name for name, kept in SLICES.items() if wanted <= set(kept)]
     return min(fits, key=lambda name: len(SLICES[name]), default=None)
+
+
+def in_slice(rows: QuerySet[Any], name: str, per_environment: bool) -> QuerySet[Any]:
+    """A slice's rows: per environment, or summed over all of them (environment "")."""
+    rows = rows.filter(grouping=name)
+    if per_environment:
+        return rows.exclude(environment=ALL_ENVIRONMENTS)
+    return rows.filter(environment=ALL_ENVIRONMENTS)
 
 
 def _source(tenant: Tenant, q: UsageQuery, tag: TagQuery, fields: list[str]) -> tuple[Any, str]:
@@ -59,16 +69,12 @@ def _source(tenant: Tenant, q: UsageQuery, tag: TagQuery, fields: list[str]) -> 
     (one row per value and period instead of one per team, feature, model, endpoint, status
     and environment; a slice's other dimensions are blank), else the full tag rollups."""
     hourly = q.granularity == "hour"
-    name = None if q.filters else _slice(fields)
+    name = None if q.filters else slice_for(fields)
     if name is None:
         rows = (TagHourlyRollup if hourly else TagDailyRollup).objects.for_tenant(tenant)
     else:
         rows = (TagHourlySlice if hourly else TagDailySlice).objects.for_tenant(tenant)
-        rows = rows.filter(grouping=name)
-        if "environment" in fields:
-            rows = rows.exclude(environment=ALL_ENVIRONMENTS)
-        else:
-            rows = rows.filter(environment=ALL_ENVIRONMENTS)
+        rows = in_slice(rows, name, "environment" in fields)
     rows = rows.filter(tag_key=tag.key)
     if hourly:
         rows, time_field = rows.filter(hour__gte=q.start, hour__lt=q.end), "hour"

@@ -197,3 +197,27 @@ def test_it_refuses_labels_it_cannot_serve(labels: list[str], settings: Any) -> 
     settings.METRICS_LABELS = labels
     with pytest.raises(ImproperlyConfigured, match="METRICS_LABELS"):
         metrics_settings()
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        ["tenant", "tag_customer_tier"],  # read from the tag slices summed over environments
+        ["team", "environment", "tag_customer_tier"],  # the team slice, per environment
+        ["tenant", "endpoint", "status", "tag_customer_tier"],  # no slice: the full rollups
+    ],
+)
+def test_it_sums_a_tag_label_the_same_from_slices_or_full_rollups(
+    world: World, settings: Any, labels: list[str]
+) -> None:
+    _seed_tags(world)
+    raw: dict[str, Decimal] = defaultdict(Decimal)
+    for e in UsageEvent.unscoped_all_tenants.all():
+        raw[e.tags.get("customer_tier") or "(none)"] += e.cost_usd
+    settings.METRICS_LABELS = labels
+    found: dict[str, Decimal] = defaultdict(Decimal)
+    for labelled, cost in pick(parse(scrape()), "costboard_cost_usd_total").items():
+        found[dict(labelled)["tag_customer_tier"]] += Decimal(repr(cost))
+    assert set(found) == set(raw)
+    for tier, cost in raw.items():
+        assert abs(found[tier] - cost) < Decimal("1e-9"), tier
