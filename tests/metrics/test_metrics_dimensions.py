@@ -216,8 +216,8 @@ def test_it_sums_a_tag_label_the_same_from_slices_or_full_rollups(
         raw[e.tags.get("customer_tier") or "(none)"] += e.cost_usd
     settings.METRICS_LABELS = labels
     found: dict[str, Decimal] = defaultdict(Decimal)
-    for labelled, cost in pick(parse(scrape()), "costboard_cost_usd_total").items():
-        found[dict(labelled)["tag_customer_tier"]] += Decimal(repr(cost))
+    for labelled, sample in pick(parse(scrape()), "costboard_cost_usd_total").items():
+        found[dict(labelled)["tag_customer_tier"]] += Decimal(repr(sample))
     assert set(found) == set(raw)
     for tier, cost in raw.items():
         assert abs(found[tier] - cost) < Decimal("1e-9"), tier
