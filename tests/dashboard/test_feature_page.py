@@ -205,3 +205,20 @@ def test_it_spans_an_empty_breakdown_row_over_every_column(world: World) -> None
         assert table, path
         span = re.search(r'colspan="(\d+)"[^>]*>Nothing in this period', table.group(1))
         assert span and int(span.group(1)) == table.group(1).count("<th "), path
+
+
+def test_it_narrows_the_feature_to_a_tag_filter_and_lists_only_that_key(world: World) -> None:
+    _seed(world)
+    html = login("member").get("/features/triage/?range=7d&tag.tier=pro").content.decode()
+    assert _card(html) == _spend(world, event_id__in=["evt-1", "evt-2"])
+    assert set(_table(html, "Tag: tier")) == {"pro"}
+    assert set(_table(html, "Endpoints")) == {"/chat"}
+
+
+def test_it_opens_the_what_if_page_of_the_feature(world: World) -> None:
+    _seed(world)
+    client = login("member")
+    html = client.get("/features/triage/?range=7d").content.decode()
+    link = re.search(r'href="(/whatif/[^"]*)" data-testid="whatif-link"', html)
+    assert link and "feature=triage" in link.group(1)
+    assert client.get(link.group(1).replace("&amp;", "&")).status_code == 200
