@@ -219,9 +219,7 @@ def feature_detail(request: HttpRequest, ctx: TenantContext, name: str) -> HttpR
         raise Http404("no such feature")
     f, labels = page_filters(request, ctx), TeamLabels.of(ctx.tenant)
     if "feature" in request.GET and f.feature != name:
-        rest = replace(f, feature="").query(stack=f.stack if "stack" in request.GET else "")
-        target = feature_pages.path(f.feature) if f.feature else reverse("features")
-        return redirect(f"{target}?{rest}")
+        return _other_feature(request, f)
     f = replace(f, feature=name, stack=f.stack if "stack" in request.GET else "model")
     page = _base(request, ctx, f, labels)
     page.update(
@@ -232,6 +230,14 @@ def feature_detail(request: HttpRequest, ctx: TenantContext, name: str) -> HttpR
         has_usage=_has_usage(page),
     )
     return render(request, "dashboard/feature.html", page)
+
+
+def _other_feature(request: HttpRequest, f: Filters) -> HttpResponse:
+    """The filter bar sends its feature choice to the page it is on: that feature's page
+    answers it, keeping the other filters (and the stack, if one was asked for)."""
+    rest = replace(f, feature="").query(stack=f.stack if "stack" in request.GET else "")
+    target = feature_pages.path(f.feature) if f.feature else reverse("features")
+    return redirect(f"{target}?{rest}")
 
 
 @member_view()
