@@ -3,7 +3,9 @@
 Feature names are free text from clients (up to 128 characters: slashes, spaces, `?`,
 `%`, any script), so the address percent-encodes the whole name, slashes included. A `/`
 sent as `%2F` keeps the name one path segment to the browser, which would otherwise fold a
-name like `a/../b` into another path; the server decodes it back before routing.
+name like `a/../b` into another path; the server decodes it back before routing. Only the
+names `.` and `..` cannot be one segment: a browser folds them, encoded or not, into the
+path before them, so they get no link (their page answers clients that do not fold).
 """
 
 from __future__ import annotations
@@ -31,3 +33,8 @@ def known(tenant: Tenant, name: str) -> bool:
 def path(name: str) -> str:
     """The feature page's path, without a query string."""
     return f"{reverse('features')}{quote(name, safe='')}/"
+
+
+def linkable(name: str) -> bool:
+    """Whether a browser keeps the feature's path as built (see the module's note)."""
+    return name not in (".", "..")

@@ -30,8 +30,9 @@ HOSTILE = [
     "résumé 日本語 ✓",
     "100% off?utm=1#top",
     "trailing/",
-    "..",
 ]
+# A browser folds these path segments, encoded or not: no link, but the page still answers.
+DOTS = [".", ".."]
 
 
 def _seed(world: World) -> None:
@@ -191,6 +192,18 @@ def test_it_gives_any_feature_name_a_working_escaped_page_and_link(world: World)
     assert feature_pages.path("checkout/../admin summary") == (
         "/features/checkout%2F..%2Fadmin%20summary/"
     )
+
+
+def test_it_answers_dot_names_without_linking_them(world: World) -> None:
+    ingest_events(world.ingest.key, [event(n, timestamp=AT, feature=d) for n, d in enumerate(DOTS)])
+    roll_up_all_pending(world.tenant.pk)
+    client = login("member")
+    listing = client.get("/features/?range=7d").content.decode()
+    assert set(_table(listing, "Features")) == set(DOTS)
+    assert all(f'href="/features/{name}/' not in listing for name in DOTS)
+    for n, name in enumerate(DOTS):
+        html = client.get(f"/features/{name}/?range=7d").content.decode()
+        assert _card(html) == _spend(world, event_id=f"evt-{n}")
 
 
 def test_it_spans_an_empty_breakdown_row_over_every_column(world: World) -> None:
