@@ -112,8 +112,9 @@ def _without(query: str, names: tuple[str, ...]) -> str:
 def _link(r: Any, dim: str, query: str, feature_query: str) -> str | None:
     if dim == "team" and r.extra.get("team"):
         return f"{reverse('team', args=[r.extra['team'].slug])}?{query}"
-    if dim == "feature" and feature_pages.linkable(r.extra.get("feature", "")):
-        href = feature_pages.path(r.extra["feature"])
+    feature = r.extra.get("feature") if dim == "feature" else None
+    if feature and feature_pages.linkable(feature):
+        href = feature_pages.path(feature)
         return f"{href}?{feature_query}" if feature_query else href
     return None
 
