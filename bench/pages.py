@@ -172,6 +172,8 @@ PAGES = [
     "/teams/team-07/?range=7d",
     "/features/",
     "/features/?range=7d&team=team-03",
+    "/features/feature-10/",
+    "/features/feature-10/?range=7d",
     "/models/",
     "/models/?range=mtd",
     "/consumers/",

@@ -177,7 +177,11 @@ def _row(r: dict[str, Any], fields: list[str], dim: str, teams: TeamLabels, tota
     key = tuple(r[k] for k in fields)
     cost = r["c"] or ZERO
     shown = label(dim, key[0], teams) if len(key) == 1 else "/".join(str(k) for k in key)
-    extra = {"team": teams.team(key[0])} if dim == "team" else {}
+    extra: dict[str, Any] = {}
+    if dim == "team":
+        extra["team"] = teams.team(key[0])
+    elif dim == "feature" and key[0]:
+        extra["feature"] = key[0]  # the name as stored, for its page's link ("(none)" has none)
     return Row(
         key=shown,
         label=shown,

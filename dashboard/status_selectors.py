@@ -11,8 +11,14 @@ from django.db.models import Q, QuerySet, Sum
 from dashboard.filters import Filters
 from dashboard.rows import FULL, rollups, tag_rows
 from dashboard.selectors import DIM_FIELD, Row
+from rollups.statuses import status_class
 from tenants.labels import TeamLabels
 from tenants.models import Tenant
+
+# The classes the rollups keep a rate-limited call and a server error in, as they classify
+# them: a change to the classes moves these shares with it.
+RATE_LIMITED = status_class(429)
+SERVER_ERROR = status_class(500)
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,8 @@ def outcomes_of(rows: QuerySet[Any], key: str) -> dict[str, Outcomes]:
     rows = rows.values(key).annotate(
         n=Sum("requests"),
         e=Sum("errors"),
-        r=Sum("requests", filter=Q(status="429")),
-        s=Sum("requests", filter=Q(status="5xx")),
+        r=Sum("requests", filter=Q(status=RATE_LIMITED)),
+        s=Sum("requests", filter=Q(status=SERVER_ERROR)),
     )
     return {
         (r[key] or "(none)"): Outcomes(

@@ -4,6 +4,7 @@ under the page's filters. Keys are the tenant's own (`rollups.tags.chosen`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from django.db.models import F
 
@@ -25,10 +26,26 @@ def dimension(tenant: Tenant, key: str) -> TagDimension | None:
 def tag_top(tenant: Tenant, f: Filters, teams: TeamLabels, key: str) -> list[Row]:
     """Every value of `key` spent on in the period ("(none)" and "(other)" included), with
     share, change vs before and the shares of errors, 429s and 5xx."""
+    current = _spent(tenant, f, teams, key)
+    return with_outcomes(ranked(current, "tag", teams, None), tag_outcomes(tenant, f, teams, key))
+
+
+def breakdowns(
+    tenant: Tenant, f: Filters, teams: TeamLabels, limit: int = 8
+) -> list[tuple[str, list[Row]]]:
+    """Each chosen tag key with its top values under the page's filters, for the team and
+    feature pages: one query per key, on the tag slice that keeps the filtered dimension
+    (the page's team or feature), so one row per value and day. Under a tag filter only
+    that key is listed: another key's rows cannot be narrowed by it (see `for_key`)."""
+    keys = [d.key for d in chosen(tenant) if f.tag is None or f.tag.key == d.key]
+    return [(key, ranked(_spent(tenant, f, teams, key), "tag", teams, limit)) for key in keys]
+
+
+def _spent(tenant: Tenant, f: Filters, teams: TeamLabels, key: str) -> list[dict[str, Any]]:
+    """The sums of each value of `key` spent on in the period, most spent first."""
     span = replace(f, start=f.previous().start)
     rows = tag_rows(tenant, span, teams, key).values("tag_value").annotate(**top_sums(f))
-    current = [r for r in rows.order_by(F("c").desc(nulls_last=True)) if r["c"] is not None]
-    return with_outcomes(ranked(current, "tag", teams, None), tag_outcomes(tenant, f, teams, key))
+    return [r for r in rows.order_by(F("c").desc(nulls_last=True)) if r["c"] is not None]
 
 
 def for_key(f: Filters, key: str) -> Filters:

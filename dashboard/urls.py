@@ -7,6 +7,8 @@ urlpatterns = [
     path("teams/", views.teams, name="teams"),
     path("teams/<slug:slug>/", views.team_detail, name="team"),
     path("features/", views.features, name="features"),
+    # Any name, slashes included (dashboard.feature_pages builds these paths).
+    path("features/<path:name>/", views.feature_detail, name="feature"),
     path("models/", views.models, name="models"),
     path("endpoints/", views.endpoints, name="endpoints"),
     path("statuses/", views.statuses, name="statuses"),

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from core import replica
 from core.pages import member_view
-from dashboard import charts, family_selectors, selectors, stacks, status_selectors, tag_pages
+from dashboard import (
+    charts,
+    family_selectors,
+    feature_pages,
+    selectors,
+    stacks,
+    status_selectors,
+    tag_pages,
+)
 from dashboard.filters import RANGES, Filters, parse_filters
 from dashboard.filters import stacks as stack_choices
 from rollups.models import ConsumerDailyRollup
@@ -161,6 +171,24 @@ def tag(request: HttpRequest, ctx: TenantContext, key: str) -> HttpResponse:
     return render(request, "dashboard/tag.html", page)
 
 
+def _detail(
+    ctx: TenantContext, f: Filters, labels: TeamLabels, dims: tuple[str, ...]
+) -> dict[str, Any]:
+    """What a team's and a feature's page show besides the filter bar and the totals: the
+    month outlook, top lists of `dims`, model families, each chosen tag key's top values,
+    the spend chart and the trends, all under the page's filters (its team or feature)."""
+    return {
+        "outlook": selectors.month_outlook(ctx.tenant, f, labels),
+        "tops": selectors.tops(ctx.tenant, f, labels, dims, 8),
+        "families": family_selectors.top_families(ctx.tenant, f, labels),
+        "tag_tops": tag_pages.breakdowns(ctx.tenant, f, labels),
+        "figures": {
+            "spend": _spend_chart(ctx.tenant, f, labels, f.stack),
+            **_trend_charts(ctx.tenant, f, labels),
+        },
+    }
+
+
 @member_view()
 @replica.read_view
 def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResponse:
@@ -170,27 +198,46 @@ def team_detail(request: HttpRequest, ctx: TenantContext, slug: str) -> HttpResp
     if team is None:
         raise Http404("no such team")
     f = page_filters(request, ctx)
-    f = Filters(
-        **{
-            **f.__dict__,
-            "team": team.slug,
-            "stack": f.stack if "stack" in request.GET else "feature",
-        }
-    )
+    f = replace(f, team=team.slug, stack=f.stack if "stack" in request.GET else "feature")
     page = _base(request, ctx, f, labels)
     page.update(
+        _detail(ctx, f, labels, ("feature", "model", "endpoint", "status")),
         team=team,
-        outlook=selectors.month_outlook(ctx.tenant, f, labels),
-        tops=selectors.tops(ctx.tenant, f, labels, ("feature", "model", "endpoint", "status"), 8),
-        families=family_selectors.top_families(ctx.tenant, f, labels),
         users=selectors.consumers(ctx.tenant, f, labels, ConsumerDailyRollup.Kind.USER, 8),
-        figures={
-            "spend": _spend_chart(ctx.tenant, f, labels, f.stack),
-            **_trend_charts(ctx.tenant, f, labels),
-        },
         has_usage=_has_usage(page),
     )
     return render(request, "dashboard/team.html", page)
+
+
+@member_view()
+@replica.read_view
+def feature_detail(request: HttpRequest, ctx: TenantContext, name: str) -> HttpResponse:
+    """One feature's spend, by the teams, models, endpoints and tag values it went to; an
+    unknown feature (another tenant's included) is 404. Its filter bar's feature choice
+    leads to that feature's page ("All" to the features breakdown)."""
+    if not feature_pages.known(ctx.tenant, name):
+        raise Http404("no such feature")
+    f, labels = page_filters(request, ctx), TeamLabels.of(ctx.tenant)
+    if "feature" in request.GET and f.feature != name:
+        return _other_feature(request, f)
+    f = replace(f, feature=name, stack=f.stack if "stack" in request.GET else "model")
+    page = _base(request, ctx, f, labels)
+    page.update(
+        _detail(ctx, f, labels, ("team", "model", "endpoint", "status")),
+        feature=name,
+        features=f"{reverse('features')}?{replace(f, feature='').query(stack='')}",
+        whatif=f"{reverse('whatif')}?{f.query(stack='')}",
+        has_usage=_has_usage(page),
+    )
+    return render(request, "dashboard/feature.html", page)
+
+
+def _other_feature(request: HttpRequest, f: Filters) -> HttpResponse:
+    """The filter bar sends its feature choice to the page it is on: that feature's page
+    answers it, keeping the other filters (and the stack, if one was asked for)."""
+    rest = replace(f, feature="").query(stack=f.stack if "stack" in request.GET else "")
+    target = feature_pages.path(f.feature) if f.feature else reverse("features")
+    return redirect(f"{target}?{rest}")
 
 
 @member_view()

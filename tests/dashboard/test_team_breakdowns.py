@@ -14,6 +14,7 @@ from dashboard.templatetags.costboard import usd
 from ingest.models import UsageEvent
 from ingest.services import ingest_events
 from rollups.services import roll_up_all_pending
+from rollups.tags import set_tag_dimensions
 from tests.conftest import World, event, login
 
 NOW = datetime.now(UTC).replace(minute=5, second=0, microsecond=0)
@@ -74,3 +75,21 @@ def test_it_shows_an_outsider_none_of_the_teams_breakdowns(world: World) -> None
     html = login("outsider").get("/teams/search/?range=7d").content.decode()
     assert set(_table(html, "Endpoints")) == {"/g"}
     assert "/chat" not in html and "/find" not in html
+
+
+def test_it_breaks_a_teams_spend_down_by_each_chosen_tag_key(world: World) -> None:
+    set_tag_dimensions(world.tenant, ["tier"])
+    set_tag_dimensions(world.other_tenant, ["region"])
+    at = (NOW - timedelta(hours=2)).isoformat()
+    ingest_events(
+        world.ingest.key,
+        [event(1, timestamp=at, tags={"tier": "pro"}), event(2, timestamp=at, model="gpt-4o-mini")],
+    )
+    ingest_events(world.other_ingest.key, [event(9, timestamp=at, tags={"region": "secret-eu"})])
+    roll_up_all_pending(world.tenant.pk)
+    roll_up_all_pending(world.other_tenant.pk)
+    tiers = _table(login("member").get("/teams/search/?range=7d").content.decode(), "Tag: tier")
+    assert set(tiers) == {"pro", "(none)"}
+    assert tiers["pro"][0] == usd(_spend(world, event_id="evt-1"))
+    html = login("outsider").get("/teams/search/?range=7d").content.decode()
+    assert set(_table(html, "Tag: region")) == {"secret-eu"} and "Tag: tier" not in html

@@ -130,6 +130,7 @@ def _seed(base_url: str) -> dict[str, str]:
     waiting, _ = request_preview(tenant, since - timedelta(days=1))
     return {
         "team": team.slug,
+        "feature": f"{LONG_FEATURE[:-3]}-00",  # no character its path encodes
         "budget": str(Budget.objects.for_tenant(tenant).values_list("pk", flat=True).first()),
         "anomaly": str(Anomaly.objects.for_tenant(tenant).get(feature=LONG_FEATURE).pk),
         "invoice": str(Invoice.objects.for_tenant(tenant).values_list("pk", flat=True).first()),
@@ -159,6 +160,7 @@ SIGNED_IN = [
     "/teams/search/?range=30d",
     "/teams/{team}/?range=30d",
     "/features/?range=30d",
+    "/features/{feature}/?range=30d",
     "/models/?range=30d",
     "/endpoints/?range=30d",
     "/statuses/?range=30d",
