@@ -6,6 +6,8 @@ Rules (README, "Chargeback and invoices"):
 - Generating again replaces a draft's lines; a finalized invoice is never written again.
 - Usage that arrives after a month's invoice was finalized becomes an adjustment line on the
   team's next invoice that is generated.
+- Each line is stored with its split by the tenant's chosen tag keys (`billing.tag_lines`),
+  recomputed with a draft's lines and frozen with a finalized invoice.
 All writes of one tenant run under a row lock on its `BillingSettings`, so the beat task, the
 page and the command never interleave.
 """
