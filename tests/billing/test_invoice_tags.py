@@ -170,6 +170,11 @@ def test_it_freezes_the_breakdown_of_a_finalized_invoice(world: World, settings:
     assert adjustment["line_type"] == "adjustment" and set(json.loads(adjustment["tags"])) == {
         "project"
     }
+    focus = rows_of(
+        download(login("finance"), f"/invoices/month/{months.label(THIS_MONTH)}/focus/")
+    )
+    assert not any("x_customer" in json.loads(r["Tags"]) for r in focus)  # no longer chosen
+    assert sum((D(r["BilledCost"]) for r in focus), D(0)) == late.total_usd
 
 
 def test_it_splits_focus_rows_by_the_first_key_with_exact_totals(
