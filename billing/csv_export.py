@@ -23,7 +23,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from billing import months
+from billing import csv_tags, months
 from billing.lines import COUNTS
 from billing.models import Invoice, InvoiceLine, LineType
 from billing.money import ZERO
@@ -48,7 +48,7 @@ FOCUS_COLUMNS = (
     "x_UnpricedRequests",
 )  # fmt: skip
 LINE_FIELDS = (
-    "invoice__number", "invoice__month", "invoice__status", "invoice__team_slug",
+    "id", "invoice__number", "invoice__month", "invoice__status", "invoice__team_slug",
     "invoice__team_name", "invoice__cost_center", "invoice__timezone", "line_type",
     "usage_month", "provider", "model", "feature", "requests", "input_tokens", "output_tokens",
     "cache_read_tokens", "cache_write_tokens", "unpriced_requests", "cost_usd", "amount_usd",
@@ -77,13 +77,26 @@ def invoice_csv(tenant: Tenant, invoice: Invoice) -> Iterator[bytes]:
         invoice.team_name, invoice.cost_center,
     ]  # fmt: skip
     rows = _ordered(_lines(tenant).filter(invoice=invoice))
-    return stream(INVOICE_COLUMNS, _with_total(rows, head))
+    tagged = csv_tags.any_stored(tenant, pk=invoice.pk)
+    return _stream(tenant, rows, head, tagged)
 
 
 def month_csv(tenant: Tenant, month: date) -> Iterator[bytes]:
     """Every invoice of the month, team by team, and one total line."""
     rows = _ordered(_lines(tenant).filter(invoice__month=month))
-    return stream(INVOICE_COLUMNS, _with_total(rows, ["", months.label(month), "", "", "", ""]))
+    tagged = csv_tags.any_stored(tenant, month=month)
+    return _stream(tenant, rows, ["", months.label(month), "", "", "", ""], tagged)
+
+
+def _stream(
+    tenant: Tenant, rows: Iterator[dict[str, Any]], head: list[Cell], tagged: bool
+) -> Iterator[bytes]:
+    """The lines and total; with a last `tags` column only when a line has a breakdown (so
+    every CSV without one, e.g. an invoice finalized before breakdowns, stays as it was)."""
+    if not tagged:
+        return stream(INVOICE_COLUMNS, _with_total(rows, head))
+    lines = csv_tags.with_breakdown(tenant, rows)
+    return stream((*INVOICE_COLUMNS, csv_tags.TAGS_COLUMN), _with_total(lines, head, tagged))
 
 
 def invoice_sha256(tenant: Tenant, invoice: Invoice) -> str:
@@ -93,7 +106,9 @@ def invoice_sha256(tenant: Tenant, invoice: Invoice) -> str:
     return digest.hexdigest()
 
 
-def _with_total(rows: Iterable[dict[str, Any]], head: list[Cell]) -> Iterator[list[Cell]]:
+def _with_total(
+    rows: Iterable[dict[str, Any]], head: list[Cell], tagged: bool = False
+) -> Iterator[list[Cell]]:
     """Each line, then a `total` line: the sums of the lines as written above it."""
     counts = dict.fromkeys(COUNT_FIELDS, 0)
     cost, amount = ZERO, ZERO
@@ -101,9 +116,11 @@ def _with_total(rows: Iterable[dict[str, Any]], head: list[Cell]) -> Iterator[li
         for name in COUNT_FIELDS:
             counts[name] += row[name]
         cost, amount = cost + _money(row["cost_usd"]), amount + _cents(row["amount_usd"])
-        yield _invoice_row(row)
+        tags: list[Cell] = [csv_tags.tags_json(row[csv_tags.TAGS_COLUMN])] if tagged else []
+        yield [*_invoice_row(row), *tags]
     sums: list[Cell] = [counts[name] for name in COUNT_FIELDS]
-    yield [*head, "total", "", "", "", "", *sums, _money(cost), None, None, _cents(amount)]
+    tags = [None] if tagged else []
+    yield [*head, "total", "", "", "", "", *sums, _money(cost), None, None, _cents(amount), *tags]
 
 
 def _invoice_row(row: dict[str, Any]) -> list[Cell]:
@@ -139,8 +156,9 @@ def _per(cost: Decimal, count: int, scale: int, places: str) -> Decimal | None:
 
 def focus_csv(tenant: Tenant, month: date) -> Iterator[bytes]:
     """The month's invoice lines as FinOps FOCUS 1.x rows (no total row: tools sum)."""
-    rows = _ordered(_lines(tenant).filter(invoice__month=month))
-    return stream(FOCUS_COLUMNS, (_focus_row(tenant, row) for row in rows))
+    rows = csv_tags.with_breakdown(tenant, _ordered(_lines(tenant).filter(invoice__month=month)))
+    parts = (part for row in rows for part in csv_tags.focus_parts(row))
+    return stream(FOCUS_COLUMNS, (_focus_row(tenant, row, tags) for row, tags in parts))
 
 
 @functools.lru_cache(maxsize=256)
@@ -149,7 +167,7 @@ def _period(month: date, tz_name: str) -> tuple[str, str]:
     return f"{start:%Y-%m-%dT%H:%M:%SZ}", f"{end:%Y-%m-%dT%H:%M:%SZ}"
 
 
-def _focus_row(tenant: Tenant, row: dict[str, Any]) -> list[Cell]:
+def _focus_row(tenant: Tenant, row: dict[str, Any], extra: dict[str, str]) -> list[Cell]:
     billing_start, billing_end = _period(row["invoice__month"], row["invoice__timezone"])
     charge_start, charge_end = _period(row["usage_month"], row["invoice__timezone"])
     amount = _cents(row["amount_usd"])
@@ -163,7 +181,7 @@ def _focus_row(tenant: Tenant, row: dict[str, Any]) -> list[Cell]:
         amount, tokens, "Tokens", tenant.name, provider, f"{provider}/{model}", model,
         "LLM model", "AI and Machine Learning", f"{provider} API", "Generative AI",
         f"{provider}/{model}",
-        row["invoice__team_slug"], row["invoice__team_name"], _tags(row),
+        row["invoice__team_slug"], row["invoice__team_name"], _tags(row, extra),
         *(row[name] for name in COUNT_FIELDS),
     ]  # fmt: skip
 
@@ -184,8 +202,10 @@ def _description(row: dict[str, Any]) -> str:
     return f"Usage: {what}"
 
 
-def _tags(row: dict[str, Any]) -> str:
+def _tags(row: dict[str, Any], extra: dict[str, str]) -> str:
+    """Costboard's own tags of the line, and the tenant's (`x_<key>`, see billing.csv_tags)."""
     tags = {
+        **extra,
         "team": row["invoice__team_slug"],
         "feature": row["feature"],
         "cost_center": row["invoice__cost_center"],

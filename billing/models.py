@@ -15,6 +15,7 @@ from django.db import models
 from core.counts import TokenSumField
 from core.money import money_field
 from core.teams import NO_TEAM
+from rollups.models import TAG_KEY_LENGTH, TAG_VALUE_LENGTH
 from tenants.scoping import TenantOwned
 
 # Typed as Any so the field stubs accept it as keyword arguments.
@@ -114,3 +115,30 @@ class InvoiceLine(TenantOwned):
         ]
         indexes = [models.Index(fields=["tenant", "usage_month"], name="invoice_line_usage_month")]
         ordering = ["invoice", "position"]
+
+
+class InvoiceLineTag(TenantOwned):
+    """One line's amount for one value of one of the tenant's chosen tag keys.
+
+    Written with the line when its invoice is generated, so a finalized invoice keeps the
+    breakdown it was sent with, whatever keys the tenant chooses later. For each key, the
+    amounts of a line add up to the line's `amount_usd` exactly (largest remainder, cents).
+    """
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="+")
+    line = models.ForeignKey(InvoiceLine, on_delete=models.CASCADE, related_name="+")
+    key_position = models.PositiveSmallIntegerField()  # the key's place in the tenant's choice
+    tag_key = models.CharField(max_length=TAG_KEY_LENGTH)
+    tag_value = models.CharField(
+        max_length=TAG_VALUE_LENGTH
+    )  # as shown: "(none)", "(other)" or the value
+    amount_usd = models.DecimalField(default=0, **CENTS)
+
+    class Meta(TenantOwned.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["line", "tag_key", "tag_value"], name="invoice_line_tag_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "invoice"], name="invoice_line_tag_invoice")]
+        ordering = ["line", "key_position", "tag_value"]

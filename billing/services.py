@@ -6,6 +6,8 @@ Rules (README, "Chargeback and invoices"):
 - Generating again replaces a draft's lines; a finalized invoice is never written again.
 - Usage that arrives after a month's invoice was finalized becomes an adjustment line on the
   team's next invoice that is generated.
+- Each line is stored with its split by the tenant's chosen tag keys (`billing.tag_lines`),
+  recomputed with a draft's lines and frozen with a finalized invoice.
 All writes of one tenant run under a row lock on its `BillingSettings`, so the beat task, the
 page and the command never interleave.
 """
@@ -23,9 +25,9 @@ from django.utils import timezone
 
 from audit.models import Action
 from audit.services import Actor, record
-from billing import csv_export, lines, months, selectors
+from billing import csv_export, lines, months, selectors, tag_lines
 from billing.lines import ByTeam, LineDraft
-from billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceStatus
+from billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceLineTag, InvoiceStatus
 from billing.money import ZERO
 from core.teams import NO_TEAM
 from tenants.labels import TeamLabels
@@ -132,6 +134,7 @@ class _Run:
     teams: TeamLabels
     existing: dict[int, Invoice]
     now: datetime
+    tags: tag_lines.TagReader  # the lines' breakdown by the tenant's chosen tag keys
 
     @property
     def closed(self) -> bool:
@@ -145,7 +148,9 @@ def _generate(
 ) -> GenerationResult:
     existing = {i.team_pk: i for i in Invoice.objects.for_tenant(tenant).filter(month=month)}
     at = selectors.basis(tenant, month)
-    run = _Run(tenant, month, at, TeamLabels.of(tenant), existing, now)
+    run = _Run(
+        tenant, month, at, TeamLabels.of(tenant), existing, now, tag_lines.TagReader.of(tenant)
+    )
     by_team = selectors.month_lines(tenant, month, at)
     drafts = [i.pk for i in existing.values() if i.is_draft]
     for pk, extra in _adjustments(tenant, month, drafts).items():
@@ -214,10 +219,16 @@ def _write(run: _Run, invoice: Invoice, drafts: list[LineDraft]) -> Invoice:
     invoice.line_count, invoice.generated_at = len(drafts), run.now
     invoice.save()
     stored = InvoiceLine.objects.for_tenant(run.tenant)
-    stored.filter(invoice=invoice).delete()
-    stored.bulk_create(
+    stored.filter(invoice=invoice).delete()  # its tag rows go with the lines (cascade)
+    written = stored.bulk_create(
         [_line(run.tenant, invoice, n, line) for n, line in enumerate(drafts, 1)], batch_size=1000
     )
+    tags = [
+        _tag(run.tenant, invoice, row, tag)
+        for row, line in zip(written, drafts, strict=True)
+        for tag in run.tags.line_tags(invoice.team_pk, line)
+    ]
+    InvoiceLineTag.objects.for_tenant(run.tenant).bulk_create(tags, batch_size=1000)
     return invoice
 
 
@@ -239,6 +250,20 @@ def _line(tenant: Tenant, invoice: Invoice, position: int, line: LineDraft) -> I
         unpriced_requests=line.unpriced_requests,
         cost_usd=line.cost_usd,
         amount_usd=line.amount_usd,
+    )
+
+
+def _tag(
+    tenant: Tenant, invoice: Invoice, line: InvoiceLine, tag: tag_lines.LineTag
+) -> InvoiceLineTag:
+    return InvoiceLineTag(
+        tenant=tenant,
+        invoice=invoice,
+        line=line,
+        key_position=tag.key_position,
+        tag_key=tag.tag_key,
+        tag_value=tag.tag_value,
+        amount_usd=tag.amount_usd,
     )
 
 

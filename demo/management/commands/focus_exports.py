@@ -4,6 +4,7 @@ of last month). deploy/focus_validate.sh runs the FinOps validator on them."""
 
 from __future__ import annotations
 
+import csv
 import time
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,15 @@ class Command(BaseCommand):
             with path.open("wb") as out:
                 for chunk in csv_export.focus_csv(tenant, month):
                     out.write(chunk)
-            self.stdout.write(f"{path}: {self._summary(tenant, month)}")
+            self.stdout.write(f"{path}: {self._summary(tenant, month, path)}")
         self.stdout.write(f"done in {time.monotonic() - started:.1f}s")
 
-    def _summary(self, tenant: Tenant, month: Any) -> str:
+    def _summary(self, tenant: Tenant, month: Any, path: Path) -> str:
         lines = InvoiceLine.objects.for_tenant(tenant).filter(invoice__month=month)
         corrections = lines.filter(
             line_type__in=(LineType.ADJUSTMENT, LineType.ALLOCATION_ADJUSTMENT)
         ).count()
-        return f"{lines.count()} row(s), {corrections} correction(s)"
+        with path.open(newline="", encoding="utf-8") as written:
+            rows = sum(1 for _ in csv.reader(written)) - 1  # the header
+        # Lines split by a tag key's values are several rows (billing.csv_tags).
+        return f"{rows} row(s) from {lines.count()} line(s), {corrections} correction line(s)"
