@@ -1,4 +1,5 @@
-"""Each invoice line's amount per value of each of the tenant's chosen tag keys (reads only).
+"""Each invoice line's amount per value of each of the tenant's chosen tag keys, and an
+invoice's totals per value (reads only).
 
 A line's amount is split over the values of a key by `tag_chargeback.split_cents` (largest
 remainder, so the parts add up to the line's cents exactly), in proportion to the exact cost
@@ -16,9 +17,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from django.db.models import Sum
+
 from billing import month_reads, months, selectors
 from billing.lines import BASE_TYPE, LineDraft
-from billing.models import LineType
+from billing.models import InvoiceLineTag, LineType
 from billing.money import ZERO
 from billing.tag_chargeback import ROLLUPS, chosen_keys, split_cents
 from core.teams import NO_TEAM
@@ -103,3 +106,31 @@ class TagReader:
             amounts = split_line(line.amount_usd, cost, found.weights[key].get(place, {}))
             out += [LineTag(position, key, v, a) for v, a in sorted(amounts.items())]
         return out
+
+
+@dataclass(frozen=True)
+class KeyTotals:
+    """An invoice's amount per value of one tag key: the sum of its lines' stored splits."""
+
+    key: str
+    values: list[tuple[str, Decimal]]  # by amount, largest first
+
+    @property
+    def total(self) -> Decimal:
+        return sum((amount for _, amount in self.values), ZERO)
+
+
+def invoice_tag_totals(tenant: Tenant, invoice_id: int) -> list[KeyTotals]:
+    """Per key the invoice was split by (in the tenant's order when it was generated), its
+    amount per value; each key's values add up to the invoice total."""
+    rows = (
+        InvoiceLineTag.objects.for_tenant(tenant)
+        .filter(invoice_id=invoice_id)
+        .values("key_position", "tag_key", "tag_value")
+        .annotate(amount=Sum("amount_usd"))
+        .order_by("key_position", "tag_key", "-amount", "tag_value")
+    )
+    out: dict[str, list[tuple[str, Decimal]]] = {}
+    for r in rows:
+        out.setdefault(r["tag_key"], []).append((r["tag_value"], r["amount"]))
+    return [KeyTotals(key, values) for key, values in out.items()]

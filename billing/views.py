@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from billing import charts, csv_export, months, selectors, services, tag_chargeback
+from billing import charts, csv_export, months, selectors, services, tag_chargeback, tag_lines
 from billing.models import Invoice
 from billing.money import ZERO
 from core import replica
@@ -201,7 +201,9 @@ def finalize_month(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
 def invoice(request: HttpRequest, ctx: TenantContext, pk: int) -> HttpResponse:
     found = get_object_or_404(Invoice.objects.for_tenant(ctx.tenant), pk=pk)
     lines = selectors.invoice_lines(ctx.tenant, found)[:5000]
-    return render(request, "billing/invoice.html", {"ctx": ctx, "invoice": found, "lines": lines})
+    tags = tag_lines.invoice_tag_totals(ctx.tenant, found.pk)
+    page = {"ctx": ctx, "invoice": found, "lines": lines, "tags": tags}
+    return render(request, "billing/invoice.html", page)
 
 
 def _csv(request: HttpRequest, chunks: Iterator[bytes], filename: str) -> StreamingHttpResponse:

@@ -4,6 +4,7 @@ cent per line, frozen on finalize; carried by the invoice and month CSVs and the
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -236,3 +237,21 @@ def test_it_lets_finance_and_owners_download_and_nobody_else(world: World) -> No
         response = outsider.get(url)
         assert response.status_code in (200, 404)
         assert b"acme-co" not in body(response)
+
+
+def test_it_shows_the_invoices_amount_per_tag_value_on_its_page(world: World) -> None:
+    _other_tenant_spend(world)
+    _spend(world, keys=("customer", "project"))
+    services.generate_month(world.tenant, LAST_MONTH)
+    invoice = invoices(world.tenant, LAST_MONTH)["search"]
+    html = login("finance").get(f"/invoices/{invoice.pk}/").content.decode()
+    for key in ("customer", "project"):
+        table = re.search(rf'data-testid="tag-{key}">(.*?)</table>', html, re.S)
+        assert table, key
+        rows = dict(re.findall(r"<tr><td>([^<]*)</td><td class=\"num\">([^<]*)</td>", table[1]))
+        amounts = {v: D(a.replace("$", "").replace(",", "")) for v, a in rows.items()}
+        assert amounts.pop("Total") == invoice.total_usd
+        assert sum(amounts.values(), D(0)) == invoice.total_usd
+    assert "acme-co" in html and "globex-secret" not in html
+    theirs = Invoice.objects.for_tenant(world.other_tenant).get()
+    assert login("finance").get(f"/invoices/{theirs.pk}/").status_code == 404
