@@ -172,3 +172,27 @@ def test_it_keeps_another_tenants_tag_page_out_of_reach(world: World) -> None:
     outsider = _page(login("outsider"), "/?range=7d&tag.prompt=v1")
     assert "tag.prompt: not a tag dimension of this tenant (chosen: region, tier)" in outsider
     assert ">v1<" not in outsider and ">pro<" not in outsider
+
+
+def test_it_names_unpriced_models_only_of_the_filtered_value(world: World) -> None:
+    set_tag_dimensions(world.tenant, ["tier"])
+    at = (NOW - timedelta(hours=3)).isoformat()
+    before = (NOW - timedelta(days=9)).isoformat()
+    ingest_events(
+        world.ingest.key,
+        [
+            event(1, timestamp=at, tags={"tier": "pro"}, provider="acme", model="mystery"),
+            event(2, timestamp=at, tags={"tier": "free"}),
+            event(3, timestamp=before, tags={"tier": "free"}),
+            event(4, timestamp=before, tags={"tier": "free"}),
+        ],
+    )
+    roll_up_all_pending(world.tenant.pk)
+    pro = _page(login("member"), "/?range=7d&tag.tier=pro")
+    assert 'data-testid="unpriced-banner"' in pro and "acme/mystery" in pro
+    free = _page(login("member"), "/models/?range=7d&tag.tier=free")
+    assert 'data-testid="unpriced-banner"' not in free
+    # The previous 7 days hold two free calls and no pro one.
+    earlier = usd(_cost(world, event_id__in=["evt-3", "evt-4"]))
+    assert f"vs previous: {earlier}<" in free
+    assert "vs previous: —<" in pro
