@@ -196,3 +196,14 @@ def test_it_names_unpriced_models_only_of_the_filtered_value(world: World) -> No
     earlier = usd(_cost(world, event_id__in=["evt-3", "evt-4"]))
     assert f"vs previous: {earlier}<" in free
     assert "vs previous: —<" in pro
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["tag.tier=%00", f"tag.tier={'x' * 5000}", "tag.%00=x", "stack=tag:%00", "tag.tier=%ED%A0%80"],
+)
+@pytest.mark.parametrize("path", ["/", "/tags/tier/", "/consumers/", "/whatif/", "/teams/search/"])
+def test_it_answers_odd_tag_parameters_with_a_page(world: World, path: str, query: str) -> None:
+    _seed(world)
+    page = login("member").get(f"{path}?range=7d&{query}")
+    assert page.status_code == 200
