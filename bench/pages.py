@@ -193,6 +193,12 @@ PAGES = [
     "/tags/segment/?range=7d",
     "/chargeback/",
     "/chargeback/?by=tag:customer",
+    # Tag filters read the key's tag rollups (customer-0007 is among the most used of the
+    # long tail), and the spend chart stacked by a tag key or a model family.
+    "/?range=30d&tag.customer=customer-0007",
+    "/?range=7d&stack=tag:segment",
+    "/?range=30d&stack=model_family",
+    "/endpoints/?range=30d&tag.segment=segment-07",
 ]
 
 

@@ -156,6 +156,10 @@ SIGNED_IN = [
     "/?range=30d&stack=model",
     "/?range=30d&stack=tag:customer_tier&status=2xx",
     "/teams/search/?range=30d&tag.customer_tier=(other)&stack=model_family",
+    # "More filters" open with every select set, the longest tag value selected.
+    f"/?range=30d&tag.customer_tier={LONG_FEATURE}-1&model_family=GPT-4o%20mini&status=429"
+    "&endpoint=/v1/organisations/customer-support-ticket-triage-and-summa/completions",
+    "/consumers/?range=30d&tag.customer_tier=(none)",
     "/teams/?range=30d",
     "/teams/search/?range=30d",
     "/teams/{team}/?range=30d",
