@@ -16,6 +16,7 @@ from typing import Any
 
 from billing import month_reads, months
 from billing.money import ZERO, cents, from_cents, largest_remainder
+from rollups import tag_sql
 from rollups.models import (
     ALL_ENVIRONMENTS,
     TagDailyRollup,
@@ -24,13 +25,11 @@ from rollups.models import (
     TagHourlyRollup,
     TagHourlySlice,
 )
-from rollups.tag_selectors import TAG_GROUP_PREFIX, shown_value
+from rollups.tag_selectors import TAG_GROUP_PREFIX, shown_value, slice_for
 from tenants.models import Tenant
 
 ROLLUPS = (TagDailyRollup, TagHourlyRollup)
 SLICES = (TagDailySlice, TagHourlySlice)
-# The tag slice that keeps each filter's column (a tag slice keeps the value as well).
-SLICE_OF_FILTER = {"team_pk": "team", "feature": "feature", "model": "model"}
 MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
 TEAM = "team"  # by=team: the team view (the default)
 
@@ -66,18 +65,13 @@ def parse_by(tenant: Tenant, raw: str) -> str | None:
     if raw in ("", TEAM):
         return None
     key = raw.removeprefix(TAG_GROUP_PREFIX)
-    chosen = chosen_keys(tenant)
+    chosen = tag_sql.chosen_keys(tenant.pk)
     if not raw.startswith(TAG_GROUP_PREFIX) or key not in chosen:
         names = ", ".join(f"tag:{k}" for k in chosen) or "none chosen in settings"
         raise UnknownTagKey(
             f"by: unknown allocation {raw[:80]!r}; use team or a chosen tag key ({names})"
         )
     return key
-
-
-def chosen_keys(tenant: Tenant) -> list[str]:
-    rows = TagDimension.objects.for_tenant(tenant).order_by("position", "key")
-    return list(rows.values_list("key", flat=True))
 
 
 def _exact(
@@ -93,15 +87,14 @@ def _exact(
 
 
 def _source(filters: Mapping[str, Any]) -> tuple[tuple[Any, Any], dict[str, Any]]:
-    """The tag slices and their rows when one slice holds the filters (at most one of team,
-    feature and model, and any environment): one row per value and day instead of one per
+    """The tag slices and their rows when one slice holds the filtered columns (environment
+    aside: a slice keeps it, or sums over it): one row per value and day instead of one per
     value, team, feature, model, endpoint and status. Otherwise the full tag rollups."""
-    columns = [name for name in filters if name != "environment"]
-    if len(columns) > 1 or not set(columns) <= set(SLICE_OF_FILTER):
+    name = slice_for([column for column in filters if column != "environment"])
+    if name is None:
         return ROLLUPS, dict(filters)
-    grouping = SLICE_OF_FILTER[columns[0]] if columns else "all"
     environment = filters.get("environment") or ALL_ENVIRONMENTS
-    return SLICES, {**filters, "grouping": grouping, "environment": environment}
+    return SLICES, {**filters, "grouping": name, "environment": environment}
 
 
 def split_cents(total: Decimal, weights: dict[str, Decimal]) -> dict[str, Decimal]:

@@ -23,8 +23,9 @@ from billing import month_reads, months, selectors
 from billing.lines import BASE_TYPE, LineDraft
 from billing.models import InvoiceLineTag, LineType
 from billing.money import ZERO
-from billing.tag_chargeback import ROLLUPS, chosen_keys, split_cents
+from billing.tag_chargeback import ROLLUPS, split_cents
 from core.teams import NO_TEAM
+from rollups import tag_sql
 from rollups.models import NO_TAG_LABEL
 from rollups.tag_selectors import shown_value
 from tenants.models import Tenant
@@ -90,7 +91,7 @@ class TagReader:
 
     @classmethod
     def of(cls, tenant: Tenant) -> TagReader:
-        return cls(tenant, chosen_keys(tenant))
+        return cls(tenant, tag_sql.chosen_keys(tenant.pk))
 
     def line_tags(self, team_pk: int, line: LineDraft) -> list[LineTag]:
         if not self.keys:

@@ -19,6 +19,7 @@ from billing.money import ZERO
 from core import replica
 from core.pages import member_view
 from core.query import text_param
+from rollups import tag_sql
 from rollups.tag_selectors import TAG_GROUP_PREFIX
 from tenants.context import TenantContext
 from tenants.labels import TeamLabels
@@ -76,7 +77,7 @@ def chargeback(request: HttpRequest, ctx: TenantContext) -> HttpResponse:
         "nav": _month_nav(month, current, {"team": slug, **filters, **by}),
         "settings": selectors.billing_settings(ctx.tenant),
         "figures": charts.chargeback_figures(page),
-        "tag_keys": tag_chargeback.chosen_keys(ctx.tenant), "by": by.get("by", ""),
+        "tag_keys": tag_sql.chosen_keys(ctx.tenant.pk), "by": by.get("by", ""),
         "tags": _tag_spend(ctx, page, tag_key, filters) if tag_key else None,
     }  # fmt: skip
     return render(request, "billing/chargeback.html", context)

@@ -64,6 +64,7 @@ class Filters:
     stack: str = "team"
     errors: tuple[str, ...] = ()
     tag: TagFilter | None = None
+    tag_keys: tuple[str, ...] = ()  # the tenant's chosen keys these filters were read against
 
     @property
     def more_set(self) -> bool:
@@ -81,11 +82,8 @@ class Filters:
     @property
     def stack_tag(self) -> str | None:
         """The tag key the chart is stacked by, if any."""
-        return self.stack.removeprefix(TAG_GROUP_PREFIX) if self.stack_is_tag else None
-
-    @property
-    def stack_is_tag(self) -> bool:
-        return self.stack.startswith(TAG_GROUP_PREFIX)
+        is_tag = self.stack.startswith(TAG_GROUP_PREFIX)
+        return self.stack.removeprefix(TAG_GROUP_PREFIX) if is_tag else None
 
     @property
     def hourly(self) -> bool:
@@ -196,6 +194,7 @@ def parse_filters(
         stack=stack,
         errors=(*errors, *tag_errors),
         tag=tag,
+        tag_keys=tuple(tag_keys),
         **values,
     )
 

@@ -37,7 +37,7 @@ def breakdowns(
     feature pages: one query per key, on the tag slice that keeps the filtered dimension
     (the page's team or feature), so one row per value and day. Under a tag filter only
     that key is listed: another key's rows cannot be narrowed by it (see `for_key`)."""
-    keys = [d.key for d in chosen(tenant) if f.tag is None or f.tag.key == d.key]
+    keys = [key for key in f.tag_keys if f.tag is None or f.tag.key == key]
     return [(key, ranked(_spent(tenant, f, teams, key), "tag", teams, limit)) for key in keys]
 
 

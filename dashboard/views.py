@@ -35,7 +35,7 @@ def _base(
 ) -> dict[str, Any]:
     """What every page shows: the filter bar, the totals and the unpriced-usage banner."""
     totals, previous = selectors.totals_now_and_before(ctx.tenant, f, teams)
-    keys = chosen_keys(ctx.tenant.pk)
+    keys = list(f.tag_keys)
     return {
         "ctx": ctx,
         "f": f,
