@@ -73,6 +73,8 @@ PAGES = [
     "/?range=30d&team=team-07", "/?range=30d&environment=staging&model=gpt-4o",
     "/?range=30d&endpoint=/v1/route-12", "/?range=7d&status=429",
     "/?range=30d&model_family=GPT-4o", "/?range=30d&tag.customer_tier=enterprise",
+    "/endpoints/", "/statuses/", "/tags/customer_tier/", "/features/feature-3/",
+    "/chargeback/?by=tag:customer_tier",
     "/teams/", "/teams/team-07/", "/teams/team-07/?range=7d", "/features/",
     "/features/?range=7d&team=team-03", "/models/", "/models/?range=mtd", "/consumers/",
     "/consumers/?range=7d&team=team-03", "/budgets/", "/anomalies/", "/whatif/",
@@ -99,7 +101,9 @@ def psql(query: str) -> str:
 SETUP = f"""
 from tenants.models import Role, Scope
 from tenants.services import add_member, create_api_key, create_team, create_tenant
+from rollups.tags import set_tag_dimensions
 tenant = create_tenant("scale", "Scale Corp")
+set_tag_dimensions(tenant, ["customer_tier"])  # a chosen key, rolled up from the first call
 add_member(tenant, "viewer", Role.FINANCE, "bench-password")  # finance: billing pages too
 for i in range({TEAMS}):
     create_team(tenant, f"team-{{i:02d}}", f"Team {{i}}", f"CC-{{1000 + i}}")
