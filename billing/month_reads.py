@@ -126,6 +126,8 @@ def distinct(
     models: tuple[type[Model], type[Model]],
     window: tuple[datetime, datetime],
     name: str,
+    filters: Mapping[str, Any] | None = None,
 ) -> set[Any]:
-    """The distinct values of `name` with calls in `window`."""
-    return {row[name] for row in summed(tenant, models, window, (name,), ("requests",))}
+    """The distinct values of `name` with calls in `window` (under `filters`)."""
+    rows = summed(tenant, models, window, (name,), ("requests",), filters)
+    return {row[name] for row in rows}

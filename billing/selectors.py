@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,14 +18,18 @@ from billing.lines import BASE_TYPE, COUNTS, ByTeam, Key, LineDraft, allocate, u
 from billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceStatus, LineType
 from billing.money import ZERO
 from core.teams import NO_TEAM, UNALLOCATED
-from rollups.models import DailyRollup, HourlyRollup
+from rollups.models import ALL_ENVIRONMENTS, DailySlice, HourlySlice
 from tenants.labels import TeamLabels
 from tenants.models import Team, Tenant
 
 GROUP = ("team_pk", "provider", "model", "feature")
 FILTERABLE = ("environment", "feature", "model")
 MEASURES = (*COUNTS, "cost_usd")
-ROLLUPS = (DailyRollup, HourlyRollup)  # month-wide reads: whole UTC days, then edge hours
+# Month-wide reads: whole UTC days, then edge hours, of the slices that keep an invoice line's
+# grouping (`GROUP`), per environment and over all of them: a month of them is a fraction of
+# the full rollups' rows, which also keep endpoint and status class.
+SLICES = (DailySlice, HourlySlice)
+LINE = "line"
 
 
 def billing_settings(tenant: Tenant) -> BillingSettings:
@@ -59,11 +63,24 @@ def month_usage(
     tenant: Tenant, month: date, tz_name: str, filters: Mapping[str, str] | None = None
 ) -> ByTeam:
     """Usage lines per team for the month: one per provider, model and feature."""
-    window = months.window(month, tz_name)
     out: ByTeam = {}
-    for row in month_reads.summed(tenant, ROLLUPS, window, GROUP, MEASURES, filters):
+    for row in line_sums(tenant, months.window(month, tz_name), filters):
         out.setdefault(row["team_pk"], []).append(usage_line(month, row))
     return out
+
+
+def line_sums(
+    tenant: Tenant, window: tuple[datetime, datetime], filters: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """`MEASURES` per invoice line (`GROUP`) over `window`, under `filters`."""
+    return month_reads.summed(tenant, SLICES, window, GROUP, MEASURES, _lines(filters))
+
+
+def _lines(filters: Mapping[str, str] | None) -> dict[str, str]:
+    """The invoice-line slice's rows under `filters`: one environment's, or all of them summed."""
+    rest = dict(filters or {})
+    environment = rest.pop("environment", "") or ALL_ENVIRONMENTS
+    return {**rest, "grouping": LINE, "environment": environment}
 
 
 def month_lines(
@@ -365,7 +382,19 @@ def _group(lines: list[LineDraft], name: Any) -> dict[str, list[LineDraft]]:
 def filter_choices(tenant: Tenant, month: date, tz_name: str) -> dict[str, list[str]]:
     """Environments, features and models used in the month, for the filter bar."""
     window = months.window(month, tz_name)
+    # Environments from the one-row-per-environment-and-day slice, the rest from the lines'.
+    per_environment = {"grouping": "all"}
     return {
-        name: sorted(v for v in month_reads.distinct(tenant, ROLLUPS, window, name) if v)
+        name: sorted(
+            v
+            for v in month_reads.distinct(
+                tenant,
+                SLICES,
+                window,
+                name,
+                per_environment if name == "environment" else _lines(None),
+            )
+            if v
+        )
         for name in FILTERABLE
     }

@@ -138,7 +138,13 @@ SLICES: dict[str, tuple[str, ...]] = {
     "provider": ("provider",),
     "endpoint": ("endpoint",),
     "status": ("status",),
+    # An invoice line's grouping: chargeback and invoices read a month of these per
+    # (team, provider, model, feature), not every endpoint and status class of it.
+    "line": ("team_pk", "feature", "provider", "model"),
 }
+# The tag slices keep the one-dimension groupings only: a tag key multiplies every row it is
+# kept in, and chargeback by a tag reads one value's total, not its invoice lines.
+TAG_SLICES = {name: kept for name, kept in SLICES.items() if name != "line"}
 SLICE_CHOICES = [(name, name) for name in SLICES]
 # A slice's key leads with what a page fixes (grouping, environment), then its time range:
 # the page's rows are one stretch of the unique index, not a scan of every slice.

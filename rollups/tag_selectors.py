@@ -11,7 +11,7 @@ from rollups.models import (
     ALL_ENVIRONMENTS,
     NO_TAG_LABEL,
     NO_TAG_VALUE,
-    SLICES,
+    TAG_SLICES,
     TagDailyRollup,
     TagDailySlice,
     TagHourlyRollup,
@@ -50,10 +50,10 @@ def shown_value(stored: str) -> str:
 
 
 def slice_for(fields: list[str]) -> str | None:
-    """The smallest slice holding every grouped field (environment aside), if any."""
+    """The smallest tag slice holding every grouped field (environment aside), if any."""
     wanted = set(fields) - {"environment"}
-    fits = [name for name, kept in SLICES.items() if wanted <= set(kept)]
-    return min(fits, key=lambda name: len(SLICES[name]), default=None)
+    fits = [name for name, kept in TAG_SLICES.items() if wanted <= set(kept)]
+    return min(fits, key=lambda name: len(TAG_SLICES[name]), default=None)
 
 
 def in_slice(rows: QuerySet[Any], name: str, per_environment: bool) -> QuerySet[Any]:

@@ -4,17 +4,12 @@ from django.db import migrations, models
 
 
 def rebuild_slices(apps, schema_editor):  # noqa: ANN001 - Django's migration signature
-    """Every slice again from the full rollups, now with the endpoint and status slices
-    (rows from before hold endpoint and status "": "not recorded").
-
-    Written from today's models (`rollups.sql`): a later migration that changes what a slice
-    holds must take this job over, and this one then only empties the tables."""
-    from rollups.sql import rebuild_slices
-
+    """Empty the slices, which gain the endpoint and status slices (rows from before hold
+    endpoint and status "": "not recorded"). 0017, which adds the invoice-line slice, builds
+    them all again from the full rollups with today's models."""
     for name in ("HourlySlice", "DailySlice"):
         table = apps.get_model("rollups", name)._meta.db_table
         schema_editor.execute(f"DELETE FROM {table}")  # noqa: S608 - a table name of ours
-    rebuild_slices()
 
 
 class Migration(migrations.Migration):

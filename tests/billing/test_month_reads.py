@@ -1,5 +1,6 @@
-"""Month-wide reads take whole UTC days from the daily rollups and only the edge hours from the
-hourly ones: the sums must be exactly those of reading every hour, and of the raw events."""
+"""Month-wide reads take whole UTC days from the daily invoice-line slices and only the edge hours
+from the hourly ones: the sums must be exactly those of reading every hour of the full rollups,
+and of the raw events, per environment and over all of them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from hypothesis import strategies as st
 
 from billing import month_reads, months, selectors
 from ingest.models import PendingBatch, UsageEvent
-from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup, IngestCount
+from rollups.models import (
+    ConsumerDailyRollup,
+    DailyRollup,
+    DailySlice,
+    HourlyRollup,
+    HourlySlice,
+    IngestCount,
+)
 from tenants.models import Tenant
 from tests.billing.helpers import EARLIER, at, send, shared_key
 from tests.conftest import World
@@ -44,9 +52,13 @@ def test_it_splits_a_month_into_whole_utc_days_and_edge_hours() -> None:
     assert (utc.first_day, utc.last_day, utc.edges) == (date(2026, 3, 1), date(2026, 3, 31), ())
 
 
-def _hourly_only(tenant: Tenant, month: date, tz: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+def _hourly_only(
+    tenant: Tenant, month: date, tz: str, environment: str = ""
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     start, end = months.window(month, tz)
     rows = HourlyRollup.objects.for_tenant(tenant).filter(hour__gte=start, hour__lt=end)
+    if environment:
+        rows = rows.filter(environment=environment)
     out: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, 0, Decimal(0)])
     for r in rows:
         found = out[(r.team_pk, r.provider, r.model, r.feature)]
@@ -55,20 +67,24 @@ def _hourly_only(tenant: Tenant, month: date, tz: str) -> dict[tuple[Any, ...], 
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _raw(tenant: Tenant, month: date, tz: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+def _raw(
+    tenant: Tenant, month: date, tz: str, environment: str = ""
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     start, end = months.window(month, tz)
     out: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, 0, 0, Decimal(0)])
-    for e in UsageEvent.objects.for_tenant(tenant).filter(hour__gte=start, hour__lt=end):
+    events = UsageEvent.objects.for_tenant(tenant).filter(hour__gte=start, hour__lt=end)
+    for e in events.filter(environment=environment) if environment else events:
         found = out[(e.team_id or 0, e.provider, e.model, e.feature)]
         for i, value in enumerate((1, e.input_tokens, e.output_tokens, e.cost_usd)):
             found[i] += value
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _split_read(tenant: Tenant, month: date, tz: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    rows = month_reads.summed(
-        tenant, selectors.ROLLUPS, months.window(month, tz), selectors.GROUP, MEASURES
-    )
+def _split_read(
+    tenant: Tenant, month: date, tz: str, environment: str = ""
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    filters = {"environment": environment} if environment else {}
+    rows = selectors.line_sums(tenant, months.window(month, tz), filters)
     return {tuple(r[g] for g in selectors.GROUP): tuple(r[m] for m in MEASURES) for r in rows}
 
 
@@ -79,6 +95,9 @@ events = st.fixed_dictionaries(
         "hour": st.sampled_from([0, 1, 4, 5, 9, 10, 12, 13, 14, 18, 19, 22, 23]),
         "model": st.sampled_from(["gpt-4o", "gpt-4o-mini"]),
         "feature": st.sampled_from(["", "chat"]),
+        "environment": st.sampled_from(["production", "staging"]),
+        "endpoint": st.sampled_from(["", "/v1/chat", "/v1/search"]),
+        "status_code": st.sampled_from([200, 429, 503]),
         "input_tokens": st.integers(0, 90_000),
         "cost_usd": st.one_of(st.none(), st.decimals(0, 2, places=9).map(str)),
     }
@@ -94,6 +113,9 @@ def _event(n: int, raw: dict[str, Any], tz: str) -> dict[str, Any]:
         "input_tokens": raw["input_tokens"],
         "output_tokens": 100,
         "feature": raw["feature"],
+        "environment": raw["environment"],
+        "endpoint": raw["endpoint"],
+        "status_code": raw["status_code"],
     }
     if raw["cost_usd"] is not None:
         out["cost_usd"] = raw["cost_usd"]
@@ -115,13 +137,18 @@ def test_it_reads_a_month_from_daily_and_edge_hours_exactly_as_from_every_hour(
     world: World, batch: list[dict[str, Any]], sent_in: str, billed_in: str
 ) -> None:
     tenant = world.tenant
-    for model in (UsageEvent, PendingBatch, HourlyRollup, DailyRollup, ConsumerDailyRollup):
+    tables = (UsageEvent, PendingBatch, HourlyRollup, DailyRollup, HourlySlice, DailySlice,
+              ConsumerDailyRollup)  # fmt: skip
+    for model in tables:
         model.objects.for_tenant(tenant).delete()
     IngestCount.objects.for_tenant(tenant).delete()
     key = shared_key(tenant)
     send(key, *(_event(n, raw, sent_in) for n, raw in enumerate(batch)))
-    split = _split_read(tenant, MONTH, billed_in)
-    assert split == _hourly_only(tenant, MONTH, billed_in) == _raw(tenant, MONTH, billed_in)
+    # Every endpoint and status class of a line is summed into it, per environment and in all.
+    for env in ("", "production", "staging"):
+        split = _split_read(tenant, MONTH, billed_in, env)
+        assert split == _hourly_only(tenant, MONTH, billed_in, env)
+        assert split == _raw(tenant, MONTH, billed_in, env)
 
 
 def test_it_keeps_the_filter_choices_of_the_edge_hours(world: World) -> None:

@@ -22,7 +22,14 @@ from hypothesis import strategies as st
 from billing import months, services
 from billing.models import BillingSettings, Invoice, InvoiceLine
 from ingest.models import PendingBatch, UsageEvent
-from rollups.models import ConsumerDailyRollup, DailyRollup, HourlyRollup, IngestCount
+from rollups.models import (
+    ConsumerDailyRollup,
+    DailyRollup,
+    DailySlice,
+    HourlyRollup,
+    HourlySlice,
+    IngestCount,
+)
 from tenants.models import ApiKey, Team, Tenant
 from tenants.services import create_team
 from tests.billing.helpers import (
@@ -88,7 +95,7 @@ def _reset(world: World) -> Tenant:
     tenant = world.tenant
     owned: tuple[type[Any], ...] = (
         InvoiceLine, Invoice, BillingSettings, UsageEvent, PendingBatch, HourlyRollup,
-        DailyRollup, ConsumerDailyRollup, IngestCount,
+        DailyRollup, HourlySlice, DailySlice, ConsumerDailyRollup, IngestCount,
     )  # fmt: skip
     for model in owned:
         model.objects.for_tenant(tenant).delete()

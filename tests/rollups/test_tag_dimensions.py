@@ -22,8 +22,8 @@ from ingest.models import PendingBatch, UsageEvent
 from ingest.services import ingest_events
 from rollups import sql
 from rollups.models import (
-    SLICES,
     TAG_ROLLUP_MODELS,
+    TAG_SLICES,
     TagDailyRollup,
     TagDailySlice,
     TagDimension,
@@ -101,7 +101,7 @@ def _assert_slices_match(world: World, key: str) -> None:
     """Each tag slice row is the sum of the full tag rows it stands for."""
     full = TagDailyRollup.objects.for_tenant(world.tenant).filter(tag_key=key)
     slices = TagDailySlice.objects.for_tenant(world.tenant).filter(tag_key=key)
-    for name, kept in SLICES.items():
+    for name, kept in TAG_SLICES.items():
         for env in (True, False):
             group = ["day", "tag_value", *kept, *(["environment"] if env else [])]
             want = {
