@@ -22,7 +22,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import DatabaseError, transaction
-from django.db.models import Min
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from core.locks import xact_lock
@@ -80,8 +80,11 @@ class RunResult:
         self.refused = refused  # batch id -> the database's error, for batches left pending
 
 
-def _roll_up(tenant_id: int, max_batches: int, skip: set[int]) -> RunResult:
-    """Merge up to `max_batches` mergeable pending batches (not quarantined, not in `skip`).
+def _roll_up(
+    tenant_id: int, max_batches: int, skip: set[int], newest: int | None = None
+) -> RunResult:
+    """Merge up to `max_batches` mergeable pending batches (not quarantined, not in `skip`,
+    none numbered after `newest` if given).
 
     Batches the database refuses are left pending with one more failure recorded (and
     quarantined at `MAX_ATTEMPTS`); every other batch is merged and deleted. A batch of only
@@ -90,6 +93,8 @@ def _roll_up(tenant_id: int, max_batches: int, skip: set[int]) -> RunResult:
     with transaction.atomic():
         lock_tenant(tenant_id)
         pending = _mergeable(tenant_id).exclude(pk__in=skip).select_for_update(skip_locked=True)
+        if newest is not None:
+            pending = pending.filter(pk__lte=newest)
         batches = list(
             pending.order_by("pk").values("pk", "created_at", "offered", "rejected")[:max_batches]
         )
@@ -210,14 +215,21 @@ def roll_up_all_pending(tenant_id: int) -> int:
 
 
 def _roll_up_all(tenant_id: int) -> tuple[int, int]:
-    """(events merged, batch merges refused) of one run over everything pending."""
+    """(events merged, batch merges refused) of one run over everything pending when it starts.
+
+    Batches are numbered as they are stored, so the run takes none numbered after the newest
+    it found: under ingest faster than the merges (seen at 14,000 events/s on 2 cores) a run
+    that also took the batches arriving meanwhile never ended, until the worker's hard time
+    limit killed it in the middle of a merge."""
+    newest = _mergeable(tenant_id).aggregate(newest=Max("pk"))["newest"]
     total, refused = 0, set[int]()
-    while True:
-        result = _roll_up(tenant_id, MAX_BATCHES_PER_RUN, refused)
+    while newest is not None:
+        result = _roll_up(tenant_id, MAX_BATCHES_PER_RUN, refused, newest)
         total += result.events
         refused |= result.refused.keys()
         if result.batches < MAX_BATCHES_PER_RUN:
-            return total, len(refused)
+            break
+    return total, len(refused)
 
 
 def roll_up_isolated(tenant_id: int) -> int:
