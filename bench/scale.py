@@ -9,7 +9,8 @@ events POSTed to `/api/v1/events` in batches of 100 from `--clients` processes, 
 they go, with a realistic mix: 50 teams, 200 features (each owned by a team), 100 endpoints
 (each used by two features), 100k end users, 12 models (dated snapshots among them), a status
 mix with a retry-storm share of 429s and 5xx, tags `customer_tier` and `prompt_version`, over
-90 days (the load walks forward through the 90 days, as a replay of real traffic would).
+90 days (each stage's load walks forward through all 90 days, as a replay of real traffic
+would; so at every stage the pages read full ranges, and a later stage adds density).
 
 Throughout the fill a probe sends one event every 2 s stamped now and times until
 `/api/v1/usage` shows it (freshness). At each stage (the cumulative event counts of
@@ -148,10 +149,12 @@ def event(rng: random.Random, at: datetime) -> dict[str, Any]:
 
 
 def loader(
-    key: str, first: int, count: int, stride: int, total: int, start: datetime, out: Any
+    key: str, seed: int, first: int, count: int, stride: int, total: int, start: datetime, out: Any
 ) -> None:
-    """Events first, first+stride, ... (of `total`, spread over DAYS from `start`), 100 a POST."""
-    rng = random.Random(first)
+    """Events first, first+stride, ... of the stage's `total`, spread over DAYS from `start`,
+    100 a POST. Each stage walks through all 90 days, so every stage's pages read full ranges
+    and a later stage only adds density."""
+    rng = random.Random(seed)
     conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     span, accepted, index = timedelta(days=DAYS) - timedelta(hours=1), 0, first
@@ -315,7 +318,7 @@ def drop_oldest_partition() -> str:
     )
 
 
-def fill(key: str, read: str, done: int, upto: int, total: int, clients: int, start: datetime) -> dict[str, Any]:  # fmt: skip
+def fill(key: str, read: str, done: int, upto: int, clients: int, start: datetime) -> dict[str, Any]:  # fmt: skip
     out: Any = multiprocessing.Queue()
     stop = multiprocessing.Event()
     prober = multiprocessing.Process(target=probe, args=(key, read, stop, out))
@@ -323,7 +326,7 @@ def fill(key: str, read: str, done: int, upto: int, total: int, clients: int, st
     count = (upto - done) // (clients * BATCH) * BATCH
     workers = [
         multiprocessing.Process(
-            target=loader, args=(key, done + i, count, clients, total, start, out)
+            target=loader, args=(key, done + i, i, count, clients, upto - done, start, out)
         )
         for i in range(clients)
     ]
@@ -393,7 +396,7 @@ def main() -> None:
     try:
         sh("bash", "deploy/pgbouncer.sh", "start", env=bouncer)
         for target in targets:
-            stage = fill(key, read, done, target, targets[-1], args.clients, start)
+            stage = fill(key, read, done, target, args.clients, start)
             done += stage["accepted"]
             stored = int(psql("SELECT count(*) FROM ingest_usageevent"))
             log(f"{stored:,} events stored ({stage['rate']:,.0f} events/s this stage); "
