@@ -23,9 +23,9 @@ def test_it_takes_only_the_batches_pending_when_the_run_began(
     one_pass = services._roll_up
 
     def pass_while_more_arrive(
-        tenant_id: int, max_batches: int, skip: set[int]
+        tenant_id: int, max_batches: int, skip: set[int], newest: int | None = None
     ) -> services.RunResult:
-        folded = one_pass(tenant_id, max_batches, skip)
+        folded = one_pass(tenant_id, max_batches, skip, newest)
         ingest_events(world.ingest.key, [event(f"late-{folded.batches}")])
         return folded
 
@@ -34,6 +34,31 @@ def test_it_takes_only_the_batches_pending_when_the_run_began(
     # The batch that arrived during the run waits for the run it scheduled itself.
     assert PendingBatch.objects.for_tenant(world.tenant).count() == 1
     assert daily_total(world.tenant)[0] == 2
+
+
+@pytest.mark.django_db
+def test_it_ends_a_run_of_full_passes_with_the_batches_pending_when_it_began(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under ingest faster than the merges every pass is full: a run that also took the
+    # newcomers never ended, until the worker's hard time limit killed it mid-merge.
+    monkeypatch.setattr(services, "MAX_BATCHES_PER_RUN", 2)
+    for n in range(5):
+        ingest_events(world.ingest.key, [event(f"before-{n}")])
+    one_pass = services._roll_up
+    passes: list[int] = []
+
+    def pass_while_more_arrive(
+        tenant_id: int, max_batches: int, skip: set[int], newest: int | None = None
+    ) -> services.RunResult:
+        passes.append(len(passes))
+        ingest_events(world.ingest.key, [event(f"during-{len(passes)}")])
+        return one_pass(tenant_id, max_batches, skip, newest)
+
+    monkeypatch.setattr(services, "_roll_up", pass_while_more_arrive)
+    assert services.roll_up_all_pending(world.tenant.pk) == 5  # 2 + 2 + 1 stored before
+    assert len(passes) == 3
+    assert PendingBatch.objects.for_tenant(world.tenant).count() == 3  # the next run's
 
 
 @pytest.mark.django_db
