@@ -18,7 +18,7 @@ from billing.lines import BASE_TYPE, COUNTS, ByTeam, Key, LineDraft, allocate, u
 from billing.models import BillingSettings, Invoice, InvoiceLine, InvoiceStatus, LineType
 from billing.money import ZERO
 from core.teams import NO_TEAM, UNALLOCATED
-from rollups.models import ALL_ENVIRONMENTS, DailySlice, HourlySlice
+from rollups.models import ALL_ENVIRONMENTS, LINE_SLICE, DailySlice, HourlySlice
 from tenants.labels import TeamLabels
 from tenants.models import Team, Tenant
 
@@ -29,7 +29,6 @@ MEASURES = (*COUNTS, "cost_usd")
 # grouping (`GROUP`), per environment and over all of them: a month of them is a fraction of
 # the full rollups' rows, which also keep endpoint and status class.
 SLICES = (DailySlice, HourlySlice)
-LINE = "line"
 
 
 def billing_settings(tenant: Tenant) -> BillingSettings:
@@ -80,7 +79,7 @@ def _lines(filters: Mapping[str, str] | None) -> dict[str, str]:
     """The invoice-line slice's rows under `filters`: one environment's, or all of them summed."""
     rest = dict(filters or {})
     environment = rest.pop("environment", "") or ALL_ENVIRONMENTS
-    return {**rest, "grouping": LINE, "environment": environment}
+    return {**rest, "grouping": LINE_SLICE, "environment": environment}
 
 
 def month_lines(
@@ -383,18 +382,8 @@ def filter_choices(tenant: Tenant, month: date, tz_name: str) -> dict[str, list[
     """Environments, features and models used in the month, for the filter bar."""
     window = months.window(month, tz_name)
     # Environments from the one-row-per-environment-and-day slice, the rest from the lines'.
-    per_environment = {"grouping": "all"}
+    rows_of = {name: _lines(None) for name in FILTERABLE} | {"environment": {"grouping": "all"}}
     return {
-        name: sorted(
-            v
-            for v in month_reads.distinct(
-                tenant,
-                SLICES,
-                window,
-                name,
-                per_environment if name == "environment" else _lines(None),
-            )
-            if v
-        )
-        for name in FILTERABLE
+        name: sorted(v for v in month_reads.distinct(tenant, SLICES, window, name, rows) if v)
+        for name, rows in rows_of.items()
     }

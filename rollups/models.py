@@ -130,6 +130,7 @@ class DailyRollup(TenantOwned, Dimensions, Measures):
 # model, environment) row; ungrouped dimensions hold their blank value (team NO_TEAM, text
 # ""). Views filtered by two dimensions or more still read the full rollups.
 ALL_ENVIRONMENTS = ""  # never an event's environment: a blank one is stored as "production"
+LINE_SLICE = "line"
 SLICES: dict[str, tuple[str, ...]] = {
     "all": (),
     "team": ("team_pk",),
@@ -140,11 +141,11 @@ SLICES: dict[str, tuple[str, ...]] = {
     "status": ("status",),
     # An invoice line's grouping: chargeback and invoices read a month of these per
     # (team, provider, model, feature), not every endpoint and status class of it.
-    "line": ("team_pk", "feature", "provider", "model"),
+    LINE_SLICE: ("team_pk", "feature", "provider", "model"),
 }
 # The tag slices keep the one-dimension groupings only: a tag key multiplies every row it is
 # kept in, and chargeback by a tag reads one value's total, not its invoice lines.
-TAG_SLICES = {name: kept for name, kept in SLICES.items() if name != "line"}
+TAG_SLICES = {name: kept for name, kept in SLICES.items() if name != LINE_SLICE}
 SLICE_CHOICES = [(name, name) for name in SLICES]
 # A slice's key leads with what a page fixes (grouping, environment), then its time range:
 # the page's rows are one stretch of the unique index, not a scan of every slice.
