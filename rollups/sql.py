@@ -97,6 +97,11 @@ def _measures() -> list[tuple[str, str]]:
 MEASURES = tuple(name for name, _ in _measures())
 
 
+def _summed() -> list[tuple[str, str]]:
+    """Each measure summed over rows that hold it under its own name (`h`, the slice sums)."""
+    return [(m, f"SUM({m})") for m in MEASURES]
+
+
 def _upsert(
     table: str,
     keys: list[tuple[str, str]],
@@ -125,21 +130,24 @@ SLICE_DIMS = (("team_pk", "COALESCE(team_id, 0)", "0"), ("feature", "feature", "
               ("endpoint", "endpoint", "''"), ("status", "status", "''"))  # fmt: skip
 
 
-def _slice_upsert(
-    table: str,
-    time_key: tuple[str, str],
+SLICE_KEYS = ("grouping", *(n for n, _, _ in SLICE_DIMS), "environment")
+
+
+def _slice_sums(
     measures: list[tuple[str, str]],
     source: str,
     extra: tuple[str, ...] = (),
     slices: dict[str, tuple[str, ...]] = SLICES,
 ) -> str:
-    """Every slice of the merge's events in one pass: GROUPING SETS, two sets per slice.
+    """Every slice of the merge's grouped events per hour in one pass: GROUPING SETS, two
+    sets per slice. Computed once; the hourly and the daily slices are both summed from it.
 
     GROUPING() has a bit set for each dimension a row is *not* grouped by; that names the
     slice, and the dimensions it leaves out take their blank value. Each slice is summed once
     per environment and once over all of them (environment '', ALL_ENVIRONMENTS), so an
     unfiltered page reads one row where it would sum one per environment. `extra` columns
-    (the tag slices' key and value) are kept in every set.
+    (the tag slices' key and value) are kept in every set. The rows are named as the slice
+    tables' columns (`SLICE_KEYS`, then the measures).
     """
     width = len(SLICE_DIMS)
     label = " ".join(
@@ -153,23 +161,28 @@ def _slice_upsert(
         for dims in slices.values()
         for env in (["environment"], [])
     )
-    dims = ", ".join(f"COALESCE({e}, {blank})" for _, e, blank in SLICE_DIMS)
-    keys = [
-        "tenant_id",
-        time_key[0],
-        *extra,
-        "grouping",
-        *(n for n, _, _ in SLICE_DIMS),
-        "environment",
-    ]
+    dims = ", ".join(f"COALESCE({e}, {blank}) AS {n}" for n, e, blank in SLICE_DIMS)
     kept = "".join(f"{e}, " for e in extra)
-    updates = ", ".join(f"{m} = {table}.{m} + EXCLUDED.{m}" for m, _ in measures)
     return (
-        f"INSERT INTO {table} ({', '.join(keys)}, {', '.join(m for m, _ in measures)}) "  # noqa: S608
-        f"SELECT tenant_id, {time_key[1]}, {kept}CASE GROUPING({exprs}) {label} END, {dims}, "
-        f"COALESCE(environment, '{ALL_ENVIRONMENTS}'), {', '.join(e for _, e in measures)} "
-        f"FROM {source} GROUP BY tenant_id, {time_key[1]}, {kept}GROUPING SETS ({sets}) "
-        f"ORDER BY {', '.join(str(i) for i in range(1, len(keys) + 1))} "
+        f"SELECT tenant_id, hour, {kept}CASE GROUPING({exprs}) {label} END AS grouping, "  # noqa: S608
+        f"{dims}, COALESCE(environment, '{ALL_ENVIRONMENTS}') AS environment, "
+        f"{', '.join(f'{e} AS {m}' for m, e in measures)} "
+        f"FROM {source} GROUP BY tenant_id, hour, {kept}GROUPING SETS ({sets})"
+    )
+
+
+def _slice_upsert(
+    table: str, time_key: tuple[str, str], source: str, extra: tuple[str, ...] = ()
+) -> str:
+    """Add the rows of `_slice_sums` (`source`) to a slice table, summed per `time_key`."""
+    keys = ["tenant_id", time_key[0], *extra, *SLICE_KEYS]
+    exprs = ["tenant_id", time_key[1], *extra, *SLICE_KEYS]
+    positions = ", ".join(str(i) for i in range(1, len(keys) + 1))
+    updates = ", ".join(f"{m} = {table}.{m} + EXCLUDED.{m}" for m in MEASURES)
+    return (
+        f"INSERT INTO {table} ({', '.join(keys)}, {', '.join(MEASURES)}) "  # noqa: S608
+        f"SELECT {', '.join(exprs)}, {', '.join(f'SUM({m})' for m in MEASURES)} "
+        f"FROM {source} GROUP BY {positions} ORDER BY {positions} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     )
 
@@ -197,19 +210,19 @@ def _consumer_sums(source: str) -> str:
 
 
 def _statements() -> list[str]:
-    measures = _measures()
     dims = list(zip(DIMS, DIM_SQL, strict=True))
     # Every usage table is summed from `h`, the merge's events grouped once per hour and
-    # dimensions: the measures are computed over the events once, not once per table.
-    summed = [(m, f"SUM({m})") for m, _ in measures]
+    # dimensions: the measures are computed over the events once, not once per table. The
+    # slices are summed from `s`, `h`'s slices per hour, so their GROUPING SETS run once.
+    summed = _summed()
     day = ("day", "(hour AT TIME ZONE 'UTC')::date")
     consumer = [(k, k) for k in CONSUMER_KEYS]
     consumer_sums = [(m, f"SUM({m})") for m in CONSUMER_MEASURES]
     return [
         _upsert(HourlyRollup._meta.db_table, [("hour", "hour"), *dims], summed, source="h"),
         _upsert(DailyRollup._meta.db_table, [day, *dims], summed, source="h"),
-        _slice_upsert(HourlySlice._meta.db_table, ("hour", "hour"), summed, "h"),
-        _slice_upsert(DailySlice._meta.db_table, day, summed, "h"),
+        _slice_upsert(HourlySlice._meta.db_table, ("hour", "hour"), "s"),
+        _slice_upsert(DailySlice._meta.db_table, day, "s"),
         _upsert(LifetimeRollup._meta.db_table, dims, summed, source="h"),
         _upsert(ConsumerDailyRollup._meta.db_table, consumer, consumer_sums, source="c"),
         windows.add_consumer_sums_sql("c"),
@@ -250,6 +263,7 @@ def _merge_sql(events: str, answer: str) -> str:
         "h AS MATERIALIZED (SELECT tenant_id, hour, "
         + ", ".join(f"{expr} AS {name}" for name, expr in (*H_DIMS, *_measures()))
         + f" FROM ev GROUP BY {', '.join(str(i) for i in range(1, len(H_DIMS) + 3))}), "
+        + f"s AS MATERIALIZED ({_slice_sums(_summed(), 'h')}), "
         + f"c AS MATERIALIZED ({_consumer_sums('ev')}), "
         + ", ".join(f"u{i} AS ({statement})" for i, statement in enumerate(STATEMENTS))
         + f" {answer}"

@@ -82,7 +82,7 @@ def _merge_sql(events: str) -> str:
     dims = list(zip(sql.DIMS, sql.DIM_SQL, strict=True))
     measures = sql._measures()
     tag = [("tag_key", "tag_key"), ("tag_value", "tag_value")]
-    summed = [(m, f"SUM({m})") for m, _ in measures]
+    summed = sql._summed()
     hourly_sql = sql._upsert(HOURLY, [("hour", "hour"), *tag, *dims], summed, source="h")
     daily_sql = sql._upsert(DAILY, [("day", DAY), *tag, *dims], summed, source="h")
     value = f"COALESCE(LEFT(ev.tags ->> k.key, {TAG_VALUE_LENGTH}), '{NO_TAG_VALUE}')"
@@ -107,8 +107,9 @@ def _merge_sql(events: str) -> str:
         f"{ADMISSION}, "
         f"h AS MATERIALIZED (SELECT {h} FROM g GROUP BY {positions}), "
         f"u0 AS ({hourly_sql}), u1 AS ({daily_sql}), "
-        f"u2 AS ({sql._slice_upsert(HOURLY_SLICES, ('hour', 'hour'), summed, 'h', TAG, TAG_SLICES)}), "
-        f"u3 AS ({sql._slice_upsert(DAILY_SLICES, ('day', DAY), summed, 'h', TAG, TAG_SLICES)}) "
+        f"s AS MATERIALIZED ({sql._slice_sums(summed, 'h', TAG, TAG_SLICES)}), "
+        f"u2 AS ({sql._slice_upsert(HOURLY_SLICES, ('hour', 'hour'), 's', TAG)}), "
+        f"u3 AS ({sql._slice_upsert(DAILY_SLICES, ('day', DAY), 's', TAG)}) "
         "SELECT COUNT(*) FROM ev"
     )
 
