@@ -172,3 +172,26 @@ def test_it_answers_503_with_retry_after_on_both_urls_when_the_database_is_unrea
     assert [a.status_code for a in answers] == [503, 503, 503]
     assert all(int(a.headers["Retry-After"]) > 0 for a in answers)
     assert answers[0].json() == {"detail": "storage is unavailable, retry later"}
+
+
+def test_it_redirects_plain_http_and_sends_hsts_over_https_as_django_does(world: World) -> None:
+    # An HTTPS-only deployment behind a TLS-terminating proxy: a client that posts over plain
+    # http is redirected as by Django's own middleware, and HTTPS answers carry HSTS.
+    env = {
+        "DATABASE_URL": worker.test_database_url(),
+        "COSTBOARD_PLAIN_HTTP": "0",
+        "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto: https",
+    }
+    auth = {"Authorization": f"Bearer {world.ingest.token}", "Content-Type": "application/json"}
+    with web_server(env, workers=1) as base, httpx.Client(base_url=base, timeout=30) as client:
+        plain = client.post(EVENTS, content=json.dumps(event(1)).encode(), headers=auth)
+        https = {**auth, "X-Forwarded-Proto": "https"}
+        secure = client.post(EVENTS, content=json.dumps(event(2)).encode(), headers=https)
+        page = client.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+    assert plain.status_code == 301
+    assert plain.headers["Location"] == f"https://{httpx.URL(base).netloc.decode()}{EVENTS}"
+    assert secure.status_code == 202
+    hsts = "max-age=31536000; includeSubDomains"
+    assert secure.headers["Strict-Transport-Security"] == hsts
+    assert page.headers["Strict-Transport-Security"] == hsts  # Django's own, for comparison
+    assert _stored(world) == ["evt-2"]
