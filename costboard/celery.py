@@ -33,6 +33,11 @@ app.conf.beat_schedule = {
         "task": "rollups.tasks.make_event_partitions",
         "schedule": crontab(minute=11, hour="*/6"),
     },
+    # Re-price previews nobody applied, a month after they were asked for.
+    "prune-reprice-previews": {
+        "task": "prices.tasks.prune_previews",
+        "schedule": crontab(minute=23, hour=4),
+    },
     # Whole months past the retention: detach and drop their partitions.
     "delete-expired-events": {
         "task": "rollups.tasks.delete_expired_events",

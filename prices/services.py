@@ -1,11 +1,12 @@
 """Re-price writes: ask for a preview and compute it (the worker), ask for a re-price
-(recorded, queued for the worker) and run it, and record one run from the command line."""
+(recorded, queued for the worker) and run it, record one run from the command line, and
+prune the previews nobody applied."""
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -16,7 +17,7 @@ from django.utils import timezone
 from audit.models import Action
 from audit.services import record
 from core.locks import try_xact_lock_pair, xact_lock_pair
-from prices.models import COMMAND_LINE, RepricePreview, RepriceRun, RepriceStatus, cell_data
+from prices.models import ACTIVE, COMMAND_LINE, RepricePreview, RepriceRun, RepriceStatus, cell_data
 from rollups import repricing
 from rollups.services import error_text
 from tenants.models import Tenant
@@ -32,6 +33,9 @@ RUN_LOCK_SPACE = 7_262_001
 PREVIEW_LOCK_SPACE = 7_262_002
 # A preview asked for again within this many seconds (same day, same prices) is the same one.
 PREVIEW_REUSE_SECONDS = 600
+# A preview nobody applied is kept this long after it was asked for (each holds a table of every
+# month and team it would change); one a run applied stays with the run, whose page shows both.
+PREVIEW_KEEP_DAYS = 30
 
 
 class RepriceError(repricing.RepriceRefused):
@@ -297,3 +301,12 @@ def _progress_of(run: RepriceRun) -> repricing.Progress:
 def _finish(run: RepricePreview | RepriceRun, status: RepriceStatus, error: str = "") -> None:
     run.status, run.error, run.finished_at = status, error[:2000], timezone.now()
     run.save()
+
+
+def prune_previews(tenant_id: int, now: datetime | None = None) -> int:
+    """Delete the tenant's finished previews asked for over PREVIEW_KEEP_DAYS ago that no run
+    applied; returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(days=PREVIEW_KEEP_DAYS)
+    old = RepricePreview.objects.for_tenant(tenant_id).filter(requested_at__lt=cutoff)
+    deleted, _ = old.exclude(status__in=ACTIVE).filter(runs__isnull=True).delete()
+    return deleted

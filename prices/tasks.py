@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from prices import services
+from tenants.models import Tenant
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -17,3 +18,9 @@ def reprice(tenant_id: int, run_id: int) -> str:
 def preview(tenant_id: int, preview_id: int) -> str:
     """Compute a re-price preview the page asked for; returns its status."""
     return str(services.run_preview(tenant_id, preview_id).status)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def prune_previews() -> int:
+    """Beat: every tenant's re-price previews past their keep that no run applied."""
+    return sum(services.prune_previews(pk) for pk in Tenant.objects.values_list("pk", flat=True))
