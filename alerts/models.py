@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.db import models
 
 from tenants.scoping import TenantOwned
@@ -25,9 +27,18 @@ class AlertChannel(TenantOwned):
 
     class Meta(TenantOwned.Meta):
         ordering = ["name"]
+        # `test_channel TENANT NAME` finds a channel by its name; the settings form says so
+        # first, this holds when two saves race.
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="channel_name_once_per_tenant")
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        """None here: Django's check reads the fail-closed default manager. The settings form
+        checks a name within its tenant (`ChannelForm.clean_name`), the database holds it."""
 
 
 class Severity(models.TextChoices):

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from functools import partial
 from typing import Any, TypedDict
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from alerts.delivery import attempt_delivery
 from alerts.models import Alert, AlertChannel, Delivery
@@ -72,12 +72,21 @@ def send_test_now(channel: AlertChannel) -> Delivery:
     return delivery
 
 
-@transaction.atomic
+class ChannelNameTaken(ValueError):
+    """Another channel of the tenant got this name since the form checked it."""
+
+
 def create_channel(channel: AlertChannel, *, actor: Actor = None) -> AlertChannel:
     """Store a validated, unsaved channel. The log keeps its kind, never its target: a Slack
-    or webhook URL is itself a secret."""
-    channel.save()
-    record(channel.tenant, actor, Action.CHANNEL_CREATED, channel.name, {"kind": channel.kind})
+    or webhook URL is itself a secret. ChannelNameTaken when a save of the same name won."""
+    try:
+        with transaction.atomic():
+            channel.save()
+            details = {"kind": channel.kind}
+            record(channel.tenant, actor, Action.CHANNEL_CREATED, channel.name, details)
+    except IntegrityError as exc:
+        channel.pk = None
+        raise ChannelNameTaken(f"There is already a channel named {channel.name!r}.") from exc
     return channel
 
 

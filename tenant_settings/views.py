@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from alerts.models import AlertChannel, Delivery
-from alerts.services import create_channel, delete_channel, send_test
+from alerts.services import ChannelNameTaken, create_channel, delete_channel, send_test
 from core.pages import Action, member_view, posted_action
 from tenant_settings.forms import ApiKeyForm, ChannelForm
 from tenant_settings.tag_dimensions import set_tags, tags_context
@@ -44,7 +44,11 @@ def _add_channel(request: HttpRequest, ctx: TenantContext) -> dict[str, Any] | N
     form = ChannelForm(request.POST, instance=AlertChannel(tenant=ctx.tenant))
     if not form.is_valid():
         return {"channel_form": form}
-    create_channel(form.save(commit=False), actor=request.user)
+    try:
+        create_channel(form.save(commit=False), actor=request.user)
+    except ChannelNameTaken as exc:
+        form.add_error("name", str(exc))
+        return {"channel_form": form}
     messages.success(request, f"Added channel {form.instance.name}.")
     return None
 

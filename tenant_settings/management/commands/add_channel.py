@@ -4,7 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from alerts.models import AlertChannel, ChannelKind
-from alerts.services import create_channel
+from alerts.services import ChannelNameTaken, create_channel
 from tenant_settings.forms import ChannelForm
 from tenants.management.commands._base import get_tenant
 
@@ -31,7 +31,10 @@ class Command(BaseCommand):
             raise CommandError(
                 "; ".join(_named(field, errors) for field, errors in form.errors.items())
             )
-        channel = create_channel(form.save(commit=False), actor="manage.py")
+        try:
+            channel = create_channel(form.save(commit=False), actor="manage.py")
+        except ChannelNameTaken as exc:
+            raise CommandError(_named("name", [exc])) from None
         self.stdout.write(f"added {channel.kind} channel {channel.name!r} to {tenant.slug}")
 
 
