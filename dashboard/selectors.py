@@ -144,7 +144,10 @@ def tops(
         # every dimension together, and each list is summed from those groups here (one
         # pass over the rollups, not one per list: a model family's page, 141 to ~70 ms).
         groups = list(rollups(tenant, span, teams, FULL).values(*fields).annotate(**sums))
-        return {dim: ranked(_regroup(groups, _fields(dim)), dim, teams, limit) for dim in dims}
+        return {
+            dim: ranked(_regroup(groups, _fields(dim), tuple(sums)), dim, teams, limit)
+            for dim in dims
+        }
     rows = rollups(tenant, span, teams, dims).values(*(["grouping"] if several else []), *fields)
     found: dict[str, list[dict[str, Any]]] = {dim: [] for dim in dims}
     for r in rows.annotate(**sums).order_by(F("c").desc(nulls_last=True)):
@@ -153,18 +156,20 @@ def tops(
     return {dim: ranked(found[dim], dim, teams, limit) for dim in dims}
 
 
-def _regroup(groups: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
-    """`groups`' sums (see `top_sums`) added up per value of `keys`, largest spend first;
-    values spent on only before the period are left out, as the one-list query does."""
+def _regroup(
+    groups: list[dict[str, Any]], keys: list[str], sums: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """`groups`' `sums` (see `top_sums`; None where no row had any) added up per value of
+    `keys`, largest spend first; values spent on only before the period are left out, as
+    the one-list query does."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for g in groups:
-        row = merged.setdefault(tuple(g[k] for k in keys), {k: g[k] for k in keys})
-        for name in ("c", "n", "t", "p"):
+        empty = {**{k: g[k] for k in keys}, **dict.fromkeys(sums)}
+        row = merged.setdefault(tuple(g[k] for k in keys), empty)
+        for name in sums:
             if g[name] is not None:
-                row[name] = row.get(name, 0) + g[name]
-    spent = [r for r in merged.values() if r.get("c") is not None]
-    for r in spent:
-        r.setdefault("p", None)
+                row[name] = (row[name] or 0) + g[name]
+    spent = [r for r in merged.values() if r["c"] is not None]
     return sorted(spent, key=lambda r: r["c"], reverse=True)
 
 

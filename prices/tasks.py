@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from prices import services
-from tenants.models import Tenant
+from rollups.services import all_tenant_ids
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -23,4 +23,4 @@ def preview(tenant_id: int, preview_id: int) -> str:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def prune_previews() -> int:
     """Beat: every tenant's re-price previews past their keep that no run applied."""
-    return sum(services.prune_previews(pk) for pk in Tenant.objects.values_list("pk", flat=True))
+    return sum(services.prune_previews(pk) for pk in all_tenant_ids())

@@ -134,10 +134,7 @@ SLICE_KEYS = ("grouping", *(n for n, _, _ in SLICE_DIMS), "environment")
 
 
 def _slice_sums(
-    measures: list[tuple[str, str]],
-    source: str,
-    extra: tuple[str, ...] = (),
-    slices: dict[str, tuple[str, ...]] = SLICES,
+    source: str, extra: tuple[str, ...] = (), slices: dict[str, tuple[str, ...]] = SLICES
 ) -> str:
     """Every slice of the merge's grouped events per hour in one pass: GROUPING SETS, two
     sets per slice. Computed once; the hourly and the daily slices are both summed from it.
@@ -166,7 +163,7 @@ def _slice_sums(
     return (
         f"SELECT tenant_id, hour, {kept}CASE GROUPING({exprs}) {label} END AS grouping, "  # noqa: S608
         f"{dims}, COALESCE(environment, '{ALL_ENVIRONMENTS}') AS environment, "
-        f"{', '.join(f'{e} AS {m}' for m, e in measures)} "
+        f"{', '.join(f'{e} AS {m}' for m, e in _summed())} "
         f"FROM {source} GROUP BY tenant_id, hour, {kept}GROUPING SETS ({sets})"
     )
 
@@ -263,7 +260,7 @@ def _merge_sql(events: str, answer: str) -> str:
         "h AS MATERIALIZED (SELECT tenant_id, hour, "
         + ", ".join(f"{expr} AS {name}" for name, expr in (*H_DIMS, *_measures()))
         + f" FROM ev GROUP BY {', '.join(str(i) for i in range(1, len(H_DIMS) + 3))}), "
-        + f"s AS MATERIALIZED ({_slice_sums(_summed(), 'h')}), "
+        + f"s AS MATERIALIZED ({_slice_sums('h')}), "
         + f"c AS MATERIALIZED ({_consumer_sums('ev')}), "
         + ", ".join(f"u{i} AS ({statement})" for i, statement in enumerate(STATEMENTS))
         + f" {answer}"

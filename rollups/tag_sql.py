@@ -107,7 +107,7 @@ def _merge_sql(events: str) -> str:
         f"{ADMISSION}, "
         f"h AS MATERIALIZED (SELECT {h} FROM g GROUP BY {positions}), "
         f"u0 AS ({hourly_sql}), u1 AS ({daily_sql}), "
-        f"s AS MATERIALIZED ({sql._slice_sums(summed, 'h', TAG, TAG_SLICES)}), "
+        f"s AS MATERIALIZED ({sql._slice_sums('h', TAG, TAG_SLICES)}), "
         f"u2 AS ({sql._slice_upsert(HOURLY_SLICES, ('hour', 'hour'), 's', TAG)}), "
         f"u3 AS ({sql._slice_upsert(DAILY_SLICES, ('day', DAY), 's', TAG)}) "
         "SELECT COUNT(*) FROM ev"
